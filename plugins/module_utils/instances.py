@@ -1,0 +1,84 @@
+# -*- coding: utf-8 -*-
+# Copyright: cloudsec.guardduty contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+"""Finding the batch's instances: validate ids, describe them in as few calls as possible, and say
+clearly which ones cannot be worked on and why. Every module that takes `instance_ids` starts here.
+"""
+
+import re
+
+from ansible_collections.amazon.aws.plugins.module_utils.botocore import is_boto3_error_code
+from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry
+
+INSTANCE_ID = re.compile(r"^i-(?:[0-9a-f]{8}|[0-9a-f]{17})$")
+DESCRIBE_BATCH = 200  # ids per DescribeInstances call: well under the API's request-size limits
+GONE_STATES = ("shutting-down", "terminated")
+
+
+class InstanceProblem(Exception):
+    """One instance cannot be worked on; the message names the instance, the action and the cause."""
+
+    def __init__(self, instance_id, action, message, code=None):
+        self.instance_id = instance_id
+        self.action = action
+        self.code = code
+        super().__init__(f"{instance_id}: {action}: {message}" + (f" ({code})" if code else ""))
+
+    def as_dict(self):
+        return {"instance_id": self.instance_id, "action": self.action, "code": self.code, "message": str(self)}
+
+
+def split_instance_ids(instance_ids):
+    """(valid ids without duplicates, in order; {bad id: reason})."""
+    valid, bad = [], {}
+    for raw in instance_ids or []:
+        value = str(raw).strip()
+        if not INSTANCE_ID.match(value):
+            bad[value] = "malformed instance id: expected i- followed by 8 or 17 hexadecimal characters"
+        elif value not in valid:
+            valid.append(value)
+    return valid, bad
+
+
+@AWSRetry.jittered_backoff(retries=10, delay=0.5, max_delay=20)
+def _describe_instances_page(client, **kwargs):
+    return client.describe_instances(**kwargs)
+
+
+def describe_instances(client, instance_ids):
+    """({instance_id: instance}, {instance_id: reason}) for the ids, batched.
+
+    An unknown id in a batch makes DescribeInstances fail the whole call, so the batch is described by
+    filter (which ignores unknown ids) and whatever is missing is reported as not found.
+    """
+    found, missing = {}, {}
+    for start in range(0, len(instance_ids), DESCRIBE_BATCH):
+        chunk = instance_ids[start:start + DESCRIBE_BATCH]
+        kwargs = {"Filters": [{"Name": "instance-id", "Values": chunk}]}
+        while True:
+            page = _describe_instances_page(client, **kwargs)
+            for reservation in page.get("Reservations", []):
+                for instance in reservation.get("Instances", []):
+                    found[instance["InstanceId"]] = instance
+            if not page.get("NextToken"):
+                break
+            kwargs["NextToken"] = page["NextToken"]
+    for instance_id in instance_ids:
+        if instance_id not in found:
+            missing[instance_id] = "instance not found in this account and region"
+        elif found[instance_id]["State"]["Name"] in GONE_STATES:
+            missing[instance_id] = f"instance is {found[instance_id]['State']['Name']}"
+            del found[instance_id]
+    return found, missing
+
+
+def error_code(exc):
+    """AWS's error code of a botocore ClientError, or the exception's class name."""
+    response = getattr(exc, "response", None) or {}
+    return response.get("Error", {}).get("Code") or type(exc).__name__
+
+
+def is_access_denied(exc):
+    codes = ["UnauthorizedOperation", "AccessDenied", "AccessDeniedException"]
+    return isinstance(exc, is_boto3_error_code(codes, e=exc))

@@ -1,0 +1,134 @@
+"""Fault injection: EC2-like token buckets, random throttling and 5xx, forced errors.
+
+EC2 throttles per account and region with a token bucket per action category: a bucket of
+capacity C refilled at R tokens a second, one token a call, `RequestLimitExceeded` when empty.
+Defaults follow EC2's documented buckets: mutating 200 / 5 per s, describes 100 / 20 per s.
+"""
+
+import random
+import threading
+import time
+
+from tests.lab import protocol
+
+DEFAULT_BUCKETS = {"mutating": [200, 5.0], "describe": [100, 20.0]}
+NON_MUTATING_PREFIXES = ("Describe", "Get", "List")
+
+
+def category(action):
+    return "describe" if action.startswith(NON_MUTATING_PREFIXES) else "mutating"
+
+
+class TokenBucket:
+    def __init__(self, capacity, refill_per_second, clock=time.monotonic):
+        self.capacity = float(capacity)
+        self.refill = float(refill_per_second)
+        self.tokens = float(capacity)
+        self.clock = clock
+        self.stamp = clock()
+
+    def take(self):
+        now = self.clock()
+        self.tokens = min(self.capacity, self.tokens + (now - self.stamp) * self.refill)
+        self.stamp = now
+        if self.tokens >= 1.0:
+            self.tokens -= 1.0
+            return True
+        return False
+
+
+class Faults:
+    """The fault configuration of a run; `configure` replaces it whole."""
+
+    def __init__(self, config=None):
+        self._lock = threading.Lock()
+        self.configure(config or {})
+
+    def configure(self, config):
+        with self._lock:
+            self.config = {
+                "seed": config.get("seed", 0),
+                "throttle_rate": float(config.get("throttle_rate", 0.0)),
+                "error_rate": float(config.get("error_rate", 0.0)),
+                "token_buckets": self._buckets_config(config.get("token_buckets")),
+                "forced": [dict(f, used=0) for f in config.get("forced", [])],
+                "services": config.get("services"),
+            }
+            self._random = random.Random(self.config["seed"])
+            self._buckets = {}
+            self.counts = {"throttled": 0, "server_error": 0, "forced": 0, "bucket_throttled": 0}
+
+    @staticmethod
+    def _buckets_config(value):
+        if not value:
+            return None
+        if value is True:
+            return {k: list(v) for k, v in DEFAULT_BUCKETS.items()}
+        merged = {k: list(v) for k, v in DEFAULT_BUCKETS.items()}
+        merged.update({k: list(v) for k, v in value.items()})
+        return merged
+
+    def describe(self):
+        with self._lock:
+            cfg = dict(self.config)
+            cfg["forced"] = [dict(f) for f in cfg["forced"]]
+            cfg["counts"] = dict(self.counts)
+            return cfg
+
+    def check(self, req):
+        """None, or (status, code, message, kind) for the error to answer instead of AWS."""
+        if not req.action:
+            return None
+        with self._lock:
+            for forced in self.config["forced"]:
+                if self._matches(forced, req):
+                    forced["used"] += 1
+                    self.counts["forced"] += 1
+                    message = forced.get("message") or _default_message(forced["code"], req)
+                    return int(forced.get("status", 400)), forced["code"], message, "forced"
+            services = self.config["services"]
+            if services and req.service not in services:
+                return None
+            buckets = self.config["token_buckets"]
+            if buckets:
+                cat = category(req.action)
+                key = (req.account, req.region, req.service, cat)
+                bucket = self._buckets.get(key)
+                if bucket is None:
+                    bucket = self._buckets[key] = TokenBucket(*buckets[cat])
+                if not bucket.take():
+                    self.counts["bucket_throttled"] += 1
+                    return (*protocol.throttling_code(req), "bucket")
+            roll = self._random.random()
+            if roll < self.config["throttle_rate"]:
+                self.counts["throttled"] += 1
+                return (*protocol.throttling_code(req), "throttle")
+            if roll < self.config["throttle_rate"] + self.config["error_rate"]:
+                self.counts["server_error"] += 1
+                return (*protocol.server_error_code(req), "server_error")
+        return None
+
+    @staticmethod
+    def _matches(forced, req):
+        if forced.get("count") is not None and forced["used"] >= int(forced["count"]):
+            return False
+        if forced.get("action") and forced["action"] != req.action:
+            return False
+        if forced.get("service") and forced["service"] != req.service:
+            return False
+        if forced.get("account") and forced["account"] != req.account:
+            return False
+        if forced.get("region") and forced["region"] != req.region:
+            return False
+        return req.mentions(forced.get("resource"))
+
+
+def _default_message(code, req):
+    if code == "UnauthorizedOperation":
+        return "You are not authorized to perform this operation."
+    if code in ("AccessDenied", "AccessDeniedException"):
+        return (
+            f"User: arn:aws:iam::{req.account}:user/lab is not authorized to perform: "
+            f"{req.signing_name or req.service}:{req.action}"
+        )
+    return f"Injected {code} for {req.action}"

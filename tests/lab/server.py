@@ -1,0 +1,177 @@
+"""The lab: moto's server behind a front door that journals, injects faults and adds what moto lacks.
+
+Control endpoints (JSON), for tests and benchmarks:
+  GET    /_lab/health                  {"ready": true}
+  GET    /_lab/journal?since=N         {"entries": [...]} every request after sequence N
+  DELETE /_lab/journal                 forget the journal
+  GET    /_lab/faults                  the fault configuration and counts
+  POST   /_lab/faults                  replace it (see tests/lab/faults.py)
+  POST   /_lab/reset                   {"scenario": NAME} reset every backend and load NAME
+  GET    /_lab/scenario                what the loaded scenario created (ids by name)
+  POST   /_lab/clock                   {"advance": SECONDS} move the lab's clock forward
+"""
+
+import json
+import threading
+import time
+
+from moto.iam.models import get_account_id_from
+from moto.moto_api._internal.models import moto_api_backend
+from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
+from werkzeug.serving import make_server
+
+from tests.lab import ec2_fixes, protocol
+from tests.lab.faults import Faults
+from tests.lab.guardduty import GuardDutyLab
+from tests.lab.journal import Journal
+
+
+class LabClock:
+    """Wall time plus an offset tests can advance (the 1-hour scan rule, `updated since`)."""
+
+    def __init__(self):
+        self.offset = 0.0
+
+    def now(self):
+        return time.time() + self.offset
+
+    def advance(self, seconds):
+        self.offset += float(seconds)
+
+
+class Lab:
+    def __init__(self, faults=None):
+        ec2_fixes.apply()
+        self.moto = DomainDispatcherApplication(create_backend_app)
+        self.journal = Journal()
+        self.faults = Faults(faults)
+        self.clock = LabClock()
+        self.guardduty = GuardDutyLab(self.clock)
+        self.scenario_name = None
+        self.scenario = {}
+        self.endpoint = None
+        self._reset_lock = threading.Lock()
+
+    # -- WSGI ---------------------------------------------------------------------------------
+    def __call__(self, environ, start_response):
+        path = environ.get("PATH_INFO", "")
+        if path.startswith("/_lab/"):
+            return self._control(environ, start_response)
+        started = time.time()
+        req = protocol.read_request(environ)
+        req.account = get_account_id_from(req.access_key) if req.access_key else ""
+        fault = self.faults.check(req)
+        if fault is not None:
+            status, code, message, kind = fault
+            status, headers, body = protocol.error_response(req, status, code, message)
+            self.journal.record(req, status, code, started, injected=kind)
+            return _respond(start_response, status, headers, body)
+        if self.guardduty.handles(req):
+            status, headers, body, code = self.guardduty.handle(req)
+            self.journal.record(req, status, code, started)
+            return _respond(start_response, status, headers, body)
+        captured = {}
+
+        def capture(status_line, headers, exc_info=None):
+            captured["status"] = int(status_line.split()[0])
+            return start_response(status_line, headers, exc_info)
+
+        chunks = list(self.moto(environ, capture))
+        status = captured.get("status", 500)
+        code = _error_code(b"".join(chunks)) if status >= 400 else None
+        self.journal.record(req, status, code, started)
+        return chunks
+
+    # -- control ------------------------------------------------------------------------------
+    def _control(self, environ, start_response):
+        method = environ.get("REQUEST_METHOD", "GET")
+        path = environ["PATH_INFO"]
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+        raw = environ["wsgi.input"].read(length) if length else b""
+        data = json.loads(raw or b"{}")
+        query = dict(p.split("=", 1) for p in environ.get("QUERY_STRING", "").split("&") if "=" in p)
+        if path == "/_lab/health":
+            out = {"ready": True, "scenario": self.scenario_name}
+        elif path == "/_lab/journal" and method == "GET":
+            out = {"entries": self.journal.entries(int(query.get("since", 0)))}
+        elif path == "/_lab/journal" and method == "DELETE":
+            self.journal.clear()
+            out = {"cleared": True}
+        elif path == "/_lab/faults" and method == "POST":
+            self.faults.configure(data)
+            out = self.faults.describe()
+        elif path == "/_lab/faults":
+            out = self.faults.describe()
+        elif path == "/_lab/reset" and method == "POST":
+            self.reset(data.get("scenario"), data.get("options") or {})
+            out = {"scenario": self.scenario_name, "resources": self.scenario}
+        elif path == "/_lab/scenario":
+            out = {"scenario": self.scenario_name, "resources": self.scenario}
+        elif path == "/_lab/clock" and method == "POST":
+            self.clock.advance(data.get("advance", 0))
+            out = {"now": self.clock.now()}
+        else:
+            return _respond(start_response, 404, [("Content-Type", "application/json")], b'{"error": "not found"}')
+        return _respond(start_response, 200, [("Content-Type", "application/json")], json.dumps(out, default=str).encode())
+
+    # -- state --------------------------------------------------------------------------------
+    def reset(self, scenario_name=None, options=None):
+        from tests.lab import scenario  # loads through the lab's own HTTP endpoint
+
+        with self._reset_lock:
+            saved = self.faults.describe()
+            self.faults.configure({})  # a scenario loads without faults
+            moto_api_backend.reset()
+            self.guardduty.reset()
+            self.clock.offset = 0.0
+            self.scenario = {}
+            self.scenario_name = scenario_name
+            if scenario_name:
+                self.scenario = scenario.load(self, scenario_name, options or {})
+            self.journal.clear()
+            saved.pop("counts", None)
+            self.faults.configure(saved)
+
+
+def _respond(start_response, status, headers, body):
+    reason = {200: "OK", 400: "Bad Request", 403: "Forbidden", 404: "Not Found", 429: "Too Many Requests",
+              500: "Internal Server Error", 503: "Service Unavailable"}.get(status, "Error")
+    start_response(f"{status} {reason}", list(headers) + [("Content-Length", str(len(body)))])
+    return [body]
+
+
+def _error_code(body):
+    text = body.decode("utf-8", "replace")
+    for start, end in (("<Code>", "</Code>"),):
+        if start in text:
+            return text.split(start, 1)[1].split(end, 1)[0]
+    try:
+        data = json.loads(text)
+        return data.get("__type") or data.get("code") or data.get("Code")
+    except ValueError:
+        return None
+
+
+class QuietRequestHandler(MotoRequestHandler):
+    """The journal is the lab's log; werkzeug's per-request line would drown the test output."""
+
+    def log_request(self, code="-", size="-"):
+        pass
+
+
+def serve(port, scenario_name=None, faults=None, host="127.0.0.1", ready=None):
+    """Run the lab in the foreground until interrupted."""
+    lab = Lab(faults)
+    server = make_server(host, port, lab, threaded=True, request_handler=QuietRequestHandler)
+    lab.endpoint = f"http://{host}:{server.server_port}"
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    lab.reset(scenario_name)
+    if ready:
+        ready(lab)
+    print(f"LAB READY {lab.endpoint}", flush=True)
+    try:
+        thread.join()
+    except KeyboardInterrupt:
+        server.shutdown()
+    return lab
