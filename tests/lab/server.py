@@ -20,7 +20,7 @@ from moto.moto_api._internal.models import moto_api_backend
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
 from werkzeug.serving import make_server
 
-from tests.lab import ec2_fixes, protocol
+from tests.lab import fixes, protocol
 from tests.lab.faults import Faults
 from tests.lab.guardduty import GuardDutyLab
 from tests.lab.journal import Journal
@@ -41,7 +41,7 @@ class LabClock:
 
 class Lab:
     def __init__(self, faults=None):
-        ec2_fixes.apply()
+        fixes.apply_all()
         self.moto = DomainDispatcherApplication(create_backend_app)
         self.journal = Journal()
         self.faults = Faults(faults)

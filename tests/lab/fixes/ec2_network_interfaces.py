@@ -1,7 +1,4 @@
-"""Where moto's EC2 differs from AWS in ways this collection depends on, make it behave like AWS.
-
-Each fix names the AWS behaviour; tests/lab_tests/test_ec2_fixes.py states it as a test.
-"""
+"""EC2 network interfaces and console: security-group sets as AWS keeps them, GetConsoleScreenshot."""
 
 import base64
 import struct
@@ -11,9 +8,6 @@ from moto.core.responses import ActionResult
 from moto.ec2.models.elastic_network_interfaces import NetworkInterface
 from moto.ec2.models.instances import Instance
 from moto.ec2.responses.general import General
-
-_applied = False
-
 
 def _eni_group_set(self):
     # AWS: an ENI's security groups are exactly the set last given to it (at launch, by
@@ -69,10 +63,6 @@ def _get_console_screenshot(self):
 
 
 def apply():
-    global _applied
-    if _applied:
-        return
     NetworkInterface.group_set = property(_eni_group_set)
     Instance.security_groups = property(_instance_groups_get, _instance_groups_set)
     General.get_console_screenshot = _get_console_screenshot
-    _applied = True
