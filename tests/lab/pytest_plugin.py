@@ -13,6 +13,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.error
 import urllib.request
 
 import boto3
@@ -36,8 +37,11 @@ class LabClient:
         body = json.dumps(data).encode() if data is not None else None
         request = urllib.request.Request(self.endpoint + path, data=body, method=method,
                                          headers={"Content-Type": "application/json"})
-        with urllib.request.urlopen(request, timeout=600) as response:
-            return json.loads(response.read())
+        try:
+            with urllib.request.urlopen(request, timeout=600) as response:
+                return json.loads(response.read())
+        except urllib.error.HTTPError as exc:
+            raise RuntimeError(f"lab {method} {path} failed: {exc.read().decode(errors='replace')[-3000:]}") from None
 
     def reset(self, scenario="demo", faults=None, **options):
         self.faults({})

@@ -8,6 +8,8 @@ The returned map gives every created id by the scenario's names; `instances` ind
 name across accounts and regions.
 """
 
+import ipaddress
+import itertools
 import pathlib
 from concurrent.futures import ThreadPoolExecutor
 
@@ -150,7 +152,8 @@ def _create_vpc(ec2, out, name, spec, region):
         kwargs = {"VpcId": vpc_id, "CidrBlock": subnet_spec["cidr"],
                   "AvailabilityZone": subnet_spec.get("az", f"{region}a")}
         if ipv6_block and subnet_spec.get("ipv6", True):
-            kwargs["Ipv6CidrBlock"] = ipv6_block.replace("::/56", f"{index:02x}::/64")
+            kwargs["Ipv6CidrBlock"] = str(next(itertools.islice(
+                ipaddress.IPv6Network(ipv6_block).subnets(new_prefix=64), index, None)))
         subnet_id = ec2.create_subnet(**kwargs)["Subnet"]["SubnetId"]
         out["subnets"][subnet_name] = subnet_id
     for group_name, group_spec in (spec.get("security_groups") or {}).items():
@@ -194,8 +197,9 @@ def _create_instance(ec2, elbv2, elb, asg, out, region, name, spec):
     for i in range(int(spec.get("volumes", 1)) - 1):
         volumes.append({"DeviceName": f"/dev/sd{chr(ord('f') + i)}",
                         "Ebs": {"VolumeSize": 10, "DeleteOnTermination": bool(spec.get("delete_on_termination", True))}})
+    primary = {k: v for k, v in interfaces[0].items() if k != "Ipv6AddressCount"}
     kwargs = {"ImageId": AMI, "InstanceType": spec.get("type", "t3.micro"), "MinCount": 1, "MaxCount": 1,
-              "NetworkInterfaces": interfaces[:1], "BlockDeviceMappings": volumes,
+              "NetworkInterfaces": [primary], "BlockDeviceMappings": volumes,
               "TagSpecifications": [{"ResourceType": "instance",
                                      "Tags": [{"Key": "Name", "Value": name}]
                                      + [{"Key": k, "Value": str(v)} for k, v in (spec.get("tags") or {}).items()]}]}
@@ -211,6 +215,10 @@ def _create_instance(ec2, elbv2, elb, asg, out, region, name, spec):
             create["Ipv6AddressCount"] = nic["Ipv6AddressCount"]
         eni_id = ec2.create_network_interface(**create)["NetworkInterface"]["NetworkInterfaceId"]
         ec2.attach_network_interface(NetworkInterfaceId=eni_id, InstanceId=instance_id, DeviceIndex=index)
+    if interfaces[0].get("Ipv6AddressCount"):
+        # moto ignores a per-interface Ipv6AddressCount at launch; AssignIpv6Addresses is the same end state.
+        ec2.assign_ipv6_addresses(NetworkInterfaceId=instance["NetworkInterfaces"][0]["NetworkInterfaceId"],
+                                  Ipv6AddressCount=interfaces[0]["Ipv6AddressCount"])
     result = {"id": instance_id}
     described = ec2.describe_instances(InstanceIds=[instance_id])["Reservations"][0]["Instances"][0]
     result["enis"] = [n["NetworkInterfaceId"] for n in sorted(described["NetworkInterfaces"],

@@ -9,11 +9,13 @@ Control endpoints (JSON), for tests and benchmarks:
   POST   /_lab/reset                   {"scenario": NAME} reset every backend and load NAME
   GET    /_lab/scenario                what the loaded scenario created (ids by name)
   POST   /_lab/clock                   {"advance": SECONDS} move the lab's clock forward
+  GET    /_lab/guardduty?account=A&region=R   the GuardDuty findings and scans the lab holds there
 """
 
 import json
 import threading
 import time
+import traceback
 
 from moto.iam.models import get_account_id_from
 from moto.moto_api._internal.models import moto_api_backend
@@ -56,7 +58,11 @@ class Lab:
     def __call__(self, environ, start_response):
         path = environ.get("PATH_INFO", "")
         if path.startswith("/_lab/"):
-            return self._control(environ, start_response)
+            try:
+                return self._control(environ, start_response)
+            except Exception:  # the test that asked should see why, not a bare 500
+                body = json.dumps({"error": traceback.format_exc()}).encode()
+                return _respond(start_response, 500, [("Content-Type", "application/json")], body)
         started = time.time()
         req = protocol.read_request(environ)
         req.account = get_account_id_from(req.access_key) if req.access_key else ""
@@ -110,6 +116,8 @@ class Lab:
         elif path == "/_lab/clock" and method == "POST":
             self.clock.advance(data.get("advance", 0))
             out = {"now": self.clock.now()}
+        elif path == "/_lab/guardduty":
+            out = self.guardduty.snapshot(query.get("account", ""), query.get("region", ""))
         else:
             return _respond(start_response, 404, [("Content-Type", "application/json")], b'{"error": "not found"}')
         return _respond(start_response, 200, [("Content-Type", "application/json")], json.dumps(out, default=str).encode())

@@ -1,0 +1,205 @@
+"""The lab itself: scenarios, accounts, the journal and each fault mode."""
+
+import json
+import subprocess
+import sys
+import time
+import urllib.request
+
+import botocore.exceptions
+import pytest
+from botocore.config import Config
+
+from tests.lab.faults import TokenBucket
+from tests.lab.pytest_plugin import REPO
+
+
+def test_lab_command_prints_ready_line_and_serves_only_loopback(tmp_path):
+    proc = subprocess.Popen([sys.executable, "-m", "tests.lab", "--port", "0", "--scenario", "empty"],
+                            cwd=str(REPO), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        line = ""
+        deadline = time.time() + 60
+        while "LAB READY" not in line and time.time() < deadline:
+            line = proc.stdout.readline()
+        assert line.startswith("LAB READY http://127.0.0.1:")
+        endpoint = line.split()[-1]
+        with urllib.request.urlopen(endpoint + "/_lab/health", timeout=10) as response:
+            assert json.loads(response.read())["ready"] is True
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+def test_demo_scenario_spans_two_accounts_and_two_regions(demo):
+    accounts = demo.resources["accounts"]
+    assert set(accounts) == {"123456789012", "111122223333"}
+    for account in accounts.values():
+        assert set(account["regions"]) == {"us-east-1", "eu-west-1"}
+    worker = demo.instance("worker-1")
+    assert worker["account"] == "111122223333"
+    # The member account's instance is visible there, and only there.
+    member = demo.client("ec2", account="111122223333")
+    ids = [i["InstanceId"] for r in member.describe_instances()["Reservations"] for i in r["Instances"]]
+    assert worker["id"] in ids
+    admin_ids = [i["InstanceId"] for r in demo.client("ec2").describe_instances()["Reservations"]
+                 for i in r["Instances"]]
+    assert worker["id"] not in admin_ids
+
+
+def test_demo_instances_have_the_shapes_the_scenario_asks_for(demo):
+    ec2 = demo.client("ec2")
+    web = demo.instance("web-1")
+    instance = ec2.describe_instances(InstanceIds=[web["id"]])["Reservations"][0]["Instances"][0]
+    assert instance["IamInstanceProfile"]["Arn"].endswith("instance-profile/web-role")
+    assert len(instance["BlockDeviceMappings"]) == 2
+    assert instance["NetworkInterfaces"][0]["Ipv6Addresses"]
+    assert instance["NetworkInterfaces"][0]["Association"]["PublicIp"] == web["public_ip"]
+    app = demo.instance("app-1")
+    enis = ec2.describe_network_interfaces(NetworkInterfaceIds=app["enis"])["NetworkInterfaces"]
+    assert len({e["VpcId"] for e in enis}) == 2
+    asg = demo.client("autoscaling").describe_auto_scaling_instances(InstanceIds=[web["id"]])
+    assert asg["AutoScalingInstances"][0]["AutoScalingGroupName"] == "web-asg"
+    tg = demo.resources["accounts"]["123456789012"]["regions"]["us-east-1"]["target_groups"]["web-tg"]
+    health = demo.client("elbv2").describe_target_health(TargetGroupArn=tg)
+    assert [t["Target"]["Id"] for t in health["TargetHealthDescriptions"]] == [web["id"]]
+
+
+def test_journal_records_each_request_in_order_with_account_region_and_parameters(demo):
+    since = demo.mark()
+    web = demo.instance("web-1")
+    demo.client("ec2").describe_instances(InstanceIds=[web["id"]])
+    demo.client("ec2", account="111122223333", region="eu-west-1").describe_vpcs()
+    entries = demo.journal(since)
+    actions = [(e["account"], e["region"], e["service"], e["action"]) for e in entries if e["service"] == "ec2"]
+    assert actions == [("123456789012", "us-east-1", "ec2", "DescribeInstances"),
+                       ("111122223333", "eu-west-1", "ec2", "DescribeVpcs")]
+    first = [e for e in entries if e["action"] == "DescribeInstances"][0]
+    assert first["params"]["InstanceId.1"] == web["id"]
+    assert first["outcome"] == "ok" and first["status"] == 200
+    assert entries == sorted(entries, key=lambda e: e["seq"])
+
+
+def test_journal_names_rest_json_operations_and_records_errors(demo):
+    since = demo.mark()
+    gd = demo.client("guardduty")
+    gd.list_detectors()
+    with pytest.raises(botocore.exceptions.ClientError):
+        demo.client("ec2").describe_instances(InstanceIds=["i-0123456789abcdef0"])
+    entries = demo.journal(since)
+    assert [e["action"] for e in entries if e["service"] == "guardduty"] == ["ListDetectors"]
+    failed = [e for e in entries if e["action"] == "DescribeInstances"][0]
+    assert failed["outcome"] == "InvalidInstanceID.NotFound" and failed["status"] == 400
+
+
+def test_journal_never_keeps_user_data(demo):
+    since = demo.mark()
+    ec2 = demo.client("ec2")
+    subnet = demo.resources["accounts"]["123456789012"]["regions"]["us-east-1"]["subnets"]["app-a"]
+    ec2.run_instances(ImageId="ami-12c6146b", MinCount=1, MaxCount=1, SubnetId=subnet, UserData="password=hunter2")
+    run = demo.journal(since, action="RunInstances")[0]
+    assert "hunter2" not in json.dumps(run)
+    assert not any(k.startswith("UserData") for k in run["params"])
+
+
+def _no_retry_client(lab, service, region="us-east-1"):
+    import boto3
+
+    return boto3.client(service, region_name=region, endpoint_url=lab.endpoint,
+                        config=Config(retries={"mode": "standard", "total_max_attempts": 1}),
+                        aws_access_key_id="testing", aws_secret_access_key="testing")
+
+
+def test_forced_error_for_a_named_action_and_resource(demo):
+    web, app = demo.instance("web-1"), demo.instance("app-1")
+    demo.faults({"forced": [{"action": "DescribeInstances", "resource": web["id"], "code": "UnauthorizedOperation",
+                             "status": 403}]})
+    ec2 = _no_retry_client(demo, "ec2")
+    with pytest.raises(botocore.exceptions.ClientError) as denied:
+        ec2.describe_instances(InstanceIds=[web["id"]])
+    assert denied.value.response["Error"]["Code"] == "UnauthorizedOperation"
+    assert ec2.describe_instances(InstanceIds=[app["id"]])["Reservations"]
+    entry = demo.journal(action="DescribeInstances")[-2]
+    assert entry["injected"] == "forced" and entry["outcome"] == "UnauthorizedOperation"
+
+
+def test_forced_error_count_limits_how_often_it_fires(demo):
+    demo.faults({"forced": [{"action": "DescribeVpcs", "code": "InternalError", "status": 500, "count": 1}]})
+    ec2 = _no_retry_client(demo, "ec2")
+    with pytest.raises(botocore.exceptions.ClientError):
+        ec2.describe_vpcs()
+    assert ec2.describe_vpcs()["Vpcs"]
+    assert demo.faults()["counts"]["forced"] == 1
+
+
+def test_forced_access_denied_on_a_json_protocol_names_the_action(demo):
+    demo.faults({"forced": [{"service": "guardduty", "action": "ListDetectors", "code": "AccessDeniedException",
+                             "status": 403}]})
+    gd = _no_retry_client(demo, "guardduty")
+    with pytest.raises(botocore.exceptions.ClientError) as denied:
+        gd.list_detectors()
+    assert denied.value.response["Error"]["Code"] == "AccessDeniedException"
+    assert "guardduty:ListDetectors" in denied.value.response["Error"]["Message"]
+
+
+@pytest.mark.parametrize("service,call,code", [
+    ("ec2", lambda c: c.describe_vpcs(), "RequestLimitExceeded"),
+    ("sts", lambda c: c.get_caller_identity(), "Throttling"),
+    ("guardduty", lambda c: c.list_detectors(), "TooManyRequestsException"),
+])
+def test_random_throttling_uses_each_protocols_code(demo, service, call, code):
+    demo.faults({"throttle_rate": 1.0})
+    client = _no_retry_client(demo, service)
+    with pytest.raises(botocore.exceptions.ClientError) as throttled:
+        call(client)
+    assert throttled.value.response["Error"]["Code"] == code
+
+
+def test_random_faults_hit_at_the_configured_rates_and_botocore_retries_through_them(demo):
+    demo.faults({"throttle_rate": 0.10, "error_rate": 0.02, "seed": 7})
+    ec2 = demo.client("ec2")  # standard retry mode, 10 attempts
+    for _ in range(200):
+        ec2.describe_vpcs()
+    counts = demo.faults()["counts"]
+    calls = 200 + counts["throttled"] + counts["server_error"]
+    assert 0.05 < counts["throttled"] / calls < 0.16
+    assert 0.003 < counts["server_error"] / calls < 0.05
+    failures = [e for e in demo.journal(action="DescribeVpcs") if e["injected"]]
+    assert {e["outcome"] for e in failures} <= {"RequestLimitExceeded", "InternalError"}
+
+
+def test_token_bucket_throttles_mutating_calls_beyond_capacity_then_refills(demo):
+    demo.faults({"token_buckets": {"mutating": [5, 2.0], "describe": [1000, 1000]}})
+    ec2 = _no_retry_client(demo, "ec2")
+    outcomes = []
+    for _ in range(8):
+        try:
+            ec2.create_tags(Resources=[demo.instance("web-1")["id"]], Tags=[{"Key": "k", "Value": "v"}])
+            outcomes.append("ok")
+        except botocore.exceptions.ClientError as exc:
+            outcomes.append(exc.response["Error"]["Code"])
+    assert outcomes[:5] == ["ok"] * 5
+    assert "RequestLimitExceeded" in outcomes[5:]
+    ec2.describe_vpcs()  # describes draw from their own bucket
+    time.sleep(1.2)  # two tokens come back within a second at 2/s
+    ec2.create_tags(Resources=[demo.instance("web-1")["id"]], Tags=[{"Key": "k", "Value": "v"}])
+
+
+def test_token_buckets_are_per_account_and_region(demo):
+    demo.faults({"token_buckets": {"mutating": [1, 0.001]}})
+    ec2_us = _no_retry_client(demo, "ec2")
+    ec2_eu = _no_retry_client(demo, "ec2", region="eu-west-1")
+    ec2_us.create_tags(Resources=[demo.instance("web-1")["id"]], Tags=[{"Key": "a", "Value": "1"}])
+    ec2_eu.create_tags(Resources=[demo.instance("api-1")["id"]], Tags=[{"Key": "a", "Value": "1"}])
+    with pytest.raises(botocore.exceptions.ClientError):
+        ec2_us.create_tags(Resources=[demo.instance("web-1")["id"]], Tags=[{"Key": "a", "Value": "2"}])
+
+
+def test_token_bucket_arithmetic():
+    now = [0.0]
+    bucket = TokenBucket(2, 5.0, clock=lambda: now[0])
+    assert bucket.take() and bucket.take() and not bucket.take()
+    now[0] = 0.2  # one token at 5/s
+    assert bucket.take() and not bucket.take()
+    now[0] = 100.0  # never above capacity
+    assert [bucket.take() for _ in range(3)] == [True, True, False]
