@@ -8,6 +8,8 @@ The returned map gives every created id by the scenario's names; `instances` ind
 name across accounts and regions.
 """
 
+import copy
+import functools
 import ipaddress
 import itertools
 import pathlib
@@ -33,7 +35,12 @@ def read(name, options=None):
     path = SCENARIO_DIR / f"{name}.yaml"
     if not path.exists():
         raise ValueError(f"unknown scenario {name!r}: no {path}")
-    return yaml.safe_load(path.read_text())
+    return copy.deepcopy(_parse(str(path)))
+
+
+@functools.lru_cache(maxsize=16)
+def _parse(path):
+    return yaml.load(pathlib.Path(path).read_text(), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
 
 
 class Sessions:
