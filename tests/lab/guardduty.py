@@ -20,7 +20,9 @@ AWS behaviour kept here:
 import base64
 import json
 import re
+import sys
 import threading
+import traceback
 
 from moto.guardduty.models import guardduty_backends
 
@@ -63,6 +65,7 @@ class GuardDutyLab:
     def reset(self):
         with getattr(self, "_lock", threading.RLock()):
             self.findings = {}  # (account, region) -> {finding id: finding (python form)}
+            self._wire = {}  # finding id -> its wire form, what FindingCriteria and SortCriteria read
             self.scans = {}  # scan id -> {"scan": Scan (python form), "due", "threats", "account", "region"}
             self.client_tokens = {}  # (account, region, token) -> scan id
             self.malware = {}  # (account, region, instance id) -> [threat spec]
@@ -117,6 +120,20 @@ class GuardDutyLab:
             if exc.wire_type:
                 body = json.dumps({"__type": exc.wire_type, "message": exc.message}).encode()
             return status, headers, body, exc.code
+        except Exception as exc:  # a lab bug: answer as AWS's 500 would, and say where in the lab's log
+            traceback.print_exc(file=sys.stderr)
+            status, headers, body = protocol.error_response(req, 500, "InternalServerErrorException",
+                                                            f"lab error: {exc!r}")
+            return status, headers, body, "InternalServerErrorException"
+
+    def _wire_of(self, finding):
+        cached = self._wire.get(finding["Id"])
+        if cached is None:
+            cached = self._wire[finding["Id"]] = gf.to_wire(finding)
+        return cached
+
+    def _changed(self, finding):
+        self._wire.pop(finding["Id"], None)
 
     # -- who sees what ------------------------------------------------------------------------
     def _detector_of(self, account, region):
@@ -162,7 +179,7 @@ class GuardDutyLab:
         self._check_detector(req, params)
         max_results = _max_results(params, 50)
         criterion = (params.get("FindingCriteria") or {}).get("Criterion") or {}
-        wires = [(f, gf.to_wire(f)) for f in self._visible_findings(req)]
+        wires = [(f, self._wire_of(f)) for f in self._visible_findings(req)]
         selected = [(f, w) for f, w in wires if gf.matches(w, criterion)]
         selected = _sorted(selected, params.get("SortCriteria"))
         page, token = _page(selected, params.get("NextToken"), max_results)
@@ -175,14 +192,14 @@ class GuardDutyLab:
         self._check_detector(req, params)
         found = self._findings_by_id(req, params.get("FindingIds"))
         if params.get("SortCriteria"):
-            found = [f for f, _ in _sorted([(f, gf.to_wire(f)) for f in found], params["SortCriteria"])]
+            found = [f for f, _ in _sorted([(f, self._wire_of(f)) for f in found], params["SortCriteria"])]
         return {"Findings": found}
 
     def _get_findings_statistics(self, req, params):
         self._check_detector(req, params)
         types = params.get("FindingStatisticTypes") or []
         criterion = (params.get("FindingCriteria") or {}).get("Criterion") or {}
-        selected = [f for f in self._visible_findings(req) if gf.matches(gf.to_wire(f), criterion)]
+        selected = [f for f in self._visible_findings(req) if gf.matches(self._wire_of(f), criterion)]
         stats = {}
         if "COUNT_BY_SEVERITY" in types or not params.get("GroupBy"):
             counts = {}
@@ -199,12 +216,14 @@ class GuardDutyLab:
                               "GuardDuty administrator account can archive findings.")
         for finding in self._findings_by_id(req, params.get("FindingIds")):
             finding["Service"]["Archived"] = True
+            self._changed(finding)
         return {}
 
     def _unarchive_findings(self, req, params):
         self._check_detector(req, params)
         for finding in self._findings_by_id(req, params.get("FindingIds")):
             finding["Service"]["Archived"] = False
+            self._changed(finding)
         return {}
 
     def _update_findings_feedback(self, req, params):
@@ -214,6 +233,7 @@ class GuardDutyLab:
             raise bad_request("The request is rejected because the parameter feedback has an invalid value.")
         for finding in self._findings_by_id(req, params.get("FindingIds")):
             finding["Service"]["UserFeedback"] = feedback
+            self._changed(finding)
         return {}
 
     # -- Malware Protection -------------------------------------------------------------------
