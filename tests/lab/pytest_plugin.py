@@ -45,6 +45,7 @@ class LabClient:
 
     def reset(self, scenario="demo", faults=None, **options):
         self.faults({})
+        self.iam_enforcement(False)
         self.resources = self._call("POST", "/_lab/reset", {"scenario": scenario, "options": options})["resources"]
         self._creds = {}
         if faults:
@@ -68,6 +69,9 @@ class LabClient:
         if config is None:
             return self._call("GET", "/_lab/faults")
         return self._call("POST", "/_lab/faults", config)
+
+    def iam_enforcement(self, enforce=True):
+        return self._call("POST", "/_lab/iam", {"enforce": enforce})
 
     def advance_clock(self, seconds):
         return self._call("POST", "/_lab/clock", {"advance": seconds})

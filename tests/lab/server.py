@@ -9,6 +9,7 @@ Control endpoints (JSON), for tests and benchmarks:
   POST   /_lab/reset                   {"scenario": NAME} reset every backend and load NAME
   GET    /_lab/scenario                what the loaded scenario created (ids by name)
   POST   /_lab/clock                   {"advance": SECONDS} move the lab's clock forward
+  GET    /_lab/iam, POST /_lab/iam     {"enforce": true}: answer only what callers' IAM policies allow
   GET    /_lab/guardduty?account=A&region=R   the GuardDuty findings and scans the lab holds there
 """
 
@@ -25,6 +26,7 @@ from werkzeug.serving import make_server
 from tests.lab import fixes, protocol
 from tests.lab.faults import Faults
 from tests.lab.guardduty import GuardDutyLab
+from tests.lab.iam_enforcement import IamEnforcement
 from tests.lab.journal import Journal
 
 
@@ -47,6 +49,7 @@ class Lab:
         self.moto = DomainDispatcherApplication(create_backend_app)
         self.journal = Journal()
         self.faults = Faults(faults)
+        self.iam = IamEnforcement()
         self.clock = LabClock()
         self.guardduty = GuardDutyLab(self.clock)
         self.scenario_name = None
@@ -66,6 +69,12 @@ class Lab:
         started = time.time()
         req = protocol.read_request(environ)
         req.account = get_account_id_from(req.access_key) if req.access_key else ""
+        denied = self.iam.check(req)
+        if denied is not None:
+            status, code, message = denied
+            status, headers, body = protocol.error_response(req, status, code, message)
+            self.journal.record(req, status, code, started, injected="iam")
+            return _respond(start_response, status, headers, body)
         fault = self.faults.check(req)
         if fault is not None:
             status, code, message, kind = fault
@@ -113,6 +122,10 @@ class Lab:
             out = {"scenario": self.scenario_name, "resources": self.scenario}
         elif path == "/_lab/scenario":
             out = {"scenario": self.scenario_name, "resources": self.scenario}
+        elif path == "/_lab/iam" and method == "POST":
+            out = self.iam.configure(data)
+        elif path == "/_lab/iam":
+            out = self.iam.describe()
         elif path == "/_lab/clock" and method == "POST":
             self.clock.advance(data.get("advance", 0))
             out = {"now": self.clock.now()}

@@ -1,0 +1,88 @@
+"""With enforcement on, the lab answers only what the caller's IAM policies allow, as AWS does."""
+
+import json
+
+import boto3
+import botocore.exceptions
+import pytest
+from botocore.config import Config
+
+from tests.lab.iam_enforcement import evaluate
+
+NO_RETRY = Config(retries={"mode": "standard", "total_max_attempts": 1})
+
+
+def _user_client(lab, iam, user, policy, service, region="us-east-1"):
+    iam.create_user(UserName=user)
+    iam.put_user_policy(UserName=user, PolicyName="p", PolicyDocument=json.dumps(policy))
+    key = iam.create_access_key(UserName=user)["AccessKey"]
+    return boto3.client(service, region_name=region, endpoint_url=lab.endpoint, config=NO_RETRY,
+                        aws_access_key_id=key["AccessKeyId"], aws_secret_access_key=key["SecretAccessKey"])
+
+
+@pytest.fixture
+def enforced(demo):
+    yield demo
+    demo.iam_enforcement(False)
+
+
+def test_allowed_action_succeeds_and_anything_else_is_denied_with_the_protocols_code(enforced):
+    iam = enforced.client("iam")
+    policy = {"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Action": ["ec2:DescribeInstances", "guardduty:List*"], "Resource": "*"}]}
+    ec2 = _user_client(enforced, iam, "reader", policy, "ec2")
+    gd = _user_client(enforced, iam, "reader2", policy, "guardduty")
+    enforced.iam_enforcement(True)
+
+    assert ec2.describe_instances()["Reservations"]
+    assert gd.list_detectors()["DetectorIds"]
+    with pytest.raises(botocore.exceptions.ClientError) as denied:
+        ec2.modify_network_interface_attribute(NetworkInterfaceId=enforced.instance("web-1")["enis"][0],
+                                               Groups=["sg-12345678"])
+    assert denied.value.response["Error"]["Code"] == "UnauthorizedOperation"
+    assert "ec2:ModifyNetworkInterfaceAttribute" in denied.value.response["Error"]["Message"]
+    detector = gd.list_detectors()["DetectorIds"][0]
+    with pytest.raises(botocore.exceptions.ClientError) as denied_gd:
+        gd.get_findings(DetectorId=detector, FindingIds=["0" * 32])
+    assert denied_gd.value.response["Error"]["Code"] == "AccessDeniedException"
+    entry = enforced.journal(action="GetFindings")[-1]
+    assert entry["injected"] == "iam" and entry["status"] == 403
+
+
+def test_assumed_role_is_held_to_the_roles_policies(enforced):
+    iam = enforced.client("iam", account="111122223333")
+    iam.put_role_policy(RoleName="GuardDutyResponder", PolicyName="read", PolicyDocument=json.dumps({
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Action": "ec2:Describe*", "Resource": "*"}]}))
+    creds = enforced.credentials("111122223333")
+    ec2 = boto3.client("ec2", region_name="us-east-1", endpoint_url=enforced.endpoint, config=NO_RETRY, **creds)
+    enforced.iam_enforcement(True)
+    assert ec2.describe_instances()["Reservations"]
+    with pytest.raises(botocore.exceptions.ClientError) as denied:
+        ec2.create_tags(Resources=[enforced.instance("worker-1")["id"]], Tags=[{"Key": "a", "Value": "b"}])
+    assert denied.value.response["Error"]["Code"] == "UnauthorizedOperation"
+
+
+def test_unknown_access_key_is_refused_and_the_operator_key_is_exempt(enforced):
+    enforced.iam_enforcement(True)
+    stranger = boto3.client("ec2", region_name="us-east-1", endpoint_url=enforced.endpoint, config=NO_RETRY,
+                            aws_access_key_id="AKIAUNKNOWN000000000", aws_secret_access_key="x")
+    with pytest.raises(botocore.exceptions.ClientError) as refused:
+        stranger.describe_vpcs()
+    assert refused.value.response["Error"]["Code"] == "InvalidClientTokenId"
+    assert enforced.client("ec2").describe_vpcs()["Vpcs"]
+
+
+def test_policy_evaluation_rules():
+    allow = {"Statement": [{"Effect": "Allow", "Action": ["ec2:Describe*", "ec2:CreateTags"], "Resource": "*"}]}
+    assert evaluate([allow], "ec2:DescribeInstances")
+    assert evaluate([allow], "ec2:createtags")  # IAM action names are case-insensitive
+    assert not evaluate([allow], "ec2:DeleteTags")
+    deny = {"Statement": {"Effect": "Deny", "Action": "ec2:CreateTags", "Resource": "*"}}
+    assert not evaluate([allow, deny], "ec2:CreateTags")
+    not_action = {"Statement": [{"Effect": "Allow", "NotAction": "iam:*", "Resource": "*"}]}
+    assert evaluate([not_action], "ec2:RunInstances") and not evaluate([not_action], "iam:CreateUser")
+    conditional = {"Statement": [{"Effect": "Allow", "Action": "ec2:ModifyNetworkInterfaceAttribute",
+                                  "Resource": "arn:aws:ec2:*:*:network-interface/*",
+                                  "Condition": {"StringEquals": {"aws:RequestedRegion": "us-east-1"}}}]}
+    assert evaluate([conditional], "ec2:ModifyNetworkInterfaceAttribute")
