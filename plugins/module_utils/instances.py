@@ -82,3 +82,12 @@ def error_code(exc):
 def is_access_denied(exc):
     codes = ["UnauthorizedOperation", "AccessDenied", "AccessDeniedException"]
     return isinstance(exc, is_boto3_error_code(codes, e=exc))
+
+
+def problem_from_error(instance_id, action, exc):
+    """An InstanceProblem for an AWS error raised while working on one instance."""
+    if isinstance(exc, InstanceProblem):
+        return exc
+    response = getattr(exc, "response", None) or {}
+    message = response.get("Error", {}).get("Message") or str(exc)
+    return InstanceProblem(instance_id, getattr(exc, "action", None) or action, message, error_code(exc))
