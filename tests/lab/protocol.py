@@ -60,8 +60,39 @@ def _rest_routes_for(service):
     routes.sort(key=lambda r: -r[0])
     routes = [(m, rx, op) for _, m, rx, op in routes]
     with _model_lock:
+        _rest_discriminators[service] = {op: _discriminators(model, op) for _, _, op in routes}
         _rest_routes[service] = routes
     return routes
+
+
+_rest_discriminators = {}
+
+
+def _discriminators(model, op_name):
+    """(query keys in the requestUri, required header names) that tell apart operations sharing a path.
+
+    S3's PUT /{Bucket}/{Key+} is PutObject, CopyObject (x-amz-copy-source header), PutObjectTagging (?tagging)...
+    """
+    operation = model.operation_model(op_name)
+    query = operation.http["requestUri"].partition("?")[2]
+    keys = tuple(part.split("=")[0] for part in query.split("&") if part)
+    headers = ()
+    shape = operation.input_shape
+    if shape is not None:
+        headers = tuple(shape.members[m].serialization.get("name", m).lower() for m in shape.required_members
+                        if shape.members[m].serialization.get("location") == "header")
+    return keys, headers
+
+
+def _best_route(req, matches):
+    """Among operations whose method and path match, the one whose query keys and required headers the request has."""
+    table = _rest_discriminators.get(req.service, {})
+    fitting = []
+    for op_name in matches:
+        keys, headers = table.get(op_name, ((), ()))
+        if all(k in req.query for k in keys) and all(h in req.headers for h in headers):
+            fitting.append((-(len(keys) + len(headers)), op_name))
+    return min(fitting)[1] if fitting else matches[0]
 
 
 @dataclass
@@ -117,7 +148,7 @@ def read_request(environ):
     req = LabRequest(
         method=environ.get("REQUEST_METHOD", "GET"),
         path=unquote(environ.get("PATH_INFO", "/")),
-        query={k: v[-1] for k, v in parse_qs(environ.get("QUERY_STRING", "")).items()},
+        query={k: v[-1] for k, v in parse_qs(environ.get("QUERY_STRING", ""), keep_blank_values=True).items()},
         headers=headers,
         body=body,
     )
@@ -155,10 +186,10 @@ def _identify(req):
     model = service_model(req.service)
     req.protocol = model.protocol if model is not None else ""
     if not req.action and req.protocol in ("rest-json", "rest-xml"):
-        for method, regex, op_name in _rest_routes_for(req.service):
-            if method == req.method and regex.match(req.path):
-                req.action = op_name
-                break
+        routes = _rest_routes_for(req.service)
+        matches = [op_name for method, regex, op_name in routes if method == req.method and regex.match(req.path)]
+        if matches:
+            req.action = _best_route(req, matches)
         if req.protocol == "rest-json":
             req.params = req.json_body
 

@@ -131,14 +131,22 @@ def _load_region(lab, sessions, account, region, spec):
                                       LaunchTemplate={"LaunchTemplateName": lt_name, "Version": "$Latest"},
                                       VPCZoneIdentifier=out["subnets"][asg_spec["subnet"]])
         out["autoscaling_groups"][asg_name] = asg_name
+    names = {}
     for inst_name, inst_spec in (spec.get("instances") or {}).items():
-        out["instances"][inst_name] = _create_instance(ec2, elbv2, elb, asg, out, region, inst_name, inst_spec or {})
+        if (inst_spec or {}).get("count"):
+            batch = _create_instances(ec2, out, inst_name, inst_spec)
+            out["instances"].update(batch)
+            names[inst_name] = list(batch)
+        else:
+            out["instances"][inst_name] = _create_instance(ec2, elbv2, elb, asg, out, region, inst_name, inst_spec or {})
+            names[inst_name] = [inst_name]
     for inst_name, inst_spec in (spec.get("instances") or {}).items():
-        inst = out["instances"][inst_name]
-        for finding in (inst_spec or {}).get("findings") or []:
-            lab.guardduty.add_finding(account, region, out["detector_id"], dict(finding, instance_id=inst["id"]))
-        if (inst_spec or {}).get("malware"):
-            lab.guardduty.set_malware(account, region, inst["id"], inst_spec["malware"])
+        for name in names[inst_name]:
+            inst = out["instances"][name]
+            for finding in (inst_spec or {}).get("findings") or []:
+                lab.guardduty.add_finding(account, region, out["detector_id"], dict(finding, instance_id=inst["id"]))
+            if (inst_spec or {}).get("malware"):
+                lab.guardduty.set_malware(account, region, inst["id"], inst_spec["malware"])
     for finding in spec.get("other_findings") or []:
         lab.guardduty.add_finding(account, region, out["detector_id"], dict(finding))
     return out
@@ -187,6 +195,21 @@ def _create_instance_profile(iam, name):
     profile = iam.create_instance_profile(InstanceProfileName=name)["InstanceProfile"]
     iam.add_role_to_instance_profile(InstanceProfileName=name, RoleName=name)
     return profile["Arn"]
+
+
+def _create_instances(ec2, out, name, spec):
+    """`count: K` on an instance entry: K alike instances from one RunInstances (MinCount=MaxCount=K), as
+    for benchmarks. They share the Name tag; the resource map names them NAME-00000, NAME-00001..."""
+    count = int(spec["count"])
+    tags = [{"Key": "Name", "Value": name}] + [{"Key": k, "Value": str(v)} for k, v in (spec.get("tags") or {}).items()]
+    launched = ec2.run_instances(
+        ImageId=AMI, InstanceType=spec.get("type", "t3.micro"), MinCount=count, MaxCount=count,
+        SubnetId=out["subnets"][spec["subnet"]], SecurityGroupIds=[out["security_groups"][g] for g in spec.get("groups") or []],
+        TagSpecifications=[{"ResourceType": "instance", "Tags": tags}])["Instances"]
+    launched.sort(key=lambda i: i.get("AmiLaunchIndex", 0))
+    return {f"{name}-{index:05d}": {"id": inst["InstanceId"],
+                                    "enis": [n["NetworkInterfaceId"] for n in inst.get("NetworkInterfaces") or []]}
+            for index, inst in enumerate(launched)}
 
 
 def _create_instance(ec2, elbv2, elb, asg, out, region, name, spec):

@@ -1,0 +1,47 @@
+"""Generated scenarios (`generated:N[:ACCOUNTS[:REGIONS]]`): exactly N EC2 findings, `count:` instances."""
+
+from tests.lab.generator import ACCOUNTS, HEALTHY_PER_SOURCE, REGIONS
+
+
+def _findings(gd, **criterion):
+    detector = gd.list_detectors()["DetectorIds"][0]
+    ids, kwargs = [], {"DetectorId": detector, "MaxResults": 50,
+                       "FindingCriteria": {"Criterion": {k.replace("__", "."): v for k, v in criterion.items()}}}
+    while True:
+        page = gd.list_findings(**kwargs)
+        ids += page["FindingIds"]
+        if not page.get("NextToken"):
+            return ids
+        kwargs["NextToken"] = page["NextToken"]
+
+
+def test_generated_scenario_has_exactly_n_findings_over_accounts_and_regions(lab):
+    resources = lab.reset("generated:23:2:2")
+    sources = [(a, r) for a in ACCOUNTS[:2] for r in REGIONS[:2]]
+    total = 0
+    for account, region in sources:
+        ec2 = lab.client("ec2", account, region)
+        instances = [i for r in ec2.describe_instances()["Reservations"] for i in r["Instances"]]
+        ec2_findings = _findings(lab.client("guardduty", account, region), service__archived={"Equals": ["false"]},
+                                 resource__resourceType={"Equals": ["Instance"]},
+                                 accountId={"Equals": [account]})
+        s3 = _findings(lab.client("guardduty", account, region), resource__resourceType={"Equals": ["S3Bucket"]},
+                       accountId={"Equals": [account]})
+        total += len(ec2_findings)
+        assert len(s3) == 1
+        # two findings per compromised instance, one more instance when the share is odd, plus the healthy ones
+        assert len(instances) == HEALTHY_PER_SOURCE + (len(ec2_findings) + 1) // 2
+        names = {t["Value"] for i in instances for t in i.get("Tags", []) if t["Key"] == "Name"}
+        assert len(names) <= 3  # `count:` instances share their entry's Name tag
+    assert total == 23
+    # the resource map names every instance, count entries as NAME-00000...
+    assert len(resources["instances"]) == 4 * HEALTHY_PER_SOURCE + 12
+    assert all(v["id"].startswith("i-") for v in resources["instances"].values())
+
+
+def test_count_instances_come_from_one_run_instances_call(lab):
+    lab.reset("generated:40:1:1")
+    ec2 = lab.client("ec2", ACCOUNTS[0], REGIONS[0])
+    reservations = ec2.describe_instances()["Reservations"]
+    # AWS: one reservation per RunInstances call; 20 compromised instances in one, the healthy ones in another
+    assert sorted(len(r["Instances"]) for r in reservations) == sorted([20, HEALTHY_PER_SOURCE])
