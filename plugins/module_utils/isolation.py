@@ -1,0 +1,389 @@
+# -*- coding: utf-8 -*-
+# Copyright: cloudsec.guardduty contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+"""Network isolation, planned: described AWS state in, an ordered plan of calls out. No AWS calls here.
+
+The sequence (seed step 2, issue 3):
+  1. record   each ENI's original security groups in tags on the ENI, before any change;
+  2. groups   per VPC, a conversion group (all traffic, in and out, IPv4 and IPv6) and an isolation
+              group (no rules but the examiner's allowed_access), found by name and tag or created;
+  3. move     each ENI to the conversion group, which makes its TCP/UDP flows untracked, then at once
+              to the isolation group, which cuts them;
+  4. tag      the instance as isolated.
+Release restores each ENI's recorded groups, then removes the record and marks the instance released.
+"""
+
+import ipaddress
+
+TAG_STATE = "guardduty:isolation"
+TAG_INCIDENT = "guardduty:incident"
+TAG_ISOLATED_AT = "guardduty:isolated-at"
+TAG_GROUP_ROLE = "guardduty:role"
+RECORD_TAG = "guardduty:original-groups"  # value: number of parts; parts in RECORD_TAG + ":1", ":2", ...
+TAG_VALUE_MAX = 256
+
+ISOLATED = "isolated"
+RELEASED = "released"
+CONVERSION = "conversion"
+ISOLATION = "isolation"
+
+# Interfaces whose security groups the instance's owner may change. Anything else (a NAT gateway's,
+# a load balancer's, a VPC endpoint's) or any requester-managed interface belongs to another service.
+CHANGEABLE_INTERFACE_TYPES = ("interface", "efa", "efa-only")
+
+OPEN_IPV4 = "0.0.0.0/0"
+OPEN_IPV6 = "::/0"
+# An all-traffic rule to and from everywhere, both directions: EC2 stops tracking TCP/UDP flows.
+CONVERSION_RULES = frozenset(
+    (direction, "-1", None, None, kind, target)
+    for direction in ("ingress", "egress")
+    for kind, target in (("cidr4", OPEN_IPV4), ("cidr6", OPEN_IPV6))
+)
+# What EC2 puts in every new VPC security group: all egress, IPv4, and IPv6 too when the VPC has an
+# IPv6 block. Both must go from an isolation group.
+DEFAULT_NEW_GROUP_RULES = frozenset([("egress", "-1", None, None, "cidr4", OPEN_IPV4)])
+DEFAULT_NEW_GROUP_RULES_IPV6 = frozenset([("egress", "-1", None, None, "cidr6", OPEN_IPV6)])
+
+
+class PlanError(ValueError):
+    """Input the plan cannot be built from (bad allowed_access, a corrupt record)."""
+
+
+# -- the record of original groups -----------------------------------------------------------------
+def encode_record(group_ids):
+    """Tags holding `group_ids` in order, each value within EC2's 256-character limit.
+
+    16 groups of 20 characters joined by commas take 335 characters, so the list is split over numbered
+    part tags; RECORD_TAG itself holds the number of parts so a partial record is detected.
+    """
+    if not group_ids:
+        raise PlanError("an empty security-group list cannot be recorded")
+    parts, current = [], ""
+    for group_id in group_ids:
+        if len(group_id) > TAG_VALUE_MAX:
+            raise PlanError(f"security group id too long to record: {group_id!r}")
+        candidate = f"{current},{group_id}" if current else group_id
+        if len(candidate) > TAG_VALUE_MAX:
+            parts.append(current)
+            candidate = group_id
+        current = candidate
+    parts.append(current)
+    tags = {RECORD_TAG: str(len(parts))}
+    for index, value in enumerate(parts, start=1):
+        tags[f"{RECORD_TAG}:{index}"] = value
+    return tags
+
+
+def decode_record(tags):
+    """The recorded group ids, in order; None when there is no record; PlanError when it is damaged."""
+    if RECORD_TAG not in tags:
+        return None
+    try:
+        count = int(tags[RECORD_TAG])
+    except ValueError:
+        raise PlanError(f"tag {RECORD_TAG} should hold a number of parts, holds {tags[RECORD_TAG]!r}") from None
+    groups = []
+    for index in range(1, count + 1):
+        key = f"{RECORD_TAG}:{index}"
+        if key not in tags:
+            raise PlanError(f"record of original security groups is incomplete: tag {key} is missing")
+        groups.extend(g for g in tags[key].split(",") if g)
+    if not groups:
+        raise PlanError("record of original security groups is empty")
+    return groups
+
+
+def record_tag_keys(tags):
+    return sorted(k for k in tags if k == RECORD_TAG or k.startswith(RECORD_TAG + ":"))
+
+
+# -- normalised views of described resources -------------------------------------------------------
+def tag_dict(tag_list):
+    return {t["Key"]: t["Value"] for t in tag_list or []}
+
+
+def interface_view(instance_nic, described):
+    """One ENI of an instance: DescribeInstances' view completed by DescribeNetworkInterfaces' (tags,
+    RequesterManaged), which DescribeInstances does not return."""
+    described = described or {}
+    return {
+        "network_interface_id": instance_nic["NetworkInterfaceId"],
+        "vpc_id": described.get("VpcId") or instance_nic.get("VpcId"),
+        "device_index": (instance_nic.get("Attachment") or {}).get("DeviceIndex", 0),
+        "security_groups": [g["GroupId"] for g in (described.get("Groups") or instance_nic.get("Groups") or [])],
+        "interface_type": described.get("InterfaceType") or instance_nic.get("InterfaceType") or "interface",
+        "requester_managed": bool(described.get("RequesterManaged")),
+        "tags": tag_dict(described.get("TagSet")),
+    }
+
+
+def rule_atoms(permissions, direction):
+    """IpPermissions as a set of single rules: (direction, protocol, from, to, kind, target)."""
+    atoms = set()
+    for perm in permissions or []:
+        protocol = str(perm.get("IpProtocol", "-1")).lower()
+        ports = (None, None) if protocol == "-1" else (perm.get("FromPort"), perm.get("ToPort"))
+        for item in perm.get("IpRanges") or []:
+            atoms.add((direction, protocol, *ports, "cidr4", item["CidrIp"]))
+        for item in perm.get("Ipv6Ranges") or []:
+            atoms.add((direction, protocol, *ports, "cidr6", item["CidrIpv6"]))
+        for item in perm.get("UserIdGroupPairs") or []:
+            atoms.add((direction, protocol, *ports, "group", item["GroupId"]))
+        for item in perm.get("PrefixListIds") or []:
+            atoms.add((direction, protocol, *ports, "prefix", item["PrefixListId"]))
+    return atoms
+
+
+def permissions_from_atoms(atoms):
+    """IpPermissions (one per rule, sorted) for the API."""
+    out = []
+    for _direction, protocol, from_port, to_port, kind, target in sorted(atoms, key=_atom_key):
+        perm = {"IpProtocol": protocol}
+        if protocol != "-1":
+            perm["FromPort"], perm["ToPort"] = from_port, to_port
+        key, item = {"cidr4": ("IpRanges", {"CidrIp": target}), "cidr6": ("Ipv6Ranges", {"CidrIpv6": target}),
+                     "group": ("UserIdGroupPairs", {"GroupId": target}),
+                     "prefix": ("PrefixListIds", {"PrefixListId": target})}[kind]
+        perm[key] = [item]
+        out.append(perm)
+    return out
+
+
+def _atom_key(atom):
+    return tuple("" if v is None else str(v) for v in atom)
+
+
+def group_view(described):
+    return {
+        "group_id": described["GroupId"],
+        "group_name": described["GroupName"],
+        "vpc_id": described.get("VpcId"),
+        "tags": tag_dict(described.get("Tags")),
+        "rules": rule_atoms(described.get("IpPermissions"), "ingress")
+        | rule_atoms(described.get("IpPermissionsEgress"), "egress"),
+    }
+
+
+def is_open_atom(atom):
+    return atom[4] in ("cidr4", "cidr6") and ipaddress.ip_network(atom[5], strict=False).prefixlen == 0
+
+
+# -- allowed_access --------------------------------------------------------------------------------
+def allowed_access_rules(entries):
+    """The examiner's access as rule atoms. An open CIDR is refused: the isolation group is shared, and
+    an open rule on it would re-expose every instance isolated in that VPC."""
+    atoms = set()
+    for index, entry in enumerate(entries or []):
+        where = f"allowed_access[{index}]"
+        try:
+            network = ipaddress.ip_network(str(entry.get("cidr")), strict=False)
+        except ValueError:
+            raise PlanError(f"{where}: cidr {entry.get('cidr')!r} is not an IPv4 or IPv6 network") from None
+        if network.prefixlen == 0:
+            raise PlanError(f"{where}: cidr {network} is open to everyone; the isolation group is shared by every "
+                            "isolated instance in the VPC and must never hold an open rule")
+        kind = "cidr6" if network.version == 6 else "cidr4"
+        protocol = str(entry.get("protocol") or "tcp").lower()
+        if protocol in ("all", "-1"):
+            protocol, from_port, to_port = "-1", None, None
+        elif protocol in ("tcp", "udp"):
+            if entry.get("port") is None:
+                raise PlanError(f"{where}: protocol {protocol} needs a port")
+            from_port = int(entry["port"])
+            to_port = int(entry.get("to_port") if entry.get("to_port") is not None else from_port)
+            if not 0 <= from_port <= to_port <= 65535:
+                raise PlanError(f"{where}: port range {from_port}-{to_port} is not within 0-65535")
+        elif protocol == "icmp":
+            protocol = "icmpv6" if network.version == 6 else "icmp"
+            from_port = int(entry["port"]) if entry.get("port") is not None else -1
+            to_port = int(entry["to_port"]) if entry.get("to_port") is not None else -1
+        else:
+            raise PlanError(f"{where}: protocol {protocol!r} is not one of tcp, udp, icmp, all")
+        direction = entry.get("direction") or "ingress"
+        if direction not in ("ingress", "egress"):
+            raise PlanError(f"{where}: direction {direction!r} is not ingress or egress")
+        atoms.add((direction, protocol, from_port, to_port, kind, str(network)))
+    return frozenset(atoms)
+
+
+# -- security groups per VPC -----------------------------------------------------------------------
+def plan_groups(vpc_ids, described_groups, names, allowed_rules, ipv6_vpcs=()):
+    """Per VPC, the conversion and isolation groups: which exist, which to create, which rules to change.
+
+    `ipv6_vpcs`: the VPCs with an IPv6 block, whose new groups also get an IPv6 egress rule.
+    Returns (steps, groups, errors): steps in order; groups {(vpc, role): group_id or None when created
+    by a step}; errors {vpc_id: message} for VPCs where a group of that name exists but is not ours.
+    """
+    wanted = {CONVERSION: CONVERSION_RULES, ISOLATION: allowed_rules}
+    by_name = {(g["vpc_id"], g["group_name"]): g for g in described_groups}
+    creates, steps, groups, errors = [], [], {}, {}
+    for vpc_id in sorted(vpc_ids):
+        for role in (CONVERSION, ISOLATION):
+            name = names[role]
+            found = by_name.get((vpc_id, name))
+            if found is not None and found["tags"].get(TAG_GROUP_ROLE) != role:
+                errors[vpc_id] = (f"security group {name} ({found['group_id']}) in {vpc_id} exists but is not tagged "
+                                  f"{TAG_GROUP_ROLE}={role}; refusing to use a group this module did not create")
+                continue
+            ref = {"vpc_id": vpc_id, "role": role, "group_name": name}
+            if found is None:
+                groups[(vpc_id, role)] = None
+                creates.append(dict(ref, action="CreateSecurityGroup",
+                                  description=_group_description(role)))
+                current = DEFAULT_NEW_GROUP_RULES | (DEFAULT_NEW_GROUP_RULES_IPV6 if vpc_id in ipv6_vpcs else set())
+            else:
+                groups[(vpc_id, role)] = found["group_id"]
+                ref["group_id"] = found["group_id"]
+                current = found["rules"]
+            # Revoke before authorize on the isolation group: an open rule is never added, and stray
+            # rules go first so the group never holds more than it should.
+            extra, missing = current - wanted[role], wanted[role] - current
+            for direction in ("ingress", "egress"):
+                atoms = {a for a in extra if a[0] == direction}
+                if atoms:
+                    steps.append(dict(ref, action=f"RevokeSecurityGroup{direction.title()}",
+                                      permissions=permissions_from_atoms(atoms)))
+            for direction in ("ingress", "egress"):
+                atoms = {a for a in missing if a[0] == direction}
+                if atoms:
+                    steps.append(dict(ref, action=f"AuthorizeSecurityGroup{direction.title()}",
+                                      permissions=permissions_from_atoms(atoms)))
+    # Every group is created before any rule changes: creation is what a concurrent run can race on.
+    steps = [s for s in creates + steps if s["vpc_id"] not in errors]
+    return steps, groups, errors
+
+
+def _group_description(role):
+    if role == CONVERSION:
+        return "GuardDuty containment: all traffic, briefly, so tracked flows become untracked"
+    return "GuardDuty containment: isolated instances, no traffic but the examiner's"
+
+
+def group_placeholder(names, role):
+    """How a group not created yet is named in a plan or a check-mode result."""
+    return f"(new) {names[role]}"
+
+
+# -- per instance ----------------------------------------------------------------------------------
+def changeable_problem(eni):
+    if eni["requester_managed"]:
+        return "requester-managed: owned by another AWS service, its security groups cannot be changed"
+    if eni["interface_type"] not in CHANGEABLE_INTERFACE_TYPES:
+        return f"interface type {eni['interface_type']!r} is managed by another AWS service"
+    return None
+
+
+def plan_isolate(instance_id, instance_tags, enis, groups, names, incident_id, now, vpc_errors=None):
+    """The steps isolating one instance, and its predicted result.
+
+    `groups` maps (vpc_id, role) to a group id (None for a group the plan creates). Returns a dict with
+    `steps` (record, move, tag, in order) and the per-ENI view of the result.
+    """
+    vpc_errors = vpc_errors or {}
+    result = {"instance_id": instance_id, "state": ISOLATED, "enis": [], "warnings": [], "errors": [], "steps": []}
+    record_steps, move_steps = [], []
+    for eni in sorted(enis, key=lambda e: e["device_index"]):
+        eni_id, vpc_id = eni["network_interface_id"], eni["vpc_id"]
+        out = {"network_interface_id": eni_id, "vpc_id": vpc_id, "device_index": eni["device_index"],
+               "original_security_groups": None, "security_groups": list(eni["security_groups"]), "error": None}
+        result["enis"].append(out)
+        problem = changeable_problem(eni)
+        if problem is None and vpc_id in vpc_errors:
+            problem = vpc_errors[vpc_id]
+        try:
+            record = decode_record(eni["tags"])
+        except PlanError as exc:
+            problem = problem or f"{exc}; fix or delete the {RECORD_TAG} tags before isolating"
+            record = None
+        if problem:
+            out["error"] = f"{eni_id}: {problem}"
+            result["errors"].append(out["error"])
+            continue
+        ours = {groups.get((vpc_id, CONVERSION)), groups.get((vpc_id, ISOLATION))} - {None}
+        isolation_ref = groups.get((vpc_id, ISOLATION)) or group_placeholder(names, ISOLATION)
+        if record is None:
+            original = [g for g in eni["security_groups"] if g not in ours]
+            if original:
+                record_steps.append({"action": "CreateTags", "resource": eni_id, "instance_id": instance_id,
+                                     "tags": encode_record(original)})
+                out["original_security_groups"] = original
+            else:
+                result["warnings"].append(f"{eni_id}: already on the containment groups without a record of its "
+                                          "original groups: release cannot restore it")
+        else:
+            out["original_security_groups"] = record
+        if eni["security_groups"] != [isolation_ref]:
+            move_steps.append({"action": "ModifyNetworkInterfaceAttribute", "resource": eni_id,
+                               "instance_id": instance_id, "vpc_id": vpc_id,
+                               "groups": [CONVERSION, ISOLATION]})
+        out["security_groups"] = [isolation_ref]
+    tags = {}
+    if instance_tags.get(TAG_STATE) != ISOLATED:
+        tags = {TAG_STATE: ISOLATED, TAG_ISOLATED_AT: now}
+    if incident_id and instance_tags.get(TAG_INCIDENT) != incident_id:
+        tags[TAG_INCIDENT] = incident_id
+    if result["errors"] and not move_steps and not record_steps and instance_tags.get(TAG_STATE) != ISOLATED:
+        tags = {}  # nothing of this instance can be isolated: do not claim it is
+    result["steps"] = record_steps + move_steps
+    if tags:
+        result["steps"].append({"action": "CreateTags", "resource": instance_id, "instance_id": instance_id,
+                                "tags": tags})
+    if result["errors"] and not any(e["error"] is None for e in result["enis"]):
+        result["state"] = "failed"
+    return result
+
+
+def plan_release(instance_id, instance_tags, enis, groups):
+    """The steps restoring one instance's recorded groups, and its predicted result."""
+    result = {"instance_id": instance_id, "state": RELEASED, "enis": [], "warnings": [], "errors": [], "steps": []}
+    restore_steps, forget_steps, recorded = [], [], 0
+    for eni in sorted(enis, key=lambda e: e["device_index"]):
+        eni_id, vpc_id = eni["network_interface_id"], eni["vpc_id"]
+        out = {"network_interface_id": eni_id, "vpc_id": vpc_id, "device_index": eni["device_index"],
+               "original_security_groups": None, "security_groups": list(eni["security_groups"]), "error": None}
+        result["enis"].append(out)
+        try:
+            record = decode_record(eni["tags"])
+        except PlanError as exc:
+            out["error"] = f"{eni_id}: {exc}"
+            result["errors"].append(out["error"])
+            continue
+        if record is None:
+            ours = {groups.get((vpc_id, CONVERSION)), groups.get((vpc_id, ISOLATION))} - {None}
+            if ours & set(eni["security_groups"]):
+                out["error"] = (f"{eni_id}: on the containment groups but no record of its original security groups "
+                                f"(tag {RECORD_TAG}); set its groups by hand")
+                result["errors"].append(out["error"])
+            continue
+        recorded += 1
+        out["original_security_groups"] = record
+        if eni["security_groups"] != record:
+            restore_steps.append({"action": "ModifyNetworkInterfaceAttribute", "resource": eni_id,
+                                  "instance_id": instance_id, "vpc_id": vpc_id, "groups": list(record)})
+        forget_steps.append({"action": "DeleteTags", "resource": eni_id, "instance_id": instance_id,
+                             "tags": record_tag_keys(eni["tags"])})
+        out["security_groups"] = list(record)
+    state = instance_tags.get(TAG_STATE)
+    if not recorded and state != ISOLATED:
+        if state == RELEASED and not result["errors"]:
+            return result  # released before: nothing left to do
+        if not result["errors"]:
+            result["errors"].append(f"{instance_id}: no isolation record: neither the instance (tag {TAG_STATE}) nor "
+                                    f"its network interfaces (tag {RECORD_TAG}) show it was isolated by this module")
+        result["state"] = "failed"
+        return result
+    result["steps"] = restore_steps + forget_steps
+    if state != RELEASED:
+        result["steps"].append({"action": "CreateTags", "resource": instance_id, "instance_id": instance_id,
+                                "tags": {TAG_STATE: RELEASED}})
+    stale = sorted(k for k in (TAG_ISOLATED_AT, TAG_INCIDENT) if k in instance_tags)
+    if stale:
+        result["steps"].append({"action": "DeleteTags", "resource": instance_id, "instance_id": instance_id,
+                                "tags": stale})
+    return result
+
+
+def diff_view(results):
+    """{instance_id: {eni_id: groups}} for --diff's before and after."""
+    return {r["instance_id"]: {e["network_interface_id"]: e["security_groups"] for e in r["enis"]} for r in results}

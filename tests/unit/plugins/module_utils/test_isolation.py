@@ -1,0 +1,198 @@
+"""The isolation plan: described state in, ordered calls out."""
+
+import pytest
+
+from ansible_collections.cloudsec.guardduty.plugins.module_utils import isolation as iso
+
+NAMES = {iso.ISOLATION: "guardduty-isolation", iso.CONVERSION: "guardduty-isolation-conversion"}
+NOW = "2024-01-01T00:00:00Z"
+
+
+def sg(n):
+    return f"sg-{n:017x}"
+
+
+def nic(eni_id, vpc="vpc-1", groups=(sg(1),), index=0, tags=None, interface_type="interface", managed=False):
+    return {"network_interface_id": eni_id, "vpc_id": vpc, "device_index": index, "security_groups": list(groups),
+            "interface_type": interface_type, "requester_managed": managed, "tags": dict(tags or {})}
+
+
+def existing_groups(vpc="vpc-1"):
+    return {(vpc, iso.CONVERSION): "sg-conv", (vpc, iso.ISOLATION): "sg-iso"}
+
+
+def described_group(group_id, name, role, vpc="vpc-1", ingress=(), egress=()):
+    return iso.group_view({"GroupId": group_id, "GroupName": name, "VpcId": vpc,
+                           "Tags": [{"Key": iso.TAG_GROUP_ROLE, "Value": role}] if role else [],
+                           "IpPermissions": list(ingress), "IpPermissionsEgress": list(egress)})
+
+
+ALL = {"IpProtocol": "-1", "IpRanges": [{"CidrIp": "0.0.0.0/0"}], "Ipv6Ranges": [{"CidrIpv6": "::/0"}]}
+
+
+# -- record ----------------------------------------------------------------------------------------
+@pytest.mark.parametrize("count", [1, 2, 5, 12, 13, 16])
+def test_record_round_trips_within_the_tag_limit(count):
+    groups = [sg(i) for i in range(count)]
+    tags = iso.encode_record(groups)
+    assert all(len(v) <= iso.TAG_VALUE_MAX for v in tags.values())
+    assert iso.decode_record(dict(tags, Name="x")) == groups
+
+
+def test_sixteen_groups_need_two_parts():
+    tags = iso.encode_record([sg(i) for i in range(16)])
+    assert tags[iso.RECORD_TAG] == "2" and len(tags) == 3
+    assert iso.record_tag_keys(dict(tags, Other="y")) == sorted(tags)
+
+
+def test_incomplete_or_missing_record():
+    tags = iso.encode_record([sg(i) for i in range(16)])
+    del tags[iso.RECORD_TAG + ":2"]
+    with pytest.raises(iso.PlanError, match="incomplete"):
+        iso.decode_record(tags)
+    assert iso.decode_record({"Name": "x"}) is None
+    with pytest.raises(iso.PlanError):
+        iso.encode_record([])
+
+
+# -- groups ----------------------------------------------------------------------------------------
+def test_new_groups_are_created_before_any_rule_and_the_default_egress_is_revoked():
+    steps, groups, errors = iso.plan_groups({"vpc-1", "vpc-2"}, [], NAMES, frozenset(), ipv6_vpcs={"vpc-1"})
+    assert errors == {} and groups == {(v, r): None for v in ("vpc-1", "vpc-2") for r in (iso.CONVERSION, iso.ISOLATION)}
+    actions = [s["action"] for s in steps]
+    assert actions[:4] == ["CreateSecurityGroup"] * 4
+    assert "CreateSecurityGroup" not in actions[4:]
+    revokes = {s["vpc_id"]: s["permissions"] for s in steps
+               if s["action"] == "RevokeSecurityGroupEgress" and s["role"] == iso.ISOLATION}
+    assert revokes["vpc-1"] == [{"IpProtocol": "-1", "IpRanges": [{"CidrIp": "0.0.0.0/0"}]},
+                                {"IpProtocol": "-1", "Ipv6Ranges": [{"CidrIpv6": "::/0"}]}]
+    assert revokes["vpc-2"] == [{"IpProtocol": "-1", "IpRanges": [{"CidrIp": "0.0.0.0/0"}]}]
+    # nothing is ever authorized on an isolation group without allowed_access
+    assert not [s for s in steps if s["role"] == iso.ISOLATION and s["action"].startswith("Authorize")]
+    conversion = {(s["vpc_id"], s["action"]) for s in steps if s["role"] == iso.CONVERSION and s["action"] != "CreateSecurityGroup"}
+    assert conversion == {("vpc-1", "AuthorizeSecurityGroupIngress"), ("vpc-2", "AuthorizeSecurityGroupIngress"),
+                          ("vpc-2", "AuthorizeSecurityGroupEgress")}
+
+
+def test_existing_groups_in_shape_need_no_step():
+    described = [described_group("sg-conv", NAMES[iso.CONVERSION], iso.CONVERSION, ingress=[ALL], egress=[ALL]),
+                 described_group("sg-iso", NAMES[iso.ISOLATION], iso.ISOLATION)]
+    steps, groups, errors = iso.plan_groups({"vpc-1"}, described, NAMES, frozenset())
+    assert steps == [] and errors == {} and groups == existing_groups()
+
+
+def test_stray_open_rule_on_isolation_group_is_revoked_and_allowed_access_added():
+    allowed = iso.allowed_access_rules([{"cidr": "10.9.0.1/32", "port": 22}])
+    described = [described_group("sg-conv", NAMES[iso.CONVERSION], iso.CONVERSION, ingress=[ALL], egress=[ALL]),
+                 described_group("sg-iso", NAMES[iso.ISOLATION], iso.ISOLATION, egress=[ALL])]
+    steps, _, _ = iso.plan_groups({"vpc-1"}, described, NAMES, allowed)
+    assert [s["action"] for s in steps] == ["RevokeSecurityGroupEgress", "AuthorizeSecurityGroupIngress"]
+    assert steps[1]["permissions"] == [{"IpProtocol": "tcp", "FromPort": 22, "ToPort": 22,
+                                        "IpRanges": [{"CidrIp": "10.9.0.1/32"}]}]
+
+
+def test_group_with_our_name_but_not_our_tag_is_refused():
+    described = [described_group("sg-x", NAMES[iso.ISOLATION], None)]
+    steps, _, errors = iso.plan_groups({"vpc-1"}, described, NAMES, frozenset())
+    assert "not tagged" in errors["vpc-1"] and steps == []
+
+
+@pytest.mark.parametrize("entry, message", [
+    ({"cidr": "0.0.0.0/0", "port": 22}, "open to everyone"),
+    ({"cidr": "::/0", "protocol": "all"}, "open to everyone"),
+    ({"cidr": "nonsense", "port": 22}, "not an IPv4"),
+    ({"cidr": "10.0.0.1/32"}, "needs a port"),
+    ({"cidr": "10.0.0.1/32", "port": 70000}, "within 0-65535"),
+])
+def test_bad_allowed_access(entry, message):
+    with pytest.raises(iso.PlanError, match=message):
+        iso.allowed_access_rules([entry])
+
+
+# -- isolate ---------------------------------------------------------------------------------------
+def test_fresh_instance_record_then_moves_then_tag():
+    enis = [nic("eni-b", index=1, groups=[sg(2), sg(3)]), nic("eni-a", groups=[sg(1)])]
+    plan = iso.plan_isolate("i-1", {}, enis, existing_groups(), NAMES, "IR-1", NOW)
+    assert [(s["action"], s["resource"]) for s in plan["steps"]] == [
+        ("CreateTags", "eni-a"), ("CreateTags", "eni-b"),
+        ("ModifyNetworkInterfaceAttribute", "eni-a"), ("ModifyNetworkInterfaceAttribute", "eni-b"),
+        ("CreateTags", "i-1")]
+    assert plan["steps"][1]["tags"] == iso.encode_record([sg(2), sg(3)])
+    assert all(s["groups"] == [iso.CONVERSION, iso.ISOLATION] for s in plan["steps"] if s["action"].startswith("Modify"))
+    assert plan["steps"][-1]["tags"] == {iso.TAG_STATE: iso.ISOLATED, iso.TAG_ISOLATED_AT: NOW, iso.TAG_INCIDENT: "IR-1"}
+    assert [e["security_groups"] for e in plan["enis"]] == [["sg-iso"], ["sg-iso"]]
+    assert [e["original_security_groups"] for e in plan["enis"]] == [[sg(1)], [sg(2), sg(3)]]
+
+
+def test_already_isolated_instance_plans_nothing():
+    enis = [nic("eni-a", groups=["sg-iso"], tags=iso.encode_record([sg(1)]))]
+    plan = iso.plan_isolate("i-1", {iso.TAG_STATE: iso.ISOLATED}, enis, existing_groups(), NAMES, None, NOW)
+    assert plan["steps"] == [] and plan["errors"] == []
+    assert plan["enis"][0]["original_security_groups"] == [sg(1)]
+
+
+def test_crash_on_conversion_group_keeps_the_record_and_finishes():
+    enis = [nic("eni-a", groups=["sg-conv"], tags=iso.encode_record([sg(1)]))]
+    plan = iso.plan_isolate("i-1", {}, enis, existing_groups(), NAMES, None, NOW)
+    assert [s["action"] for s in plan["steps"]] == ["ModifyNetworkInterfaceAttribute", "CreateTags"]
+    assert plan["steps"][-1]["resource"] == "i-1"
+    assert plan["enis"][0]["original_security_groups"] == [sg(1)]
+
+
+def test_new_groups_show_as_placeholders():
+    plan = iso.plan_isolate("i-1", {}, [nic("eni-a")], {("vpc-1", iso.CONVERSION): None, ("vpc-1", iso.ISOLATION): None},
+                            NAMES, None, NOW)
+    assert plan["enis"][0]["security_groups"] == ["(new) guardduty-isolation"]
+
+
+def test_unchangeable_enis_are_reported_per_eni():
+    enis = [nic("eni-a"), nic("eni-b", index=1, managed=True), nic("eni-c", index=2, interface_type="nat_gateway")]
+    plan = iso.plan_isolate("i-1", {}, enis, existing_groups(), NAMES, None, NOW)
+    moved = {s["resource"] for s in plan["steps"] if s["action"].startswith("Modify")}
+    assert moved == {"eni-a"}
+    errors = {e["network_interface_id"]: e["error"] for e in plan["enis"]}
+    assert "requester-managed" in errors["eni-b"] and "nat_gateway" in errors["eni-c"] and errors["eni-a"] is None
+    assert len(plan["errors"]) == 2 and plan["state"] == iso.ISOLATED
+
+
+def test_instance_with_only_unchangeable_enis_fails_and_is_not_tagged():
+    plan = iso.plan_isolate("i-1", {}, [nic("eni-a", managed=True)], existing_groups(), NAMES, None, NOW)
+    assert plan["steps"] == [] and plan["state"] == "failed"
+
+
+def test_vpc_error_stops_the_enis_of_that_vpc():
+    plan = iso.plan_isolate("i-1", {}, [nic("eni-a")], existing_groups(), NAMES, None, NOW, {"vpc-1": "not ours"})
+    assert plan["steps"] == [] and "not ours" in plan["errors"][0]
+
+
+# -- release ---------------------------------------------------------------------------------------
+def test_release_restores_then_forgets_then_marks():
+    enis = [nic("eni-a", groups=["sg-iso"], tags=iso.encode_record([sg(2), sg(1)]))]
+    tags = {iso.TAG_STATE: iso.ISOLATED, iso.TAG_INCIDENT: "IR", iso.TAG_ISOLATED_AT: NOW}
+    plan = iso.plan_release("i-1", tags, enis, existing_groups())
+    assert [(s["action"], s["resource"]) for s in plan["steps"]] == [
+        ("ModifyNetworkInterfaceAttribute", "eni-a"), ("DeleteTags", "eni-a"), ("CreateTags", "i-1"), ("DeleteTags", "i-1")]
+    assert plan["steps"][0]["groups"] == [sg(2), sg(1)]
+    assert plan["enis"][0]["security_groups"] == [sg(2), sg(1)]
+
+
+def test_release_twice_plans_nothing_and_never_isolated_is_an_error():
+    released = iso.plan_release("i-1", {iso.TAG_STATE: iso.RELEASED}, [nic("eni-a")], existing_groups())
+    assert released["steps"] == [] and released["errors"] == [] and released["state"] == iso.RELEASED
+    never = iso.plan_release("i-1", {}, [nic("eni-a")], existing_groups())
+    assert never["state"] == "failed" and "no isolation record" in never["errors"][0]
+
+
+def test_release_of_eni_on_isolation_group_without_record_is_an_error():
+    enis = [nic("eni-a", groups=["sg-iso"]), nic("eni-b", index=1, groups=["sg-iso"], tags=iso.encode_record([sg(1)]))]
+    plan = iso.plan_release("i-1", {iso.TAG_STATE: iso.ISOLATED}, enis, existing_groups())
+    assert "eni-a" in plan["errors"][0]
+    assert {s["resource"] for s in plan["steps"] if s["action"].startswith("Modify")} == {"eni-b"}
+
+
+def test_rule_atoms_round_trip():
+    perms = [{"IpProtocol": "tcp", "FromPort": 22, "ToPort": 22, "IpRanges": [{"CidrIp": "10.0.0.0/8"}],
+              "UserIdGroupPairs": [{"GroupId": "sg-1"}]}]
+    atoms = iso.rule_atoms(perms, "ingress")
+    assert len(atoms) == 2
+    assert iso.rule_atoms(iso.permissions_from_atoms(atoms), "ingress") == atoms
