@@ -1,0 +1,394 @@
+# -*- coding: utf-8 -*-
+# Copyright: cloudsec.guardduty contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+"""Detach: take compromised instances out of their Auto Scaling group, target groups and classic load
+balancers, and put them back exactly.
+
+Memberships are described once for the whole batch (`describe_memberships`), planned per instance
+by pure functions (`plan_detach`, `plan_release`) into a list of (service, action, parameters)
+calls, and made by `apply_calls`. The memberships found are written to the instance tag
+`guardduty:detach-record` before any change; release reads it back.
+
+The tag record helpers (`encode_tag_record`, `read_tag_record`, `tag_record_keys`) and `apply_calls`
+are shared with public_ip.py and nacl.py.
+"""
+
+import json
+from concurrent.futures import ThreadPoolExecutor
+
+from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry
+
+RECORD_TAG = "guardduty:detach-record"
+TAG_VALUE_MAX = 256
+ASG_DESCRIBE_BATCH = 50  # DescribeAutoScalingInstances accepts at most 50 ids
+ASG_GROUPS_BATCH = 100  # DescribeAutoScalingGroups: at most 100 names
+# DescribeTargetHealth states of a target that still receives traffic (or will): anything but
+# `draining` (deregistration under way) and `unused` for a target that is no longer registered.
+REGISTERED_STATES = ("initial", "healthy", "unhealthy", "unhealthy.draining", "unused", "unavailable")
+WRITE_ACTIONS = ("CreateTags", "DeleteTags", "DeregisterTargets", "RegisterTargets", "DeregisterInstancesFromLoadBalancer",
+                 "RegisterInstancesWithLoadBalancer", "EnterStandby", "ExitStandby", "DetachInstances", "AttachInstances")
+
+
+class PlanProblem(Exception):
+    """The plan for one instance cannot be made; `action` and `code` say why."""
+
+    def __init__(self, action, message, code):
+        super().__init__(message)
+        self.action = action
+        self.code = code
+
+
+# -- tag records (shared) ------------------------------------------------------------------------
+
+def tag_record_keys(tags, key):
+    """The tag keys holding a record, in order: KEY, KEY:2, KEY:3..."""
+    found = [t["Key"] for t in tags or [] if t["Key"] == key or (t["Key"].startswith(key + ":") and t["Key"][len(key) + 1:].isdigit())]
+    return sorted(found, key=lambda k: 1 if k == key else int(k.rsplit(":", 1)[1]))
+
+
+def encode_tag_record(key, data):
+    """{tag key: value}: compact JSON cut into tag values (AWS allows 256 characters a value)."""
+    text = json.dumps(data, separators=(",", ":"), sort_keys=True)
+    parts = [text[i:i + TAG_VALUE_MAX] for i in range(0, len(text), TAG_VALUE_MAX)] or [""]
+    return {key if n == 0 else f"{key}:{n + 1}": part for n, part in enumerate(parts)}
+
+
+def read_tag_record(tags, key):
+    """The decoded record, or None if there is none. Raises ValueError when it cannot be read."""
+    keys = tag_record_keys(tags, key)
+    if not keys:
+        return None
+    values = {t["Key"]: t["Value"] for t in tags}
+    try:
+        return json.loads("".join(values[k] for k in keys))
+    except ValueError as exc:
+        raise ValueError(f"unreadable record in tags {', '.join(keys)}: {exc}") from None
+
+
+def record_calls(resource_id, key, data, old_keys=()):
+    """CreateTags for the record, and DeleteTags for continuation tags the new record no longer uses."""
+    tags = encode_tag_record(key, data)
+    calls = [("ec2", "CreateTags", {"Resources": [resource_id], "Tags": [{"Key": k, "Value": v} for k, v in tags.items()]})]
+    stale = [k for k in old_keys if k not in tags]
+    if stale:
+        calls.append(("ec2", "DeleteTags", {"Resources": [resource_id], "Tags": [{"Key": k} for k in stale]}))
+    return calls
+
+
+def describe_call(call):
+    """A short readable form of a call, for check mode, results and errors."""
+    service, action, params = call
+    return f"{service}:{action} {json.dumps(params, sort_keys=True, separators=(',', ':'), default=str)}"
+
+
+# -- reading the memberships --------------------------------------------------------------------
+
+def memberships_of(instance, asg_instances, asg_groups, target_health, target_groups, load_balancers):
+    """The memberships of one instance from the batch's describe answers.
+
+    - asg_instances: {instance id: DescribeAutoScalingInstances entry}
+    - asg_groups: {group name: DescribeAutoScalingGroups entry}
+    - target_health: {target group ARN: [TargetHealthDescriptions]}
+    - target_groups: {target group ARN: DescribeTargetGroups entry plus "DeregistrationDelay" (int)}
+    - load_balancers: DescribeLoadBalancers entries plus "ConnectionDraining" ({Enabled, Timeout})
+    """
+    instance_id = instance["InstanceId"]
+    private_ips = set()
+    for eni in instance.get("NetworkInterfaces") or []:
+        private_ips.update(p["PrivateIpAddress"] for p in eni.get("PrivateIpAddresses") or [])
+        private_ips.update(a["Ipv6Address"] for a in eni.get("Ipv6Addresses") or [])
+    asg = None
+    entry = asg_instances.get(instance_id)
+    if entry:
+        group = asg_groups.get(entry["AutoScalingGroupName"]) or {}
+        asg = {"group": entry["AutoScalingGroupName"], "lifecycle_state": entry["LifecycleState"],
+               "desired_capacity": group.get("DesiredCapacity"), "min_size": group.get("MinSize"),
+               "max_size": group.get("MaxSize")}
+    targets = []
+    for arn in sorted(target_health):
+        group = target_groups.get(arn) or {}
+        ip_target = group.get("TargetType") == "ip" and group.get("VpcId") == instance.get("VpcId")
+        for description in target_health[arn]:
+            target = description["Target"]
+            mine = target["Id"] == instance_id or (ip_target and target["Id"] in private_ips)
+            if mine:
+                targets.append({"target_group_arn": arn, "id": target["Id"], "port": target.get("Port"),
+                                "state": (description.get("TargetHealth") or {}).get("State"),
+                                "deregistration_delay": group.get("DeregistrationDelay")})
+    elbs = []
+    for lb in load_balancers:
+        if any(i["InstanceId"] == instance_id for i in lb.get("Instances") or []):
+            draining = lb.get("ConnectionDraining") or {}
+            elbs.append({"name": lb["LoadBalancerName"],
+                         "connection_draining": draining.get("Timeout") if draining.get("Enabled") else 0})
+    return {"autoscaling": asg, "target_groups": targets, "load_balancers": sorted(elbs, key=lambda e: e["name"])}
+
+
+def registered_targets(memberships):
+    return [t for t in memberships["target_groups"] if t["state"] in REGISTERED_STATES]
+
+
+# -- the record ---------------------------------------------------------------------------------
+# {"a": [group, lifecycle state, desired capacity, asg mode] or null, "t": [[arn, port] or [arn, port, ip]],
+#  "e": [classic load balancer names]}
+
+def record_from(instance_id, memberships, asg_mode, record=None):
+    """The record to keep: the one already there, plus memberships found since (re-registered by hand)."""
+    targets = [list(t) for t in (record or {}).get("t", [])]
+    for target in registered_targets(memberships):
+        entry = [target["target_group_arn"], target["port"]] + ([] if target["id"] == instance_id else [target["id"]])
+        if entry not in targets:
+            targets.append(entry)
+    elbs = list((record or {}).get("e", []))
+    elbs += [lb["name"] for lb in memberships["load_balancers"] if lb["name"] not in elbs]
+    asg = (record or {}).get("a")
+    current = memberships["autoscaling"]
+    if asg is None and current and not (asg_mode == "standby" and current["lifecycle_state"] == "Standby"):
+        asg = [current["group"], current["lifecycle_state"], current["desired_capacity"], asg_mode]
+    return {"a": asg, "t": sorted(targets), "e": sorted(elbs)}
+
+
+def record_is_empty(record):
+    return not (record["a"] or record["t"] or record["e"])
+
+
+def shown_record(record):
+    """The record in the module's result: readable names."""
+    if record is None:
+        return None
+    asg = record.get("a")
+    return {"autoscaling": {"group": asg[0], "lifecycle_state": asg[1], "desired_capacity": asg[2], "asg_mode": asg[3]} if asg else None,
+            "target_groups": [{"target_group_arn": t[0], "port": t[1], "id": t[2] if len(t) > 2 else None} for t in record.get("t", [])],
+            "load_balancers": list(record.get("e", []))}
+
+
+# -- planning -----------------------------------------------------------------------------------
+
+def plan_detach(instance_id, memberships, record, record_keys, asg_mode):
+    """(calls, new record, predicted memberships, notes). Raises PlanProblem when AWS would refuse.
+
+    Order: the record first; then load balancers and target groups, so no new connection arrives;
+    then Auto Scaling, last, because a replacement may start as soon as the instance leaves the group.
+    """
+    notes = []
+    calls = []
+    new_record = record_from(instance_id, memberships, asg_mode, record)
+    if not record_is_empty(new_record) and new_record != record:
+        calls += record_calls(instance_id, RECORD_TAG, new_record, record_keys)
+    for target in registered_targets(memberships):
+        calls.append(("elbv2", "DeregisterTargets", {"TargetGroupArn": target["target_group_arn"],
+                                                     "Targets": [{"Id": target["id"], "Port": target["port"]}]}))
+        if target["deregistration_delay"]:
+            notes.append(f"{target['target_group_arn']}: in-flight requests drain for up to "
+                         f"{target['deregistration_delay']} s (deregistration delay) before the target is removed")
+    for lb in memberships["load_balancers"]:
+        calls.append(("elb", "DeregisterInstancesFromLoadBalancer", {"LoadBalancerName": lb["name"],
+                                                                     "Instances": [{"InstanceId": instance_id}]}))
+        if lb["connection_draining"]:
+            notes.append(f"classic load balancer {lb['name']}: open connections drain for up to "
+                         f"{lb['connection_draining']} s (connection draining)")
+    asg = memberships["autoscaling"]
+    predicted_asg = None
+    if asg:
+        state = asg["lifecycle_state"]
+        if asg_mode == "standby" and state == "Standby":
+            predicted_asg = asg
+        elif asg_mode == "standby" and state == "InService":
+            if asg["desired_capacity"] is not None and asg["min_size"] is not None and asg["desired_capacity"] - 1 < asg["min_size"]:
+                raise PlanProblem("EnterStandby", f"Auto Scaling group {asg['group']} has desired capacity {asg['desired_capacity']} and "
+                                  f"minimum size {asg['min_size']}: entering standby without a replacement would go below the "
+                                  "minimum; use asg_mode=detach (a replacement starts) or lower the minimum", "ValidationError")
+            calls.append(("autoscaling", "EnterStandby", {"AutoScalingGroupName": asg["group"], "InstanceIds": [instance_id],
+                                                          "ShouldDecrementDesiredCapacity": True}))
+            predicted_asg = dict(asg, lifecycle_state="Standby", desired_capacity=_minus_one(asg["desired_capacity"]))
+            notes.append(f"Auto Scaling group {asg['group']}: instance in standby, desired capacity lowered by 1 (no replacement)")
+        elif asg_mode == "detach" and state in ("InService", "Standby"):
+            calls.append(("autoscaling", "DetachInstances", {"AutoScalingGroupName": asg["group"], "InstanceIds": [instance_id],
+                                                             "ShouldDecrementDesiredCapacity": False}))
+            notes.append(f"Auto Scaling group {asg['group']}: instance detached, desired capacity kept at "
+                         f"{asg['desired_capacity']}, so a replacement instance is launched")
+        else:
+            raise PlanProblem("EnterStandby" if asg_mode == "standby" else "DetachInstances",
+                              f"instance is {state} in Auto Scaling group {asg['group']}; it can leave the group only when "
+                              "InService (or Standby, to detach): retry once the lifecycle action is over", "IncorrectInstanceState")
+    predicted = {"autoscaling": predicted_asg, "target_groups": [], "load_balancers": []}
+    return calls, new_record, predicted, notes
+
+
+def _minus_one(value):
+    return None if value is None else value - 1
+
+
+def plan_release(instance_id, memberships, record, record_keys, existing_target_groups, existing_load_balancers, existing_groups):
+    """(calls, predicted memberships, notes): put back every recorded membership missing now, then drop the record.
+
+    Raises PlanProblem when a recorded target group, load balancer or Auto Scaling group no longer exists:
+    the record stays, so nothing is lost.
+    """
+    if record is None:
+        return [], memberships, []
+    notes = []
+    calls = []
+    asg = record.get("a")
+    current = memberships["autoscaling"]
+    predicted_asg = current
+    if asg:
+        group, lifecycle_state, desired, mode = asg
+        if group not in existing_groups:
+            raise PlanProblem("DescribeAutoScalingGroups", f"recorded Auto Scaling group {group} no longer exists", "ValidationError")
+        if current and current["group"] != group:
+            raise PlanProblem("AttachInstances", f"instance is now in Auto Scaling group {current['group']}, not the recorded {group}",
+                              "ValidationError")
+        if current and current["lifecycle_state"] == "Standby" and lifecycle_state == "InService":
+            calls.append(("autoscaling", "ExitStandby", {"AutoScalingGroupName": group, "InstanceIds": [instance_id]}))
+            predicted_asg = dict(current, lifecycle_state="InService", desired_capacity=_plus_one(current["desired_capacity"]))
+        elif current is None:
+            calls.append(("autoscaling", "AttachInstances", {"AutoScalingGroupName": group, "InstanceIds": [instance_id]}))
+            group_now = existing_groups[group]
+            now = group_now.get("DesiredCapacity")
+            predicted_asg = {"group": group, "lifecycle_state": "InService", "desired_capacity": _plus_one(now),
+                             "min_size": group_now.get("MinSize"), "max_size": group_now.get("MaxSize")}
+            if now is not None and group_now.get("MaxSize") is not None and now + 1 > group_now["MaxSize"]:
+                raise PlanProblem("AttachInstances", f"Auto Scaling group {group} is at its maximum size {group_now['MaxSize']} "
+                                  f"(desired capacity {now}): raise the maximum, or scale in, before releasing", "ValidationError")
+            if now is not None and desired is not None and now + 1 != desired:
+                notes.append(f"Auto Scaling group {group}: desired capacity becomes {now + 1} (it was {desired} before the "
+                             "detach; the replacement launched then is still there): scale in if that is too many")
+    registered = {(t["target_group_arn"], t["port"], t["id"]) for t in registered_targets(memberships)}
+    targets = []
+    for entry in record.get("t", []):
+        arn, port = entry[0], entry[1]
+        target_id = entry[2] if len(entry) > 2 else instance_id
+        if arn not in existing_target_groups:
+            raise PlanProblem("RegisterTargets", f"recorded target group {arn} no longer exists", "TargetGroupNotFound")
+        targets.append({"target_group_arn": arn, "id": target_id, "port": port, "state": "initial",
+                        "deregistration_delay": None})
+        if (arn, port, target_id) not in registered:
+            target = {"Id": target_id}
+            if port is not None:
+                target["Port"] = port
+            calls.append(("elbv2", "RegisterTargets", {"TargetGroupArn": arn, "Targets": [target]}))
+    in_elbs = {lb["name"] for lb in memberships["load_balancers"]}
+    for name in record.get("e", []):
+        if name not in existing_load_balancers:
+            raise PlanProblem("RegisterInstancesWithLoadBalancer", f"recorded classic load balancer {name} no longer exists",
+                              "LoadBalancerNotFound")
+        if name not in in_elbs:
+            calls.append(("elb", "RegisterInstancesWithLoadBalancer", {"LoadBalancerName": name,
+                                                                       "Instances": [{"InstanceId": instance_id}]}))
+    if record_keys:
+        calls.append(("ec2", "DeleteTags", {"Resources": [instance_id], "Tags": [{"Key": k} for k in record_keys]}))
+    predicted = {"autoscaling": predicted_asg, "target_groups": targets,
+                 "load_balancers": [{"name": n, "connection_draining": None} for n in record.get("e", [])]}
+    return calls, predicted, notes
+
+
+def _plus_one(value):
+    return None if value is None else value + 1
+
+
+# -- AWS ----------------------------------------------------------------------------------------
+
+retry = AWSRetry.jittered_backoff(retries=10, delay=0.5, max_delay=20)
+
+
+@retry
+def _paginate(client, operation, **kwargs):
+    return client.get_paginator(operation).paginate(**kwargs).build_full_result()
+
+
+@retry
+def call_once(client, operation, **kwargs):
+    return getattr(client, operation)(**kwargs)
+
+
+class DescribeError(Exception):
+    """A batch-wide describe call failed; `action` names it."""
+
+    def __init__(self, action, exc):
+        super().__init__(str(exc))
+        self.action = action
+        self.cause = exc
+        self.response = getattr(exc, "response", None)
+
+
+def guard(action, func, *args, **kwargs):
+    try:
+        return func(*args, **kwargs)
+    except Exception as exc:
+        raise DescribeError(action, exc) from exc
+
+
+def describe_memberships(clients, instance_ids, workers=8):
+    """Everything the batch's plans need, in as few calls as the APIs allow:
+
+    DescribeAutoScalingInstances (50 ids a call), DescribeAutoScalingGroups for the groups found,
+    DescribeTargetGroups once, DescribeTargetHealth once per target group, DescribeTargetGroupAttributes
+    and DescribeLoadBalancerAttributes only for groups and load balancers holding a batch instance,
+    DescribeLoadBalancers once.
+    Returns (asg_instances, asg_groups, target_health, target_groups, load_balancers).
+    """
+    autoscaling, elbv2, elb = clients["autoscaling"], clients["elbv2"], clients["elb"]
+    asg_instances = {}
+    for start in range(0, len(instance_ids), ASG_DESCRIBE_BATCH):
+        chunk = instance_ids[start:start + ASG_DESCRIBE_BATCH]
+        page = guard("DescribeAutoScalingInstances", _paginate, autoscaling, "describe_auto_scaling_instances", InstanceIds=chunk)
+        for entry in page.get("AutoScalingInstances", []):
+            asg_instances[entry["InstanceId"]] = entry
+    asg_groups = describe_groups(autoscaling, sorted({e["AutoScalingGroupName"] for e in asg_instances.values()}))
+    groups = guard("DescribeTargetGroups", _paginate, elbv2, "describe_target_groups").get("TargetGroups", [])
+    groups = [g for g in groups if g.get("TargetType", "instance") in ("instance", "ip")]
+    target_groups = {g["TargetGroupArn"]: dict(g) for g in groups}
+
+    def health(arn):
+        return arn, guard("DescribeTargetHealth", call_once, elbv2, "describe_target_health",
+                          TargetGroupArn=arn).get("TargetHealthDescriptions", [])
+
+    target_health = {}
+    if groups:
+        with ThreadPoolExecutor(max_workers=min(workers, len(groups))) as pool:
+            target_health = dict(pool.map(health, target_groups))
+    load_balancers = guard("DescribeLoadBalancers", _paginate, elb, "describe_load_balancers").get("LoadBalancerDescriptions", [])
+    return asg_instances, asg_groups, target_health, target_groups, load_balancers
+
+
+def describe_groups(autoscaling, names):
+    out = {}
+    for start in range(0, len(names), ASG_GROUPS_BATCH):
+        page = guard("DescribeAutoScalingGroups", _paginate, autoscaling, "describe_auto_scaling_groups",
+                     AutoScalingGroupNames=names[start:start + ASG_GROUPS_BATCH])
+        for group in page.get("AutoScalingGroups", []):
+            out[group["AutoScalingGroupName"]] = group
+    return out
+
+
+def add_draining_times(clients, target_groups, load_balancers, arns, lb_names):
+    """Deregistration delay of the target groups and connection draining of the load balancers the batch is in."""
+    for arn in arns:
+        attributes = guard("DescribeTargetGroupAttributes", call_once, clients["elbv2"], "describe_target_group_attributes",
+                           TargetGroupArn=arn).get("Attributes", [])
+        values = {a["Key"]: a["Value"] for a in attributes}
+        target_groups[arn]["DeregistrationDelay"] = int(values.get("deregistration_delay.timeout_seconds", 300))
+    for lb in load_balancers:
+        if lb["LoadBalancerName"] in lb_names:
+            attributes = guard("DescribeLoadBalancerAttributes", call_once, clients["elb"], "describe_load_balancer_attributes",
+                               LoadBalancerName=lb["LoadBalancerName"]).get("LoadBalancerAttributes", {})
+            lb["ConnectionDraining"] = attributes.get("ConnectionDraining") or {}
+
+
+def apply_calls(clients, calls):
+    """Make the calls in order; the first failure stops the rest (its exception carries `.action` and `.done`)."""
+    from botocore import xform_name
+
+    done = []
+    for call in calls:
+        service, action, params = call
+        try:
+            call_once(clients[service], xform_name(action), **params)
+        except Exception as exc:
+            exc.action = action
+            exc.done = done
+            raise
+        done.append(describe_call(call))
+    return done

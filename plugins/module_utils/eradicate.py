@@ -1,0 +1,175 @@
+# -*- coding: utf-8 -*-
+# Copyright: cloudsec.guardduty contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+"""Eradication (seed step 3, last resort): terminate a compromised instance and replace it, guarded.
+
+Guards, all checked before anything is changed:
+  - confirmation: the caller names the instances (or `terminate-<incident_id>`);
+  - evidence:     every EBS volume of the instance has a completed snapshot tagged for the incident
+                  (ec2_forensic_snapshot's tags: guardduty:incident, guardduty:volume);
+  - protection:   termination protection on means refuse, unless override_protection (then it is
+                  recorded in a tag and turned off first).
+Replacement: through its Auto Scaling group (TerminateInstanceInAutoScalingGroup without decrementing
+the desired capacity, so the group launches a new one), else from the launch template it was launched
+from (RunInstances in the same subnet, tagged guardduty:replaces), else none ("no replacement source").
+"""
+
+from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry
+
+from ansible_collections.cloudsec.guardduty.plugins.module_utils.snapshots import (
+    TAG_INCIDENT, TAG_VOLUME, attached_volumes, tag_dict)
+
+TAG_REPLACES = "guardduty:replaces"
+TAG_PROTECTION_WAS = "guardduty:termination-protection-was"
+TEMPLATE_ID_TAG = "aws:ec2launchtemplate:id"
+TEMPLATE_VERSION_TAG = "aws:ec2launchtemplate:version"
+ASG_TAG = "aws:autoscaling:groupName"
+FILTER_VALUES_MAX = 200
+NO_REPLACEMENT = "no replacement source: not in an Auto Scaling group and not launched from a launch template"
+
+
+def confirmed(confirm, instance_ids, incident_id):
+    """Whether `confirm` is the literal terminate-<incident_id> or names exactly the instances to terminate."""
+    given = [str(c).strip() for c in confirm or [] if str(c).strip()]
+    if given == [f"terminate-{incident_id}"]:
+        return True
+    return bool(given) and sorted(set(given)) == sorted(set(instance_ids))
+
+
+def missing_evidence(instance, snapshots, incident_id):
+    """The volume ids of the instance that have no completed snapshot tagged for the incident."""
+    done = set()
+    for snapshot in snapshots:
+        tags = tag_dict(snapshot.get("Tags"))
+        if snapshot.get("State") == "completed" and tags.get(TAG_INCIDENT) == incident_id:
+            done.add(tags.get(TAG_VOLUME))
+    return [v["volume_id"] for v in attached_volumes(instance) if v["volume_id"] not in done]
+
+
+def replacement_source(instance, asg_name):
+    """{"kind": "autoscaling", "group"} | {"kind": "launch_template", "id", "version"} | None."""
+    tags = tag_dict(instance.get("Tags"))
+    if asg_name:
+        return {"kind": "autoscaling", "group": asg_name}
+    if tags.get(TEMPLATE_ID_TAG):
+        return {"kind": "launch_template", "id": tags[TEMPLATE_ID_TAG], "version": tags.get(TEMPLATE_VERSION_TAG) or "$Default"}
+    return None
+
+
+def plan_eradicate(instance, incident_id, snapshots, asg_name, termination_protection, override_protection,
+                   replace, existing_replacement):
+    """(refusal message or None, calls, replacement) for one instance.
+
+    existing_replacement: the id of a live instance already tagged guardduty:replaces=<this instance>
+    (a rerun after a failed terminate must not launch a second one).
+    """
+    instance_id = instance["InstanceId"]
+    missing = missing_evidence(instance, snapshots, incident_id)
+    if missing:
+        return (f"no completed evidence snapshot tagged {TAG_INCIDENT}={incident_id} for volume(s) {', '.join(missing)}; "
+                f"take them first (cloudsec.guardduty.ec2_forensic_snapshot) and wait for them to complete"), [], None
+    if termination_protection and not override_protection:
+        return "termination protection is on; set override_protection=true to turn it off and terminate", [], None
+    calls = []
+    if termination_protection:
+        # Recorded before it changes, on the instance (tags stay readable for a while after termination).
+        calls.append(("CreateTags", {"Resources": [instance_id], "Tags": [{"Key": TAG_PROTECTION_WAS, "Value": "true"}]}))
+        calls.append(("ModifyInstanceAttribute", {"InstanceId": instance_id, "DisableApiTermination": {"Value": False}}))
+    source = replacement_source(instance, asg_name) if replace else None
+    replacement = {"source": source, "instance_id": existing_replacement, "note": None}
+    if source and source["kind"] == "autoscaling":
+        calls.append(("TerminateInstanceInAutoScalingGroup", {"InstanceId": instance_id, "ShouldDecrementDesiredCapacity": False}))
+        replacement["note"] = f"Auto Scaling group {source['group']} launches the replacement"
+        return None, calls, replacement
+    if source and source["kind"] == "launch_template" and not existing_replacement:
+        tags = [{"Key": TAG_REPLACES, "Value": instance_id}, {"Key": TAG_INCIDENT, "Value": incident_id}]
+        calls.append(("RunInstances", {
+            "LaunchTemplate": {"LaunchTemplateId": source["id"], "Version": str(source["version"])},
+            "SubnetId": instance.get("SubnetId"), "MinCount": 1, "MaxCount": 1,
+            # Idempotent across retries: a retried RunInstances with the same token launches nothing more.
+            "ClientToken": f"guardduty-{instance_id}-{incident_id}"[:64],
+            "TagSpecifications": [{"ResourceType": "instance", "Tags": tags}]}))
+    if source is None:
+        replacement["note"] = NO_REPLACEMENT if replace else "replacement not asked (replace=false)"
+    calls.append(("TerminateInstances", {"InstanceIds": [instance_id]}))
+    return None, calls, replacement
+
+
+# -- AWS ----------------------------------------------------------------------------------------
+
+@AWSRetry.jittered_backoff(retries=10, delay=0.5, max_delay=20)
+def _describe_snapshots(client, **kwargs):
+    return client.describe_snapshots(**kwargs)
+
+
+def incident_snapshots_by_volume(ec2, incident_id, volume_ids):
+    """[snapshot] of this account tagged for the incident and one of the volumes."""
+    out = []
+    for start in range(0, len(volume_ids), FILTER_VALUES_MAX):
+        kwargs = {"OwnerIds": ["self"], "Filters": [{"Name": f"tag:{TAG_INCIDENT}", "Values": [incident_id]},
+                                                    {"Name": f"tag:{TAG_VOLUME}", "Values": volume_ids[start:start + FILTER_VALUES_MAX]}]}
+        while True:
+            page = _describe_snapshots(ec2, **kwargs)
+            out.extend(page.get("Snapshots", []))
+            if not page.get("NextToken"):
+                break
+            kwargs["NextToken"] = page["NextToken"]
+    return out
+
+
+@AWSRetry.jittered_backoff(retries=10, delay=0.5, max_delay=20)
+def _describe_asg_instances(client, **kwargs):
+    return client.describe_auto_scaling_instances(**kwargs)
+
+
+def autoscaling_groups(autoscaling, instance_ids):
+    """{instance_id: Auto Scaling group name} for the instances in a group."""
+    out = {}
+    for start in range(0, len(instance_ids), 50):  # DescribeAutoScalingInstances takes at most 50 ids
+        kwargs = {"InstanceIds": instance_ids[start:start + 50]}
+        while True:
+            page = _describe_asg_instances(autoscaling, **kwargs)
+            for item in page.get("AutoScalingInstances", []):
+                out[item["InstanceId"]] = item["AutoScalingGroupName"]
+            if not page.get("NextToken"):
+                break
+            kwargs["NextToken"] = page["NextToken"]
+    return out
+
+
+@AWSRetry.jittered_backoff(retries=10, delay=0.5, max_delay=20)
+def termination_protection(ec2, instance_id):
+    return bool(ec2.describe_instance_attribute(InstanceId=instance_id, Attribute="disableApiTermination")
+                ["DisableApiTermination"]["Value"])
+
+
+@AWSRetry.jittered_backoff(retries=10, delay=0.5, max_delay=20)
+def _describe_instances(ec2, **kwargs):
+    return ec2.describe_instances(**kwargs)
+
+
+def existing_replacements(ec2, instance_ids):
+    """{replaced instance id: live replacement id} from the guardduty:replaces tag."""
+    out = {}
+    for start in range(0, len(instance_ids), FILTER_VALUES_MAX):
+        kwargs = {"Filters": [{"Name": f"tag:{TAG_REPLACES}", "Values": instance_ids[start:start + FILTER_VALUES_MAX]},
+                              {"Name": "instance-state-name", "Values": ["pending", "running", "stopping", "stopped"]}]}
+        while True:
+            page = _describe_instances(ec2, **kwargs)
+            for reservation in page.get("Reservations", []):
+                for instance in reservation.get("Instances", []):
+                    out[tag_dict(instance.get("Tags"))[TAG_REPLACES]] = instance["InstanceId"]
+            if not page.get("NextToken"):
+                break
+            kwargs["NextToken"] = page["NextToken"]
+    return out
+
+
+@AWSRetry.jittered_backoff(retries=10, delay=0.5, max_delay=20)
+def make_call(ec2, autoscaling, action, params):
+    if action == "TerminateInstanceInAutoScalingGroup":
+        return autoscaling.terminate_instance_in_auto_scaling_group(**params)
+    method = {"CreateTags": ec2.create_tags, "ModifyInstanceAttribute": ec2.modify_instance_attribute,
+              "RunInstances": ec2.run_instances, "TerminateInstances": ec2.terminate_instances}[action]
+    return method(**params)

@@ -1,0 +1,238 @@
+# -*- coding: utf-8 -*-
+# Copyright: cloudsec.guardduty contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+"""GuardDuty, the thin AWS layer the finding and scan modules share, and the finding-state decisions.
+
+AWS calls: the detector lookup, ListFindings (all pages), GetFindings (50 ids a call), archive /
+unarchive / feedback (50 ids a call), StartMalwareScan (with a client token, so a retried call never
+starts a second scan), DescribeMalwareScans (all pages). Each is retried with jittered backoff on
+throttling and GuardDuty's 5xx.
+
+Decisions (`finding_state`, `plan_finding_updates`) are pure: GetFindings results in, calls out.
+"""
+
+from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry
+
+from ansible_collections.cloudsec.guardduty.plugins.module_utils.findings import GET_FINDINGS_BATCH
+from ansible_collections.cloudsec.guardduty.plugins.module_utils.findings import LIST_FINDINGS_PAGE
+from ansible_collections.cloudsec.guardduty.plugins.module_utils.findings import chunks
+from ansible_collections.cloudsec.guardduty.plugins.module_utils.instances import error_code
+
+# GuardDuty answers 5xx as InternalServerErrorException and throttles with TooManyRequestsException.
+retry = AWSRetry.jittered_backoff(retries=10, delay=0.5, max_delay=20,
+                                  catch_extra_error_codes=["InternalServerErrorException", "TooManyRequestsException"])
+UPDATE_BATCH = 50  # ArchiveFindings, UnarchiveFindings and UpdateFindingsFeedback take at most 50 ids
+FEEDBACK_VALUES = ("USEFUL", "NOT_USEFUL")
+ADMIN_ONLY_ARCHIVE = ("only the GuardDuty administrator account can archive findings: member accounts cannot archive "
+                      "findings, not even their own. Run this task with the administrator account's credentials (its "
+                      "detector sees and archives its members' findings in the same Region)")
+
+
+class GuardDutyError(Exception):
+    """A GuardDuty call failed; the message names the action and AWS's error code."""
+
+    def __init__(self, action, message, code=None):
+        self.action = action
+        self.code = code
+        super().__init__(f"{action}: {message}" + (f" ({code})" if code else ""))
+
+    def as_dict(self):
+        return {"action": self.action, "code": self.code, "message": str(self)}
+
+
+def aws_message(exc):
+    response = getattr(exc, "response", None) or {}
+    return response.get("Error", {}).get("Message") or str(exc)
+
+
+def error_from(action, exc):
+    if isinstance(exc, GuardDutyError):
+        return exc
+    return GuardDutyError(action, aws_message(exc), error_code(exc))
+
+
+# -- decisions ----------------------------------------------------------------------------------
+
+
+def finding_state(finding):
+    """What guardduty_finding manages on one finding: archived or not, and the feedback given."""
+    service = finding.get("Service") or {}
+    return {"archived": bool(service.get("Archived")), "feedback": service.get("UserFeedback") or None}
+
+
+def plan_finding_updates(finding_ids, current, archived=None, feedback=None, comment=None):
+    """(calls, after) for the findings whose `current` state ({id: finding_state}) is known.
+
+    `archived` True/False/None (leave as is); `feedback` USEFUL/NOT_USEFUL/None. Only findings whose state
+    differs are named in a call: GuardDuty does not echo a feedback comment back, so a comment alone never
+    makes a call (it travels with a feedback change).
+    """
+    to_archive = [i for i in finding_ids if archived is True and not current[i]["archived"]]
+    to_unarchive = [i for i in finding_ids if archived is False and current[i]["archived"]]
+    to_feedback = [i for i in finding_ids if feedback and current[i]["feedback"] != feedback]
+    calls = []
+    for batch in chunks(to_archive, UPDATE_BATCH):
+        calls.append(("ArchiveFindings", {"FindingIds": batch}))
+    for batch in chunks(to_unarchive, UPDATE_BATCH):
+        calls.append(("UnarchiveFindings", {"FindingIds": batch}))
+    for batch in chunks(to_feedback, UPDATE_BATCH):
+        params = {"FindingIds": batch, "Feedback": feedback}
+        if comment:
+            params["Comments"] = comment
+        calls.append(("UpdateFindingsFeedback", params))
+    return calls, state_after_calls(current, calls, finding_ids)
+
+
+def state_after_calls(current, calls, finding_ids=None):
+    """{id: finding_state} once `calls` are made: the truth after a complete or a partial run."""
+    after = {i: dict(current[i]) for i in (finding_ids if finding_ids is not None else current)}
+    for action, params in calls:
+        for finding_id in params["FindingIds"]:
+            if finding_id not in after:
+                continue
+            if action == "ArchiveFindings":
+                after[finding_id]["archived"] = True
+            elif action == "UnarchiveFindings":
+                after[finding_id]["archived"] = False
+            elif action == "UpdateFindingsFeedback":
+                after[finding_id]["feedback"] = params["Feedback"]
+    return after
+
+
+def explain_update_error(action, exc):
+    """A GuardDutyError for a failed archive/unarchive/feedback call, saying what the refusal means."""
+    code = error_code(exc)
+    if action == "ArchiveFindings" and code in ("BadRequestException", "AccessDeniedException"):
+        return GuardDutyError(action, f"{ADMIN_ONLY_ARCHIVE}. AWS said: {aws_message(exc)}", code)
+    return error_from(action, exc)
+
+
+# -- AWS calls ----------------------------------------------------------------------------------
+
+
+@retry
+def _list_detectors(client, **kwargs):
+    return client.list_detectors(**kwargs)
+
+
+def find_detector(client, detector_id=None):
+    """The detector to use: `detector_id` when given, else the only detector of the account in this Region."""
+    if detector_id:
+        return detector_id
+    ids, kwargs = [], {}
+    try:
+        while True:
+            page = _list_detectors(client, **kwargs)
+            ids.extend(page.get("DetectorIds") or [])
+            if not page.get("NextToken"):
+                break
+            kwargs["NextToken"] = page["NextToken"]
+    except Exception as exc:
+        raise error_from("ListDetectors", exc) from None
+    if not ids:
+        raise GuardDutyError("ListDetectors", "GuardDuty is not enabled in this account and Region (no detector)",
+                             "NoDetector")
+    return ids[0]
+
+
+@retry
+def _list_findings_page(client, **kwargs):
+    return client.list_findings(**kwargs)
+
+
+def list_finding_ids(client, detector_id, criteria=None):
+    """Every finding id matching the FindingCriteria, all pages."""
+    ids, kwargs = [], {"DetectorId": detector_id, "MaxResults": LIST_FINDINGS_PAGE}
+    if criteria:
+        kwargs["FindingCriteria"] = criteria
+    try:
+        while True:
+            page = _list_findings_page(client, **kwargs)
+            ids.extend(page.get("FindingIds") or [])
+            if not page.get("NextToken"):
+                return ids
+            kwargs["NextToken"] = page["NextToken"]
+    except Exception as exc:
+        raise error_from("ListFindings", exc) from None
+
+
+@retry
+def _get_findings(client, detector_id, finding_ids):
+    return client.get_findings(DetectorId=detector_id, FindingIds=finding_ids)["Findings"]
+
+
+def get_findings(client, detector_id, finding_ids):
+    """The findings for the ids (GetFindings takes 50 at a time); unknown ids are simply absent."""
+    out = []
+    try:
+        for batch in chunks(finding_ids, GET_FINDINGS_BATCH):
+            out.extend(_get_findings(client, detector_id, batch))
+    except Exception as exc:
+        raise error_from("GetFindings", exc) from None
+    return out
+
+
+def find_findings(client, detector_id, criteria=None):
+    return get_findings(client, detector_id, list_finding_ids(client, detector_id, criteria))
+
+
+@retry
+def _update_call(client, action, detector_id, params):
+    method = {"ArchiveFindings": client.archive_findings, "UnarchiveFindings": client.unarchive_findings,
+              "UpdateFindingsFeedback": client.update_findings_feedback}[action]
+    return method(DetectorId=detector_id, **params)
+
+
+def apply_finding_updates(client, detector_id, calls):
+    """Make the planned calls in order; on failure raise GuardDutyError carrying `done` (calls made)."""
+    done = []
+    for action, params in calls:
+        try:
+            _update_call(client, action, detector_id, params)
+        except Exception as exc:
+            problem = explain_update_error(action, exc)
+            problem.done = done
+            raise problem from None
+        done.append((action, params))
+    return done
+
+
+@retry
+def _start_malware_scan(client, resource_arn, client_token):
+    return client.start_malware_scan(ResourceArn=resource_arn, ClientToken=client_token)["ScanId"]
+
+
+def start_malware_scan(client, resource_arn, client_token):
+    """The new scan's id. The client token makes a retried call return the same scan, never a second one.
+
+    Errors are left to the caller (ConflictException means a recent scan exists).
+    """
+    return _start_malware_scan(client, resource_arn, client_token)
+
+
+@retry
+def _describe_malware_scans_page(client, **kwargs):
+    return client.describe_malware_scans(**kwargs)
+
+
+def describe_malware_scans(client, detector_id, criteria=None, max_results=50, first_page_only=False):
+    """Scans matching the FilterCriterion list (ANDed), newest first; all pages unless `first_page_only`."""
+    kwargs = {"DetectorId": detector_id, "MaxResults": max_results}
+    if criteria:
+        kwargs["FilterCriteria"] = {"FilterCriterion": criteria}
+    scans = []
+    try:
+        while True:
+            page = _describe_malware_scans_page(client, **kwargs)
+            scans.extend(page.get("Scans") or [])
+            if first_page_only or not page.get("NextToken"):
+                return scans
+            kwargs["NextToken"] = page["NextToken"]
+    except Exception as exc:
+        raise error_from("DescribeMalwareScans", exc) from None
+
+
+@retry
+def caller_account(sts_client):
+    return sts_client.get_caller_identity()["Account"]

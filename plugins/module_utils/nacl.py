@@ -1,0 +1,121 @@
+# -*- coding: utf-8 -*-
+# Copyright: cloudsec.guardduty contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+"""Subnet containment: put the subnets of compromised instances behind a deny-all network ACL, and back.
+
+Network ACLs are stateless, so unlike security groups they also cut flows that EC2 keeps tracking
+(ICMP, flows through a NAT gateway, NLB, ...). They apply to a whole subnet: every ENI in it is cut
+off (other instances, NAT gateways, load balancer nodes, Lambda ENIs), so this is opt-in and asks for
+an explicit acknowledgement. Traffic between two addresses of the same subnet never crosses a NACL.
+
+Plans are per subnet (several instances may share one): `plan_contain_subnet`, `plan_release_subnet`
+return (service, action, parameters) calls. The original ACL id is recorded in the subnet tag
+`guardduty:nacl-record` before the association is replaced.
+"""
+
+from ansible_collections.cloudsec.guardduty.plugins.module_utils.detach import PlanProblem, call_once, guard
+
+RECORD_TAG = "guardduty:nacl-record"
+MARKER_TAG = "guardduty:containment"
+DEFAULT_RULE = 32767  # AWS's "*" rules: 32767 (IPv4) and 32768 (IPv6) cannot be changed or removed
+WRITE_ACTIONS = ("CreateTags", "DeleteTags", "CreateNetworkAcl", "ReplaceNetworkAclAssociation", "DeleteNetworkAclEntry")
+
+
+def instance_subnets(instance):
+    """{subnet id: vpc id} of every ENI of the instance."""
+    return {n["SubnetId"]: n.get("VpcId") or instance.get("VpcId") for n in instance.get("NetworkInterfaces") or []}
+
+
+def tags_of(resource):
+    return {t["Key"]: t["Value"] for t in resource.get("Tags") or []}
+
+
+def is_containment_acl(acl, name):
+    tags = tags_of(acl)
+    return tags.get(MARKER_TAG) == "true" and tags.get("Name") == name
+
+
+def subnet_associations(acls):
+    """{subnet id: (association id, acl)} from DescribeNetworkAcls."""
+    out = {}
+    for acl in acls:
+        for association in acl.get("Associations") or []:
+            out[association["SubnetId"]] = (association["NetworkAclAssociationId"], acl)
+    return out
+
+
+def containment_acls(acls, name):
+    """{vpc id: acl} of the containment ACLs already there."""
+    return {acl["VpcId"]: acl for acl in sorted(acls, key=lambda a: a["NetworkAclId"]) if is_containment_acl(acl, name)}
+
+
+def stray_entries(acl):
+    """Entries someone added to a containment ACL: anything but AWS's default deny rules."""
+    return [e for e in acl.get("Entries") or [] if e["RuleNumber"] < DEFAULT_RULE]
+
+
+def plan_containment_acl(vpc_id, existing, name):
+    """(calls, acl id or a placeholder): the VPC's containment ACL, created if missing, with only deny rules.
+
+    A new custom network ACL denies all inbound and outbound traffic, IPv4 and IPv6, until rules are added.
+    """
+    if existing is None:
+        return [("ec2", "CreateNetworkAcl", {"VpcId": vpc_id, "TagSpecifications": [{"ResourceType": "network-acl", "Tags": [
+            {"Key": "Name", "Value": name}, {"Key": MARKER_TAG, "Value": "true"}]}]})], f"(new) {name}"
+    calls = [("ec2", "DeleteNetworkAclEntry", {"NetworkAclId": existing["NetworkAclId"], "RuleNumber": e["RuleNumber"],
+                                               "Egress": e["Egress"]}) for e in stray_entries(existing)]
+    return calls, existing["NetworkAclId"]
+
+
+def plan_contain_subnet(subnet_id, association, containment_acl_id, name):
+    """(calls, before acl id, after acl id). `association` is (association id, acl)."""
+    association_id, acl = association
+    if is_containment_acl(acl, name):
+        return [], acl["NetworkAclId"], acl["NetworkAclId"]
+    calls = [("ec2", "CreateTags", {"Resources": [subnet_id], "Tags": [{"Key": RECORD_TAG, "Value": acl["NetworkAclId"]}]}),
+             ("ec2", "ReplaceNetworkAclAssociation", {"AssociationId": association_id, "NetworkAclId": containment_acl_id})]
+    return calls, acl["NetworkAclId"], containment_acl_id
+
+
+def plan_release_subnet(subnet, association, existing_acl_ids, name):
+    """(calls, before acl id, after acl id). Raises PlanProblem if the recorded ACL is gone."""
+    association_id, acl = association
+    recorded = tags_of(subnet).get(RECORD_TAG)
+    if not recorded:
+        return [], acl["NetworkAclId"], acl["NetworkAclId"]
+    calls = []
+    if is_containment_acl(acl, name):
+        if recorded not in existing_acl_ids:
+            raise PlanProblem("ReplaceNetworkAclAssociation", f"subnet {subnet['SubnetId']}: recorded network ACL {recorded} no "
+                              "longer exists", "InvalidNetworkAclID.NotFound")
+        calls.append(("ec2", "ReplaceNetworkAclAssociation", {"AssociationId": association_id, "NetworkAclId": recorded}))
+        after = recorded
+    else:
+        after = acl["NetworkAclId"]  # someone already moved it: keep their choice, drop the record
+    calls.append(("ec2", "DeleteTags", {"Resources": [subnet["SubnetId"]], "Tags": [{"Key": RECORD_TAG}]}))
+    return calls, acl["NetworkAclId"], after
+
+
+def others_in_subnets(enis, subnet_ids, instance_ids):
+    """{subnet id: [descriptions of the other ENIs there]}: what the containment also cuts off."""
+    out = {s: [] for s in subnet_ids}
+    for eni in enis:
+        owner = (eni.get("Attachment") or {}).get("InstanceId")
+        if eni["SubnetId"] not in out or owner in instance_ids:
+            continue
+        what = f"instance {owner}" if owner else (eni.get("Description") or eni.get("InterfaceType") or "unattached")
+        out[eni["SubnetId"]].append(f"{eni['NetworkInterfaceId']} ({what})")
+    return out
+
+
+# -- AWS ----------------------------------------------------------------------------------------
+
+def describe_subnet_state(ec2, vpc_ids, subnet_ids):
+    """(acls, subnets, enis) for the VPCs and subnets of the batch: three calls."""
+    acls = guard("DescribeNetworkAcls", call_once, ec2, "describe_network_acls",
+                 Filters=[{"Name": "vpc-id", "Values": sorted(vpc_ids)}]).get("NetworkAcls", [])
+    subnets = guard("DescribeSubnets", call_once, ec2, "describe_subnets", SubnetIds=sorted(subnet_ids)).get("Subnets", [])
+    enis = guard("DescribeNetworkInterfaces", call_once, ec2, "describe_network_interfaces",
+                 Filters=[{"Name": "subnet-id", "Values": sorted(subnet_ids)}]).get("NetworkInterfaces", [])
+    return acls, subnets, enis

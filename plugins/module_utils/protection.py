@@ -1,0 +1,192 @@
+# -*- coding: utf-8 -*-
+# Copyright: cloudsec.guardduty contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+"""Protection: keep a compromised instance and its disks from being deleted, and undo it exactly.
+
+Protected means: termination protection on, stop protection on when asked, the OS shutting down to
+`stop` (not `terminate`), and no EBS volume deleted on termination. Before changing anything the
+values found are recorded in instance tags (the protection record), so release restores them.
+
+Planning is pure (`current_protection`, `read_record`, `plan_protect`, `plan_release`): it returns a
+list of (action, parameters) calls; `apply_calls` makes them, in order.
+"""
+
+import json
+
+from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry
+
+RECORD_TAG = "guardduty:protection-record"
+TAG_VALUE_MAX = 256
+ATTRIBUTES = ("disableApiTermination", "disableApiStop", "instanceInitiatedShutdownBehavior")
+
+
+def current_protection(instance, attributes):
+    """The protection values of one instance: DescribeInstances' document plus its DescribeInstanceAttribute answers."""
+    dot = {}
+    for mapping in instance.get("BlockDeviceMappings") or []:
+        if (mapping.get("Ebs") or {}).get("VolumeId"):
+            dot[mapping["DeviceName"]] = bool(mapping["Ebs"].get("DeleteOnTermination"))
+    return {
+        "termination_protection": bool(attributes["DisableApiTermination"]["Value"]),
+        "stop_protection": bool(attributes["DisableApiStop"]["Value"]),
+        "shutdown_behavior": attributes["InstanceInitiatedShutdownBehavior"]["Value"],
+        "delete_on_termination": dot,
+    }
+
+
+# -- the record ---------------------------------------------------------------------------------
+# Compact JSON: {"t": 0/1, "s": 0/1, "b": "stop"/"terminate", "d": [devices that had DeleteOnTermination
+# true, without "/dev/"]}. Only the devices to restore are listed, so even many volumes fit; a record
+# longer than one tag value continues in guardduty:protection-record:2, :3, ...
+
+def _short_device(device):
+    return device[5:] if device.startswith("/dev/") else device
+
+
+def encode_record(record):
+    """{tag key: tag value} holding the record."""
+    text = json.dumps({"t": int(record["termination_protection"]), "s": int(record["stop_protection"]),
+                       "b": record["shutdown_behavior"],
+                       "d": sorted(_short_device(d) for d in record["delete_on_termination"])},
+                      separators=(",", ":"))
+    parts = [text[i:i + TAG_VALUE_MAX] for i in range(0, len(text), TAG_VALUE_MAX)]
+    return {RECORD_TAG if n == 0 else f"{RECORD_TAG}:{n + 1}": part for n, part in enumerate(parts)}
+
+
+def record_tag_keys(tags):
+    return sorted((t["Key"] for t in tags or [] if t["Key"] == RECORD_TAG or t["Key"].startswith(RECORD_TAG + ":")),
+                  key=lambda k: 1 if k == RECORD_TAG else int(k.rsplit(":", 1)[1]))
+
+
+def read_record(tags, devices):
+    """The record in the instance's tags, or None. Raises ValueError when it cannot be read.
+
+    `devices` are the instance's current device names: recorded short names are matched back to them.
+    """
+    keys = record_tag_keys(tags)
+    if not keys:
+        return None
+    values = {t["Key"]: t["Value"] for t in tags}
+    try:
+        data = json.loads("".join(values[k] for k in keys))
+        by_short = {_short_device(d): d for d in devices}
+        return {"termination_protection": bool(data["t"]), "stop_protection": bool(data["s"]),
+                "shutdown_behavior": str(data["b"]),
+                "delete_on_termination": sorted(by_short.get(d, "/dev/" + d) for d in data["d"])}
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ValueError(f"unreadable protection record in tags {', '.join(keys)}: {exc}") from None
+
+
+def _modify(instance_id, **kwargs):
+    return ("ModifyInstanceAttribute", dict(InstanceId=instance_id, **kwargs))
+
+
+def plan_protect(instance_id, current, record, stop_protection):
+    """(calls, record_after, predicted): record first, then one ModifyInstanceAttribute per attribute to change."""
+    wanted_dot = {d: False for d in current["delete_on_termination"]}
+    if record is None:
+        new_record = {"termination_protection": current["termination_protection"],
+                      "stop_protection": current["stop_protection"],
+                      "shutdown_behavior": current["shutdown_behavior"],
+                      "delete_on_termination": sorted(d for d, v in current["delete_on_termination"].items() if v)}
+    else:
+        # The record keeps the values from before the first protection; a volume attached since then
+        # with DeleteOnTermination true is added to it before it is changed.
+        added = [d for d, v in current["delete_on_termination"].items() if v and d not in record["delete_on_termination"]]
+        new_record = dict(record, delete_on_termination=sorted(record["delete_on_termination"] + added))
+    calls = []
+    if record is None or new_record != record:
+        calls.append(("CreateTags", {"Resources": [instance_id],
+                                     "Tags": [{"Key": k, "Value": v} for k, v in encode_record(new_record).items()]}))
+    changed_dot = sorted(d for d, v in current["delete_on_termination"].items() if v)
+    if changed_dot:
+        calls.append(_modify(instance_id, BlockDeviceMappings=[{"DeviceName": d, "Ebs": {"DeleteOnTermination": False}}
+                                                               for d in changed_dot]))
+    if current["shutdown_behavior"] != "stop":
+        calls.append(_modify(instance_id, InstanceInitiatedShutdownBehavior={"Value": "stop"}))
+    if not current["termination_protection"]:
+        calls.append(_modify(instance_id, DisableApiTermination={"Value": True}))
+    if stop_protection and not current["stop_protection"]:
+        calls.append(_modify(instance_id, DisableApiStop={"Value": True}))
+    predicted = {"termination_protection": True,
+                 "stop_protection": True if stop_protection else current["stop_protection"],
+                 "shutdown_behavior": "stop", "delete_on_termination": wanted_dot}
+    return calls, new_record, predicted
+
+
+def plan_release(instance_id, current, record, tag_keys):
+    """(calls, predicted): restore each recorded value that differs, then remove the record."""
+    if record is None:
+        return [], current
+    restore_dot = sorted(d for d in record["delete_on_termination"]
+                         if d in current["delete_on_termination"] and not current["delete_on_termination"][d])
+    calls = []
+    # Termination and stop protection go last: until the end, the instance stays protected.
+    if restore_dot:
+        calls.append(_modify(instance_id, BlockDeviceMappings=[{"DeviceName": d, "Ebs": {"DeleteOnTermination": True}}
+                                                               for d in restore_dot]))
+    if current["shutdown_behavior"] != record["shutdown_behavior"]:
+        calls.append(_modify(instance_id, InstanceInitiatedShutdownBehavior={"Value": record["shutdown_behavior"]}))
+    if current["stop_protection"] != record["stop_protection"]:
+        calls.append(_modify(instance_id, DisableApiStop={"Value": record["stop_protection"]}))
+    if current["termination_protection"] != record["termination_protection"]:
+        calls.append(_modify(instance_id, DisableApiTermination={"Value": record["termination_protection"]}))
+    # The record goes only once everything it holds is restored.
+    calls.append(("DeleteTags", {"Resources": [instance_id], "Tags": [{"Key": k} for k in tag_keys]}))
+    dot = dict(current["delete_on_termination"], **{d: True for d in restore_dot})
+    predicted = {"termination_protection": record["termination_protection"], "stop_protection": record["stop_protection"],
+                 "shutdown_behavior": record["shutdown_behavior"], "delete_on_termination": dot}
+    return calls, predicted
+
+
+def describe_call(call):
+    """A short readable form of a planned call, for check mode and errors."""
+    action, params = call
+    shown = {k: v for k, v in params.items() if k not in ("InstanceId", "Resources")}
+    return f"{action} {json.dumps(shown, sort_keys=True, separators=(',', ':'))}"
+
+
+# -- AWS ----------------------------------------------------------------------------------------
+
+@AWSRetry.jittered_backoff(retries=10, delay=0.5, max_delay=20)
+def _describe_attribute(client, instance_id, attribute):
+    return client.describe_instance_attribute(InstanceId=instance_id, Attribute=attribute)
+
+
+def describe_protection_attributes(client, instance_id):
+    """{DisableApiTermination: {...}, DisableApiStop: {...}, InstanceInitiatedShutdownBehavior: {...}}.
+
+    DescribeInstances does not carry these, and DescribeInstanceAttribute answers one attribute at a time.
+    """
+    out = {}
+    for attribute in ATTRIBUTES:
+        try:
+            response = _describe_attribute(client, instance_id, attribute)
+        except Exception as exc:
+            exc.action = "DescribeInstanceAttribute"
+            raise
+        key = attribute[0].upper() + attribute[1:]
+        out[key] = response.get(key) or {"Value": None}
+    return out
+
+
+@AWSRetry.jittered_backoff(retries=10, delay=0.5, max_delay=20)
+def _call(client, action, params):
+    method = {"ModifyInstanceAttribute": client.modify_instance_attribute, "CreateTags": client.create_tags,
+              "DeleteTags": client.delete_tags}[action]
+    return method(**params)
+
+
+def apply_calls(client, calls):
+    """Make the calls in order; the first failure stops the rest (its exception carries `.action` and `.done`)."""
+    done = []
+    for call in calls:
+        try:
+            _call(client, *call)
+        except Exception as exc:
+            exc.action = call[0]
+            exc.done = done
+            raise
+        done.append(describe_call(call))
+    return done

@@ -1,0 +1,124 @@
+# -*- coding: utf-8 -*-
+# Copyright: cloudsec.guardduty contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+"""Public IP: take every Elastic IP off a compromised instance's network interfaces, and put them back.
+
+The Elastic IPs of the whole batch are described in one DescribeAddresses call (by network interface),
+planned per instance by pure functions (`plan_disassociate`, `plan_reassociate`) and recorded in the
+instance tag `guardduty:eip-record` ([[allocation id, ENI, private IP], ...]) before any change.
+An auto-assigned public IPv4 address has no allocation: it cannot be removed without stopping the
+instance or changing the subnet, so it is reported per ENI as remaining exposure.
+"""
+
+from ansible_collections.cloudsec.guardduty.plugins.module_utils.detach import (
+    PlanProblem, guard, call_once, record_calls)
+
+RECORD_TAG = "guardduty:eip-record"
+ENI_FILTER_BATCH = 200
+WRITE_ACTIONS = ("CreateTags", "DeleteTags", "DisassociateAddress", "AssociateAddress")
+
+
+def network_interfaces(instance):
+    return sorted(instance.get("NetworkInterfaces") or [], key=lambda n: (n.get("Attachment") or {}).get("DeviceIndex", 0))
+
+
+def public_addresses(instance, addresses):
+    """(elastic, auto_assigned) for one instance.
+
+    elastic: [{allocation_id, association_id, public_ip, network_interface_id, private_ip}] from DescribeAddresses;
+    auto_assigned: [{network_interface_id, private_ip, public_ip}] for public IPv4s that are not Elastic IPs.
+    """
+    enis = {n["NetworkInterfaceId"] for n in network_interfaces(instance)}
+    elastic = []
+    for address in addresses:
+        if address.get("NetworkInterfaceId") in enis and address.get("AssociationId"):
+            elastic.append({"allocation_id": address.get("AllocationId"), "association_id": address["AssociationId"],
+                            "public_ip": address.get("PublicIp"), "network_interface_id": address["NetworkInterfaceId"],
+                            "private_ip": address.get("PrivateIpAddress")})
+    auto = []
+    for eni in network_interfaces(instance):
+        for private in eni.get("PrivateIpAddresses") or []:
+            association = private.get("Association") or {}
+            public = association.get("PublicIp")
+            # AWS marks an address it assigned (not an Elastic IP) with the owner "amazon".
+            if public and association.get("IpOwnerId") == "amazon":
+                auto.append({"network_interface_id": eni["NetworkInterfaceId"], "private_ip": private["PrivateIpAddress"],
+                             "public_ip": public})
+    return sorted(elastic, key=lambda a: (a["network_interface_id"], a["private_ip"] or "")), auto
+
+
+def exposure_notes(auto_assigned):
+    return [f"{a['network_interface_id']}: auto-assigned public IPv4 {a['public_ip']} (on {a['private_ip']}) cannot be removed "
+            "without stopping the instance or changing the subnet's auto-assign setting; the isolation security group already "
+            "blocks traffic to it" for a in auto_assigned]
+
+
+def plan_disassociate(instance_id, elastic, record, record_keys):
+    """(calls, new record, predicted elastic addresses): record first, then one DisassociateAddress per Elastic IP."""
+    entries = [list(e) for e in record or []]
+    for address in elastic:
+        entry = [address["allocation_id"], address["network_interface_id"], address["private_ip"]]
+        if entry not in entries:
+            entries.append(entry)
+    entries.sort()
+    calls = []
+    if entries and entries != record:
+        calls += record_calls(instance_id, RECORD_TAG, entries, record_keys)
+    for address in elastic:
+        calls.append(("ec2", "DisassociateAddress", {"AssociationId": address["association_id"]}))
+    return calls, (entries or None), []
+
+
+def plan_reassociate(instance_id, record, record_keys, allocations, instance_enis):
+    """(calls, predicted elastic addresses). Raises PlanProblem if an address is gone or taken meanwhile.
+
+    allocations: {allocation id: DescribeAddresses entry} for the recorded allocation ids that still exist.
+    """
+    if record is None:
+        return [], []
+    calls = []
+    predicted = []
+    for allocation_id, eni, private_ip in record:
+        address = allocations.get(allocation_id)
+        if address is None:
+            raise PlanProblem("AssociateAddress", f"recorded Elastic IP {allocation_id} no longer exists in this account "
+                              "and region (released?)", "InvalidAllocationID.NotFound")
+        if eni not in instance_enis:
+            raise PlanProblem("AssociateAddress", f"recorded network interface {eni} is no longer attached to the instance",
+                              "InvalidNetworkInterfaceID.NotFound")
+        predicted.append({"allocation_id": allocation_id, "public_ip": address.get("PublicIp"), "network_interface_id": eni,
+                          "private_ip": private_ip})
+        if address.get("NetworkInterfaceId") == eni and address.get("PrivateIpAddress") == private_ip:
+            continue
+        if address.get("AssociationId"):
+            where = address.get("NetworkInterfaceId") or address.get("InstanceId")
+            raise PlanProblem("AssociateAddress", f"Elastic IP {address.get('PublicIp')} ({allocation_id}) was taken meanwhile: it "
+                              f"is now associated with {where} ({address.get('PrivateIpAddress')}); it is not taken back",
+                              "Resource.AlreadyAssociated")
+        calls.append(("ec2", "AssociateAddress", {"AllocationId": allocation_id, "NetworkInterfaceId": eni,
+                                                  "PrivateIpAddress": private_ip, "AllowReassociation": False}))
+    if record_keys:
+        calls.append(("ec2", "DeleteTags", {"Resources": [instance_id], "Tags": [{"Key": k} for k in record_keys]}))
+    return calls, predicted
+
+
+# -- AWS ----------------------------------------------------------------------------------------
+
+def describe_addresses_of(ec2, eni_ids):
+    """DescribeAddresses for every Elastic IP on these ENIs, in one call per 200 ENIs."""
+    out = []
+    for start in range(0, len(eni_ids), ENI_FILTER_BATCH):
+        chunk = eni_ids[start:start + ENI_FILTER_BATCH]
+        out += guard("DescribeAddresses", call_once, ec2, "describe_addresses",
+                     Filters=[{"Name": "network-interface-id", "Values": chunk}]).get("Addresses", [])
+    return out
+
+
+def describe_allocations(ec2, allocation_ids):
+    """{allocation id: address} for those that exist (one call; unknown ids are left out, not an error)."""
+    if not allocation_ids:
+        return {}
+    answer = guard("DescribeAddresses", call_once, ec2, "describe_addresses",
+                   Filters=[{"Name": "allocation-id", "Values": sorted(allocation_ids)}])
+    return {a["AllocationId"]: a for a in answer.get("Addresses", []) if a.get("AllocationId")}

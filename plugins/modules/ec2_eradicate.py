@@ -1,0 +1,221 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+
+# Copyright: cloudsec.guardduty contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+DOCUMENTATION = r"""
+---
+module: ec2_eradicate
+version_added: 1.0.0
+short_description: Terminate compromised EC2 instances and replace them, only once their evidence is safe
+description:
+  - The last resort of step 3 of GuardDuty's remediation procedure. When the unauthorized activity cannot be
+    identified and stopped, terminate the instance and replace it.
+  - Refuses, per instance and before changing anything, unless every EBS volume of the instance has a C(completed)
+    snapshot tagged C(guardduty:incident=<incident_id>) and C(guardduty:volume=<volume id>) (what
+    M(cloudsec.guardduty.ec2_forensic_snapshot) takes).
+  - Refuses the whole batch unless O(confirm) names exactly the instances, or is C(terminate-<incident_id>).
+  - Refuses an instance with termination protection on, unless O(override_protection=true); then the tag
+    C(guardduty:termination-protection-was=true) is written and the protection turned off first.
+  - Replacement, when O(replace=true). An instance in an Auto Scaling group is terminated with
+    C(TerminateInstanceInAutoScalingGroup) and C(ShouldDecrementDesiredCapacity=false), so the group launches a new
+    one; an instance launched from a launch template (tags C(aws:ec2launchtemplate:id) and
+    C(aws:ec2launchtemplate:version)) is replaced by C(RunInstances) from that template version in the same subnet,
+    tagged C(guardduty:replaces=<instance id>) (a rerun finds it and launches no second one); otherwise the result
+    says C(no replacement source).
+  - An instance already terminated (or shutting down) is reported unchanged.
+options:
+  instance_ids:
+    description: The instances to terminate.
+    type: list
+    elements: str
+    required: true
+  incident_id:
+    description: The incident whose evidence snapshots must exist.
+    type: str
+    required: true
+  confirm:
+    description:
+      - The explicit confirmation. Either the same instance ids as O(instance_ids) (any order), or the single value
+        C(terminate-<incident_id>).
+    type: list
+    elements: str
+    required: true
+  override_protection:
+    description: Turn termination protection off (recorded in a tag) instead of refusing.
+    type: bool
+    default: false
+  replace:
+    description: Replace each terminated instance through its Auto Scaling group or launch template.
+    type: bool
+    default: true
+author:
+  - cloudsec.guardduty contributors (@cloudsec)
+extends_documentation_fragment:
+  - amazon.aws.common.modules
+  - amazon.aws.region.modules
+  - amazon.aws.boto3
+"""
+
+EXAMPLES = r"""
+- name: Evidence first
+  cloudsec.guardduty.ec2_forensic_snapshot:
+    instance_ids: "{{ compromised_instance_ids }}"
+    incident_id: INC-0042
+    wait: true
+
+- name: Then terminate and replace
+  cloudsec.guardduty.ec2_eradicate:
+    instance_ids: "{{ compromised_instance_ids }}"
+    incident_id: INC-0042
+    confirm: terminate-INC-0042
+"""
+
+RETURN = r"""
+instances:
+  description: Per instance id, the outcome.
+  returned: always
+  type: dict
+  contains:
+    changed:
+      description: Whether the instance was (or in check mode would be) terminated or changed.
+      type: bool
+    terminated:
+      description: Whether the instance is terminated (or terminating) once done.
+      type: bool
+    replacement:
+      description: The replacement source (C(autoscaling) or C(launch_template)), the replacement instance id when known, and a note.
+      type: dict
+      sample: {"source": {"kind": "autoscaling", "group": "web-asg"}, "instance_id": null,
+               "note": "Auto Scaling group web-asg launches the replacement"}
+    calls:
+      description: The write calls made, in order (in check mode, planned).
+      type: list
+      elements: str
+    error:
+      description: Why this instance was refused or failed; names the instance, the action and the code.
+      type: dict
+      returned: on refusal or failure of this instance
+errors:
+  description: The refusals and failures, one per instance.
+  returned: always
+  type: list
+  elements: dict
+"""
+
+import json
+from concurrent.futures import ThreadPoolExecutor
+
+from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
+
+from ansible_collections.cloudsec.guardduty.plugins.module_utils import eradicate as er
+from ansible_collections.cloudsec.guardduty.plugins.module_utils.instances import (
+    InstanceProblem, describe_instances, problem_from_error, split_instance_ids)
+from ansible_collections.cloudsec.guardduty.plugins.module_utils.snapshots import attached_volumes
+
+WORKERS = 8
+
+
+def describe_call(call):
+    action, params = call
+    return f"{action} {json.dumps(params, sort_keys=True, separators=(',', ':'), default=str)}"
+
+
+def work_on(ec2, autoscaling, instance, params, snapshots, asg_name, replacement_id, check_mode):
+    instance_id = instance["InstanceId"]
+    try:
+        protected = er.termination_protection(ec2, instance_id)
+    except Exception as exc:
+        raise problem_from_error(instance_id, "DescribeInstanceAttribute", exc) from None
+    refusal, calls, replacement = er.plan_eradicate(instance, params["incident_id"], snapshots, asg_name, protected,
+                                                    params["override_protection"], params["replace"], replacement_id)
+    if refusal:
+        problem = InstanceProblem(instance_id, "Guard", refusal, "Refused")
+        problem.result = {"changed": False, "terminated": False, "replacement": None, "calls": []}
+        raise problem
+    result = {"changed": True, "terminated": True, "replacement": replacement, "calls": []}
+    for call in calls:
+        if not check_mode:
+            try:
+                answer = er.make_call(ec2, autoscaling, *call)
+            except Exception as exc:
+                problem = problem_from_error(instance_id, call[0], exc)
+                problem.result = dict(result, changed=bool(result["calls"]), terminated=False)
+                raise problem from None
+            if call[0] == "RunInstances":
+                replacement["instance_id"] = answer["Instances"][0]["InstanceId"]
+        result["calls"].append(describe_call(call))
+    return result
+
+
+def main():
+    argument_spec = dict(
+        instance_ids=dict(type="list", elements="str", required=True),
+        incident_id=dict(type="str", required=True),
+        confirm=dict(type="list", elements="str", required=True),
+        override_protection=dict(type="bool", default=False),
+        replace=dict(type="bool", default=True),
+    )
+    module = AnsibleAWSModule(argument_spec=argument_spec, supports_check_mode=True)
+    params = module.params
+    valid, bad = split_instance_ids(params["instance_ids"])
+    if bad:
+        module.fail_json(msg="malformed instance ids; nothing was changed", instances={}, errors=[
+            InstanceProblem(i, "validate", reason).as_dict() for i, reason in bad.items()])
+    if not er.confirmed(params["confirm"], valid, params["incident_id"]):
+        module.fail_json(msg=(f"refusing to terminate without confirmation: set confirm to the instance ids "
+                              f"({', '.join(valid)}) or to 'terminate-{params['incident_id']}'; nothing was changed"),
+                         instances={}, errors=[])
+    ec2, autoscaling = module.client("ec2"), module.client("autoscaling")
+    try:
+        found, missing = describe_instances(ec2, valid)
+        volumes = sorted({v["volume_id"] for i in found.values() for v in attached_volumes(i)})
+        snapshots = er.incident_snapshots_by_volume(ec2, params["incident_id"], volumes) if volumes else []
+        groups = er.autoscaling_groups(autoscaling, list(found)) if found else {}
+        replacements = er.existing_replacements(ec2, list(found)) if found else {}
+    except Exception as exc:
+        module.fail_json_aws(exc, msg="could not describe the instances, their snapshots and Auto Scaling groups; nothing was changed")
+
+    results, problems = {}, []
+    for instance_id, reason in missing.items():
+        if reason.startswith("instance is "):  # already terminated or terminating: the goal is reached
+            results[instance_id] = {"changed": False, "terminated": True, "replacement": None, "calls": []}
+        else:
+            problems.append(InstanceProblem(instance_id, "DescribeInstances", reason))
+
+    def one(instance_id):
+        instance = found[instance_id]
+        volume_ids = {v["volume_id"] for v in attached_volumes(instance)}
+        mine = [s for s in snapshots if s.get("VolumeId") in volume_ids
+                or any(t["Key"] == er.TAG_VOLUME and t["Value"] in volume_ids for t in s.get("Tags") or [])]
+        try:
+            return instance_id, work_on(ec2, autoscaling, instance, params, mine, groups.get(instance_id),
+                                        replacements.get(instance_id), module.check_mode), None
+        except InstanceProblem as problem:
+            return instance_id, getattr(problem, "result", None), problem
+
+    ordered = [i for i in valid if i in found]
+    if ordered:
+        with ThreadPoolExecutor(max_workers=min(WORKERS, len(ordered))) as pool:
+            for instance_id, result, problem in pool.map(one, ordered):
+                result = result or {"changed": False, "terminated": False, "replacement": None, "calls": []}
+                if problem:
+                    problems.append(problem)
+                results[instance_id] = result
+    for problem in problems:
+        results.setdefault(problem.instance_id, {"changed": False, "terminated": False, "replacement": None,
+                                                 "calls": []})["error"] = problem.as_dict()
+    results = {i: results[i] for i in valid if i in results}
+    out = {"changed": any(r["changed"] for r in results.values()), "instances": results,
+           "errors": [p.as_dict() for p in problems]}
+    if module._diff:
+        out["diff"] = {"before": {i: "running" for i, r in results.items() if r["changed"]},
+                       "after": {i: "terminated" for i, r in results.items() if r["changed"]}}
+    if problems:
+        module.fail_json(msg=f"{len(problems)} of {len(valid)} instances refused or failed: " + "; ".join(str(p) for p in problems), **out)
+    module.exit_json(**out)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,252 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+
+# Copyright: cloudsec.guardduty contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+DOCUMENTATION = r"""
+---
+module: ec2_instance_detach
+version_added: 1.0.0
+short_description: Take compromised EC2 instances out of Auto Scaling, target groups and classic load balancers, reversibly
+description:
+  - "O(state=detached): for each instance, deregister it from every Elastic Load Balancing v2 target group that
+    holds it (as an instance target, or as an IP target on one of its private addresses), from every classic
+    load balancer that lists it, then take it out of its Auto Scaling group (see O(asg_mode))."
+  - Before any change, the memberships found (Auto Scaling group with lifecycle state and desired capacity,
+    target group ARN with port, classic load balancer name) are written to the instance tag
+    C(guardduty:detach-record) (compact JSON, continued in C(guardduty:detach-record:2), ... past the
+    256-character tag value limit), and returned.
+  - Load balancers are left first, so no new request is sent to the instance, and Auto Scaling last. A target
+    group's deregistration delay and a classic load balancer's connection draining let in-flight requests end
+    before the instance is really out; the result reports these times in RV(instances.notes).
+  - "O(state=released): put back every recorded membership that is missing (C(ExitStandby) or C(AttachInstances),
+    C(RegisterTargets) on the recorded port, C(RegisterInstancesWithLoadBalancer)), then delete the record."
+  - The memberships of the whole batch are described once per module call (one C(DescribeTargetGroups), one
+    C(DescribeTargetHealth) per target group, one C(DescribeLoadBalancers), C(DescribeAutoScalingInstances) by 50).
+  - Idempotent; supports check mode and diff. Every instance gets its own result; a failure names the instance,
+    the AWS action and its error code, and never hides the others' results.
+options:
+  instance_ids:
+    description: The instances to detach or release, in the module's account and region.
+    type: list
+    elements: str
+    required: true
+  state:
+    description: V(detached) takes the instances out; V(released) puts back what the record holds.
+    type: str
+    choices: [detached, released]
+    default: detached
+  asg_mode:
+    description:
+      - How an instance leaves its Auto Scaling group.
+      - V(detach) (default) calls C(DetachInstances) with C(ShouldDecrementDesiredCapacity=false). The group no
+        longer manages, health-checks or terminates the instance (the evidence is safe from scale-in and instance
+        refresh), and it launches a clean replacement at once, so the service keeps its capacity.
+      - V(standby) calls C(EnterStandby) with C(ShouldDecrementDesiredCapacity=true), so no replacement starts;
+        the instance stays in the group, which can still terminate it when the group is deleted or refreshed, and
+        the desired capacity may not go below the group's minimum size.
+      - Release uses C(AttachInstances) (which raises the desired capacity by one; the replacement stays) or
+        C(ExitStandby) (which restores the desired capacity).
+    type: str
+    choices: [detach, standby]
+    default: detach
+author:
+  - cloudsec.guardduty contributors (@cloudsec)
+notes:
+  - "IAM actions: ec2:DescribeInstances, ec2:CreateTags, ec2:DeleteTags, autoscaling:DescribeAutoScalingInstances,
+    autoscaling:DescribeAutoScalingGroups, autoscaling:DetachInstances, autoscaling:AttachInstances,
+    autoscaling:EnterStandby, autoscaling:ExitStandby, elasticloadbalancing:DescribeTargetGroups,
+    elasticloadbalancing:DescribeTargetHealth, elasticloadbalancing:DescribeTargetGroupAttributes,
+    elasticloadbalancing:DeregisterTargets, elasticloadbalancing:RegisterTargets,
+    elasticloadbalancing:DescribeLoadBalancers, elasticloadbalancing:DescribeLoadBalancerAttributes,
+    elasticloadbalancing:DeregisterInstancesFromLoadBalancer, elasticloadbalancing:RegisterInstancesWithLoadBalancer
+    (policy: docs/iam/containment_paths.json)."
+extends_documentation_fragment:
+  - amazon.aws.common.modules
+  - amazon.aws.region.modules
+  - amazon.aws.boto3
+"""
+
+EXAMPLES = r"""
+- name: Take the compromised instances out of their load balancers and Auto Scaling groups
+  cloudsec.guardduty.ec2_instance_detach:
+    region: us-east-1
+    instance_ids: "{{ compromised_instance_ids }}"
+
+- name: Same, without a replacement instance
+  cloudsec.guardduty.ec2_instance_detach:
+    instance_ids: [i-0123456789abcdef0]
+    asg_mode: standby
+
+- name: Put them back once clean
+  cloudsec.guardduty.ec2_instance_detach:
+    instance_ids: "{{ compromised_instance_ids }}"
+    state: released
+"""
+
+RETURN = r"""
+instances:
+  description: Per instance id, what was found, recorded and done (or planned, in check mode).
+  returned: always
+  type: dict
+  contains:
+    changed:
+      description: Whether anything was (or in check mode would be) written for this instance.
+      type: bool
+    before:
+      description: The memberships found.
+      type: dict
+      sample: {"autoscaling": {"group": "web-asg", "lifecycle_state": "InService", "desired_capacity": 2, "min_size": 1,
+               "max_size": 4}, "target_groups": [{"target_group_arn": "arn:aws:elasticloadbalancing:...:targetgroup/web-tg/0123",
+               "id": "i-0123456789abcdef0", "port": 443, "state": "healthy", "deregistration_delay": 300}],
+               "load_balancers": [{"name": "api-elb", "connection_draining": 300}]}
+    after:
+      description: The memberships once done (predicted).
+      type: dict
+    record:
+      description: The memberships recorded for release (held in the C(guardduty:detach-record) tag); null if none.
+      type: dict
+    calls:
+      description: The write calls made, in order (in check mode, the calls that would be made).
+      type: list
+      elements: str
+    notes:
+      description: Draining times, capacity changes and other facts the responder should know.
+      type: list
+      elements: str
+    error:
+      description: Why this instance failed; names the instance, the AWS action and its error code.
+      type: dict
+      returned: on failure of this instance
+errors:
+  description: The failures, one per failed instance.
+  returned: always
+  type: list
+  elements: dict
+"""
+
+from concurrent.futures import ThreadPoolExecutor
+
+from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
+
+from ansible_collections.cloudsec.guardduty.plugins.module_utils.detach import (
+    RECORD_TAG, DescribeError, PlanProblem, add_draining_times, apply_calls, describe_call, describe_groups,
+    describe_memberships, memberships_of, plan_detach, plan_release, read_tag_record, registered_targets, shown_record,
+    tag_record_keys)
+from ansible_collections.cloudsec.guardduty.plugins.module_utils.instances import (
+    InstanceProblem, describe_instances, error_code, problem_from_error, split_instance_ids)
+
+WORKERS = 8
+
+
+def work_on(clients, instance, memberships, context, params, check_mode):
+    """The result for one instance; raises InstanceProblem (carrying what was done so far) on failure."""
+    instance_id = instance["InstanceId"]
+    tags = instance.get("Tags") or []
+    keys = tag_record_keys(tags, RECORD_TAG)
+    try:
+        record = read_tag_record(tags, RECORD_TAG)
+    except ValueError as exc:
+        raise InstanceProblem(instance_id, "ReadDetachRecord", str(exc), "InvalidDetachRecord") from None
+    try:
+        if params["state"] == "detached":
+            calls, new_record, after, notes = plan_detach(instance_id, memberships, record, keys, params["asg_mode"])
+            shown = new_record
+        else:
+            calls, after, notes = plan_release(instance_id, memberships, record, keys, *context)
+            shown = record
+    except PlanProblem as exc:
+        raise InstanceProblem(instance_id, exc.action, str(exc), exc.code) from None
+    result = {"changed": bool(calls), "before": memberships, "after": after, "record": shown_record(shown),
+              "calls": [describe_call(c) for c in calls], "notes": notes}
+    if check_mode or not calls:
+        return result
+    try:
+        apply_calls(clients, calls)
+    except Exception as exc:
+        problem = problem_from_error(instance_id, getattr(exc, "action", "apply"), exc)
+        done = getattr(exc, "done", [])
+        problem.result = dict(result, changed=bool(done), after=None, calls=done)
+        raise problem from None
+    return result
+
+
+def main():
+    argument_spec = dict(
+        instance_ids=dict(type="list", elements="str", required=True),
+        state=dict(type="str", choices=["detached", "released"], default="detached"),
+        asg_mode=dict(type="str", choices=["detach", "standby"], default="detach"),
+    )
+    module = AnsibleAWSModule(argument_spec=argument_spec, supports_check_mode=True)
+    params = module.params
+    valid, bad = split_instance_ids(params["instance_ids"])
+    if bad or not valid:
+        module.fail_json(msg="malformed or no instance ids; nothing was changed", instances={}, errors=[
+            InstanceProblem(i, "validate", reason).as_dict() for i, reason in bad.items()])
+    clients = {name: module.client(name) for name in ("ec2", "autoscaling", "elbv2", "elb")}
+    try:
+        found, missing = describe_instances(clients["ec2"], valid)
+    except Exception as exc:
+        module.fail_json_aws(exc, msg="could not describe the instances; nothing was changed")
+    ordered = [i for i in valid if i in found]
+    try:
+        asg_instances, asg_groups, health, target_groups, load_balancers = describe_memberships(clients, ordered, WORKERS)
+        if params["state"] == "detached":
+            # Draining times are reported for the groups and load balancers being left.
+            pending = {i: memberships_of(found[i], asg_instances, asg_groups, health, target_groups, load_balancers) for i in ordered}
+            arns = sorted({t["target_group_arn"] for m in pending.values() for t in registered_targets(m)})
+            names = {lb["name"] for m in pending.values() for lb in m["load_balancers"]}
+            add_draining_times(clients, target_groups, load_balancers, arns, names)
+            context = ()
+        else:
+            recorded_groups = set()
+            for instance_id in ordered:
+                try:
+                    record = read_tag_record(found[instance_id].get("Tags"), RECORD_TAG) or {}
+                except ValueError:
+                    continue
+                if record.get("a"):
+                    recorded_groups.add(record["a"][0])
+            existing_groups = dict(asg_groups)
+            missing_groups = sorted(recorded_groups - set(existing_groups))
+            if missing_groups:
+                existing_groups.update(describe_groups(clients["autoscaling"], missing_groups))
+            context = (set(target_groups), {lb["LoadBalancerName"] for lb in load_balancers}, existing_groups)
+    except DescribeError as exc:
+        module.fail_json(msg=f"batch: {exc.action}: {exc} ({error_code(exc.cause)}); nothing was changed",
+                         instances={}, errors=[{"instance_id": None, "action": exc.action, "code": error_code(exc.cause),
+                                                "message": str(exc)}])
+
+    results = {}
+    problems = [InstanceProblem(i, "DescribeInstances", reason) for i, reason in missing.items()]
+
+    def one(instance_id):
+        memberships = memberships_of(found[instance_id], asg_instances, asg_groups, health, target_groups, load_balancers)
+        try:
+            return instance_id, work_on(clients, found[instance_id], memberships, context, params, module.check_mode), None
+        except InstanceProblem as problem:
+            return instance_id, getattr(problem, "result", None) or {"changed": False, "before": memberships, "calls": []}, problem
+
+    if ordered:
+        with ThreadPoolExecutor(max_workers=min(WORKERS, len(ordered))) as pool:
+            for instance_id, result, problem in pool.map(one, ordered):
+                if problem:
+                    problems.append(problem)
+                    result["error"] = problem.as_dict()
+                results[instance_id] = result
+    for problem in problems:
+        results.setdefault(problem.instance_id, {"changed": False, "calls": []})["error"] = problem.as_dict()
+
+    out = {"changed": any(r["changed"] for r in results.values()), "instances": results,
+           "errors": [p.as_dict() for p in problems]}
+    if module._diff:
+        out["diff"] = {"before": {i: r.get("before") for i, r in results.items() if r.get("changed")},
+                       "after": {i: r.get("after") for i, r in results.items() if r.get("changed")}}
+    if problems:
+        module.fail_json(msg=f"{len(problems)} of {len(valid)} instances failed: " + "; ".join(str(p) for p in problems), **out)
+    module.exit_json(**out)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,250 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+
+# Copyright: cloudsec.guardduty contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+DOCUMENTATION = r"""
+---
+module: ec2_instance_evidence
+version_added: 1.0.0
+short_description: Capture the metadata, console output and console screenshot of EC2 instances as evidence
+description:
+  - For each instance, writes into a new directory
+    O(evidence_dir)/<incident_id>/<account>/<region>/<instance_id>/<UTC timestamp>/ on the controller
+    C(instance.json) (its DescribeInstances document), C(network-interfaces.json) (DescribeNetworkInterfaces of its
+    network interfaces), C(volumes.json) (DescribeVolumes of its volumes), C(attributes.json),
+    C(console-output.txt) (GetConsoleOutput with Latest=true, the raw bytes after base64 decoding) and
+    C(console-screenshot.png) (GetConsoleScreenshot), then C(manifest.json) listing each file's SHA-256 and size.
+  - User data is not stored, because it often holds secrets; C(attributes.json) records only its SHA-256 and size.
+  - Evidence is never overwritten. Each run creates a new timestamped capture directory, refuses to use one that
+    exists, and creates every file with O_EXCL. Directories are mode 0700, files 0600.
+  - Not idempotent by design. Evidence is a point-in-time record, so every run (outside check mode) captures anew
+    and reports C(changed). In check mode nothing is written and the module returns what it would capture.
+  - The module runs on the controller (local connection), so O(evidence_dir) is a directory of the controller.
+  - Works on a batch; a failure on one instance names the instance, the AWS action and error code, writes nothing
+    for that instance, and never hides the others' results.
+options:
+  instance_ids:
+    description: The instances to capture.
+    type: list
+    elements: str
+    required: true
+  incident_id:
+    description:
+      - The incident; it names a directory level.
+      - "Letters, digits and C(. _ : @ + = -), at most 128 characters, not starting with a dot or dash."
+    type: str
+    required: true
+  evidence_dir:
+    description: The evidence store's root directory on the controller. Created (mode 0700) if missing.
+    type: path
+    required: true
+  console_output:
+    description: Capture the console output.
+    type: bool
+    default: true
+  screenshot:
+    description: Capture a console screenshot. Turn off for instance types that do not support it.
+    type: bool
+    default: true
+  s3_bucket:
+    description:
+      - Also upload each capture to this S3 bucket, under O(s3_prefix) then the same layout as on disk.
+      - Objects are never replaced (PutObject with C(If-None-Match) C(*)), S3 checks each file's SHA-256
+        (C(ChecksumSHA256)), and they are encrypted at rest (O(s3_sse)). The manifest goes last.
+      - The local capture is written first and kept if the upload fails.
+    type: str
+  s3_prefix:
+    description: Key prefix in O(s3_bucket).
+    type: str
+    default: ""
+  s3_sse:
+    description: Server-side encryption of the uploaded objects.
+    type: str
+    choices: [AES256, "aws:kms"]
+    default: AES256
+  s3_kms_key_id:
+    description: The KMS key for O(s3_sse=aws:kms); the bucket's default KMS key when omitted.
+    type: str
+author:
+  - cloudsec.guardduty contributors (@cloudsec)
+extends_documentation_fragment:
+  - amazon.aws.common.modules
+  - amazon.aws.region.modules
+  - amazon.aws.boto3
+"""
+
+EXAMPLES = r"""
+- name: Capture what the compromised instances look like now
+  cloudsec.guardduty.ec2_instance_evidence:
+    instance_ids: "{{ compromised_instance_ids }}"
+    incident_id: INC-2024-0042
+    evidence_dir: /srv/evidence
+  register: evidence
+
+- name: Keep the manifest hashes in the incident log
+  ansible.builtin.debug:
+    msg: "{{ item.key }} {{ item.value.manifest_sha256 }}"
+  loop: "{{ evidence.instances | dict2items }}"
+"""
+
+RETURN = r"""
+instances:
+  description: Per instance id, the capture.
+  returned: always
+  type: dict
+  contains:
+    changed:
+      description: Whether evidence was written for this instance.
+      type: bool
+    path:
+      description: The capture directory (in check mode, the one a run now would create).
+      type: str
+      sample: /srv/evidence/INC-1/123456789012/us-east-1/i-0123456789abcdef0/20240101T120000.123456Z
+    files:
+      description: The files written (in check mode, to be written), with SHA-256 and size (not in check mode).
+      type: list
+      elements: dict
+      sample: [{"name": "instance.json", "sha256": "9f86d0...", "size": 4211}]
+    s3:
+      description: With O(s3_bucket), the uploaded objects (in check mode, the keys to upload) and their SHA-256.
+      type: list
+      elements: dict
+      returned: when O(s3_bucket) is set
+      sample: [{"key": "evidence/INC-1/123456789012/us-east-1/i-0123456789abcdef0/20240101T120000.123456Z/manifest.json",
+                "sha256": "9f86d0..."}]
+    manifest:
+      description: The path of manifest.json.
+      type: str
+      returned: when written
+    manifest_sha256:
+      description: SHA-256 of manifest.json as written; keep it to prove later that the capture is unchanged.
+      type: str
+      returned: when written
+    error:
+      description: Why this instance failed; names the instance, the AWS action and its error code.
+      type: dict
+      returned: on failure of this instance
+errors:
+  description: The failures, one per failed instance.
+  returned: always
+  type: list
+  elements: dict
+"""
+
+import datetime
+import os
+from concurrent.futures import ThreadPoolExecutor
+
+from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
+
+from ansible_collections.cloudsec.guardduty.plugins.module_utils.evidence import (
+    FILE_MANIFEST, capture_dir, check_path_part, collect, describe_by_instance, evidence_files, planned_files,
+    raw_console_client, s3_key, upload_capture, write_capture)
+from ansible_collections.cloudsec.guardduty.plugins.module_utils.instances import (
+    InstanceProblem, describe_instances, error_code, problem_from_error, split_instance_ids)
+
+WORKERS = 8
+
+
+def main():
+    argument_spec = dict(
+        instance_ids=dict(type="list", elements="str", required=True),
+        incident_id=dict(type="str", required=True),
+        evidence_dir=dict(type="path", required=True),
+        console_output=dict(type="bool", default=True),
+        screenshot=dict(type="bool", default=True),
+        s3_bucket=dict(type="str"),
+        s3_prefix=dict(type="str", default=""),
+        s3_sse=dict(type="str", choices=["AES256", "aws:kms"], default="AES256"),
+        s3_kms_key_id=dict(type="str"),
+    )
+    module = AnsibleAWSModule(argument_spec=argument_spec, supports_check_mode=True)
+    params = module.params
+    valid, bad = split_instance_ids(params["instance_ids"])
+    if bad:
+        module.fail_json(msg="malformed instance ids; nothing was captured", instances={}, errors=[
+            InstanceProblem(i, "validate", reason).as_dict() for i, reason in bad.items()])
+    try:
+        check_path_part("incident_id", params["incident_id"])
+    except ValueError as exc:
+        module.fail_json(msg=f"{exc}; nothing was captured")
+
+    client = raw_console_client(module.client("ec2"))
+    s3 = module.client("s3") if params["s3_bucket"] else None
+    region = module.region
+    try:
+        account = module.client("sts").get_caller_identity()["Account"]
+        found, missing = describe_instances(client, valid)
+        enis, volumes = describe_by_instance(client, list(found))
+    except Exception as exc:
+        module.fail_json_aws(exc, msg="could not describe the instances; nothing was captured")
+
+    # One timestamp for the run: every instance's capture of this run sits under the same name.
+    now = datetime.datetime.now(datetime.timezone.utc)
+    timestamp = now.strftime("%Y%m%dT%H%M%S.%fZ")
+    files_wanted = planned_files(params["console_output"], params["screenshot"])
+    results = {}
+    problems = [InstanceProblem(i, "DescribeInstances", reason) for i, reason in missing.items()]
+
+    def capture(instance_id):
+        directory = capture_dir(params["evidence_dir"], params["incident_id"], account, region, instance_id, timestamp)
+        relative = os.path.relpath(directory, params["evidence_dir"])
+        if module.check_mode:
+            planned = {"changed": True, "path": directory, "files": [{"name": n} for n in files_wanted + [FILE_MANIFEST]]}
+            if s3:
+                planned["s3"] = [{"key": s3_key(params["s3_prefix"], relative, n), "sha256": None} for n in files_wanted + [FILE_MANIFEST]]
+            return instance_id, planned, None
+        try:
+            user_data, output, image = collect(client, instance_id, params["console_output"], params["screenshot"])
+        except Exception as exc:
+            return instance_id, {"changed": False, "path": None, "files": []}, problem_from_error(instance_id, "GetConsoleOutput", exc)
+        files = evidence_files(found[instance_id], enis[instance_id], volumes[instance_id], user_data, output, image)
+        about = {"incident_id": params["incident_id"], "account": account, "region": region, "instance_id": instance_id,
+                 "captured_at": now.isoformat().replace("+00:00", "Z"),
+                 "collector": "cloudsec.guardduty.ec2_instance_evidence"}
+        try:
+            document, manifest_body, digest = write_capture(directory, files, about)
+        except FileExistsError:
+            return instance_id, {"changed": False, "path": directory, "files": []}, InstanceProblem(
+                instance_id, "WriteEvidence", f"capture directory {directory} already exists: earlier evidence is never overwritten",
+                "EvidenceExists")
+        except OSError as exc:
+            return instance_id, {"changed": False, "path": directory, "files": []}, InstanceProblem(
+                instance_id, "WriteEvidence", f"{directory}: {exc.strerror or exc}", "OSError")
+        result = {"changed": True, "path": directory, "files": document["files"],
+                  "manifest": os.path.join(directory, FILE_MANIFEST), "manifest_sha256": digest}
+        if s3:
+            try:
+                result["s3"] = upload_capture(s3, params["s3_bucket"], params["s3_prefix"], relative,
+                                              dict(files, **{FILE_MANIFEST: manifest_body}), params["s3_sse"], params["s3_kms_key_id"])
+            except Exception as exc:
+                message = ((getattr(exc, "response", None) or {}).get("Error", {}).get("Message") or str(exc))
+                result["s3"] = []
+                return instance_id, result, InstanceProblem(
+                    instance_id, "PutObject", f"{message}; the local capture {directory} is complete", error_code(exc))
+        return instance_id, result, None
+
+    ordered = [i for i in valid if i in found]
+    if ordered:
+        with ThreadPoolExecutor(max_workers=min(WORKERS, len(ordered))) as pool:
+            for instance_id, result, problem in pool.map(capture, ordered):
+                if problem:
+                    problems.append(problem)
+                    result["error"] = problem.as_dict()
+                results[instance_id] = result
+    for problem in problems:
+        results.setdefault(problem.instance_id, {"changed": False, "path": None, "files": []})["error"] = problem.as_dict()
+
+    out = {"changed": any(r["changed"] for r in results.values()), "instances": results,
+           "errors": [p.as_dict() for p in problems]}
+    if module._diff:
+        out["diff"] = {"before": {}, "after": {i: r["path"] for i, r in results.items() if r["changed"]}}
+    if problems:
+        module.fail_json(msg=f"{len(problems)} of {len(valid)} instances failed: " + "; ".join(str(p) for p in problems), **out)
+    module.exit_json(**out)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,193 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+
+# Copyright: cloudsec.guardduty contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+DOCUMENTATION = r"""
+---
+module: ec2_instance_protection
+version_added: 1.0.0
+short_description: Protect potentially compromised EC2 instances and their volumes from deletion, reversibly
+description:
+  - O(state=protected) turns termination protection on (C(DisableApiTermination)), stop protection on when
+    O(stop_protection=true) (C(DisableApiStop)), sets the OS-initiated shutdown behaviour to C(stop), and sets
+    C(DeleteOnTermination=false) on every EBS volume, so that neither an API call nor a shutdown from inside the
+    instance destroys the evidence.
+  - Before changing anything, the values found are written to the instance tag C(guardduty:protection-record)
+    (compact JSON; continued in C(guardduty:protection-record:2), ... if longer than a tag value). A rerun keeps
+    the first record, adding only volumes attached since with C(DeleteOnTermination=true).
+  - O(state=released) restores exactly the recorded values, then removes the record. An instance without a
+    record is left as it is.
+  - The module is idempotent, so when nothing differs no write call is made. Works on a batch; a failure on one instance names
+    the instance, the AWS action and error code, and never hides the others' results.
+options:
+  instance_ids:
+    description: The instances to protect or release.
+    type: list
+    elements: str
+    required: true
+  state:
+    description: C(protected) to protect, C(released) to restore the recorded values.
+    type: str
+    choices: [protected, released]
+    default: protected
+  stop_protection:
+    description:
+      - Also turn stop protection on (C(DisableApiStop)). Off by default, because responders often stop an
+        instance to preserve its memory-free state or to detach its volumes.
+      - Only with O(state=protected).
+    type: bool
+    default: false
+author:
+  - cloudsec.guardduty contributors (@cloudsec)
+extends_documentation_fragment:
+  - amazon.aws.common.modules
+  - amazon.aws.region.modules
+  - amazon.aws.boto3
+"""
+
+EXAMPLES = r"""
+- name: Keep the compromised instances and their disks from being deleted
+  cloudsec.guardduty.ec2_instance_protection:
+    instance_ids: "{{ compromised_instance_ids }}"
+    state: protected
+
+- name: After the investigation, put back what was there before
+  cloudsec.guardduty.ec2_instance_protection:
+    instance_ids: "{{ compromised_instance_ids }}"
+    state: released
+"""
+
+RETURN = r"""
+instances:
+  description: Per instance id, the values before and after, the record and the calls made (or planned in check mode).
+  returned: always
+  type: dict
+  contains:
+    changed:
+      description: Whether anything was (or in check mode would be) written for this instance.
+      type: bool
+    before:
+      description: The protection values found.
+      type: dict
+      sample: {"termination_protection": false, "stop_protection": false, "shutdown_behavior": "stop",
+               "delete_on_termination": {"/dev/xvda": true, "/dev/sdf": true}}
+    after:
+      description: The protection values once done.
+      type: dict
+    record:
+      description: The values recorded before the first protection (what O(state=released) restores); null if none.
+      type: dict
+      sample: {"termination_protection": false, "stop_protection": false, "shutdown_behavior": "stop",
+               "delete_on_termination": ["/dev/sdf", "/dev/xvda"]}
+    calls:
+      description: The write calls made, in order (in check mode, the calls that would be made).
+      type: list
+      elements: str
+    error:
+      description: Why this instance failed; names the instance, the AWS action and its error code.
+      type: dict
+      returned: on failure of this instance
+errors:
+  description: The failures, one per failed instance.
+  returned: always
+  type: list
+  elements: dict
+"""
+
+from concurrent.futures import ThreadPoolExecutor
+
+from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
+
+from ansible_collections.cloudsec.guardduty.plugins.module_utils.instances import (
+    InstanceProblem, describe_instances, problem_from_error, split_instance_ids)
+from ansible_collections.cloudsec.guardduty.plugins.module_utils.protection import (
+    apply_calls, current_protection, describe_call, describe_protection_attributes, plan_protect, plan_release,
+    read_record, record_tag_keys)
+
+WORKERS = 8
+
+
+def work_on(client, instance, state, stop_protection, check_mode):
+    """The result for one instance; raises InstanceProblem (with what was done so far) on failure."""
+    instance_id = instance["InstanceId"]
+    try:
+        attributes = describe_protection_attributes(client, instance_id)
+    except Exception as exc:
+        raise problem_from_error(instance_id, "DescribeInstanceAttribute", exc) from None
+    current = current_protection(instance, attributes)
+    try:
+        record = read_record(instance.get("Tags"), list(current["delete_on_termination"]))
+    except ValueError as exc:
+        raise InstanceProblem(instance_id, "ReadProtectionRecord", str(exc), "InvalidProtectionRecord") from None
+    if state == "protected":
+        calls, record_after, after = plan_protect(instance_id, current, record, stop_protection)
+    else:
+        calls, after = plan_release(instance_id, current, record, record_tag_keys(instance.get("Tags")))
+        record_after = None
+    result = {"changed": bool(calls), "before": current, "after": after, "record": record_after if state == "protected" else record,
+              "calls": [describe_call(c) for c in calls]}
+    if check_mode or not calls:
+        return result
+    try:
+        apply_calls(client, calls)
+    except Exception as exc:
+        problem = problem_from_error(instance_id, "ModifyInstanceAttribute", exc)
+        problem.result = dict(result, changed=bool(getattr(exc, "done", [])), after=None, calls=getattr(exc, "done", []))
+        raise problem from None
+    return result
+
+
+def main():
+    argument_spec = dict(
+        instance_ids=dict(type="list", elements="str", required=True),
+        state=dict(type="str", choices=["protected", "released"], default="protected"),
+        stop_protection=dict(type="bool", default=False),
+    )
+    module = AnsibleAWSModule(argument_spec=argument_spec, supports_check_mode=True)
+    params = module.params
+    valid, bad = split_instance_ids(params["instance_ids"])
+    if bad:
+        module.fail_json(msg="malformed instance ids; nothing was changed", instances={}, errors=[
+            InstanceProblem(i, "validate", reason).as_dict() for i, reason in bad.items()])
+    client = module.client("ec2")
+    try:
+        found, missing = describe_instances(client, valid)
+    except Exception as exc:
+        module.fail_json_aws(exc, msg="could not describe the instances; nothing was changed")
+
+    results = {}
+    problems = [InstanceProblem(i, "DescribeInstances", reason) for i, reason in missing.items()]
+
+    def one(instance_id):
+        try:
+            return instance_id, work_on(client, found[instance_id], params["state"], params["stop_protection"],
+                                        module.check_mode), None
+        except InstanceProblem as problem:
+            return instance_id, getattr(problem, "result", None), problem
+
+    ordered = [i for i in valid if i in found]
+    if ordered:
+        with ThreadPoolExecutor(max_workers=min(WORKERS, len(ordered))) as pool:
+            for instance_id, result, problem in pool.map(one, ordered):
+                result = result or {"changed": False, "calls": []}
+                if problem:
+                    problems.append(problem)
+                    result["error"] = problem.as_dict()
+                results[instance_id] = result
+    for problem in problems:
+        results.setdefault(problem.instance_id, {"changed": False, "calls": []})["error"] = problem.as_dict()
+
+    out = {"changed": any(r["changed"] for r in results.values()), "instances": results,
+           "errors": [p.as_dict() for p in problems]}
+    if module._diff:
+        out["diff"] = {"before": {i: r.get("before") for i, r in results.items() if r.get("changed")},
+                       "after": {i: r.get("after") for i, r in results.items() if r.get("changed")}}
+    if problems:
+        module.fail_json(msg=f"{len(problems)} of {len(valid)} instances failed: " + "; ".join(str(p) for p in problems), **out)
+    module.exit_json(**out)
+
+
+if __name__ == "__main__":
+    main()

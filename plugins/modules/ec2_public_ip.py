@@ -1,0 +1,229 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+
+# Copyright: cloudsec.guardduty contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+DOCUMENTATION = r"""
+---
+module: ec2_public_ip
+version_added: 1.0.0
+short_description: Take the Elastic IPs off compromised EC2 instances, reversibly, and report the public addresses left
+description:
+  - "O(state=disassociated): disassociate every Elastic IP from every network interface (ENI) of each instance,
+    primary and secondary, with C(DisassociateAddress) by association id. The Elastic IPs stay allocated to the
+    account, so nobody else can take them."
+  - Before any change, each association (allocation id, ENI, private IP) is written to the instance tag
+    C(guardduty:eip-record) (compact JSON, continued in C(guardduty:eip-record:2), ... past 256 characters), and returned.
+  - An auto-assigned public IPv4 address has no allocation and cannot be removed without stopping the instance or
+    changing the subnet's setting; it is reported per ENI in RV(instances.remaining_exposure). The isolation
+    security group (M(cloudsec.guardduty.ec2_isolation)) already blocks traffic to it. AWS may give the primary ENI a new
+    auto-assigned address when its Elastic IP is removed, so the exposure is read again after the change.
+  - "O(state=associated): associate each recorded Elastic IP with the recorded ENI and private IP, with
+    C(AllowReassociation=false): if the address was associated elsewhere meanwhile, it is not taken back and the
+    instance fails with C(Resource.AlreadyAssociated), naming where it is. The record is deleted once all are back."
+  - The batch's addresses are described in one C(DescribeAddresses) call. Idempotent; supports check mode and diff.
+    Every instance gets its own result; a failure names the instance, the AWS action and its error code.
+options:
+  instance_ids:
+    description: The instances, in the module's account and region.
+    type: list
+    elements: str
+    required: true
+  state:
+    description: V(disassociated) removes the Elastic IPs; V(associated) puts back the recorded ones.
+    type: str
+    choices: [disassociated, associated]
+    default: disassociated
+author:
+  - cloudsec.guardduty contributors (@cloudsec)
+notes:
+  - "IAM actions: ec2:DescribeInstances, ec2:DescribeAddresses, ec2:DisassociateAddress, ec2:AssociateAddress,
+    ec2:CreateTags, ec2:DeleteTags (policy: docs/iam/containment_paths.json)."
+extends_documentation_fragment:
+  - amazon.aws.common.modules
+  - amazon.aws.region.modules
+  - amazon.aws.boto3
+"""
+
+EXAMPLES = r"""
+- name: Remove the public entry points of the compromised instances
+  cloudsec.guardduty.ec2_public_ip:
+    instance_ids: "{{ compromised_instance_ids }}"
+  register: public_ip
+
+- name: Show what is still reachable from the internet
+  ansible.builtin.debug:
+    msg: "{{ public_ip.instances | dict2items | map(attribute='value.remaining_exposure') | flatten }}"
+
+- name: Give the Elastic IPs back once the instances are clean
+  cloudsec.guardduty.ec2_public_ip:
+    instance_ids: "{{ compromised_instance_ids }}"
+    state: associated
+"""
+
+RETURN = r"""
+instances:
+  description: Per instance id, the public addresses found and what was done (or planned, in check mode).
+  returned: always
+  type: dict
+  contains:
+    changed:
+      description: Whether anything was (or in check mode would be) written for this instance.
+      type: bool
+    before:
+      description: The Elastic IPs associated with the instance's ENIs.
+      type: list
+      elements: dict
+      sample: [{"allocation_id": "eipalloc-0123", "association_id": "eipassoc-0123", "public_ip": "198.51.100.7",
+                "network_interface_id": "eni-0123", "private_ip": "10.0.1.10"}]
+    after:
+      description: The Elastic IPs associated once done (predicted).
+      type: list
+      elements: dict
+    record:
+      description: The recorded associations, C([allocation id, ENI, private IP]); null if none.
+      type: list
+      elements: list
+    remaining_exposure:
+      description: Auto-assigned public IPv4 addresses still on the instance, one sentence per address and ENI.
+      type: list
+      elements: str
+    calls:
+      description: The write calls made, in order (in check mode, the calls that would be made).
+      type: list
+      elements: str
+    error:
+      description: Why this instance failed; names the instance, the AWS action and its error code.
+      type: dict
+      returned: on failure of this instance
+errors:
+  description: The failures, one per failed instance.
+  returned: always
+  type: list
+  elements: dict
+"""
+
+from concurrent.futures import ThreadPoolExecutor
+
+from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
+
+from ansible_collections.cloudsec.guardduty.plugins.module_utils.detach import (
+    DescribeError, PlanProblem, apply_calls, describe_call, read_tag_record, tag_record_keys)
+from ansible_collections.cloudsec.guardduty.plugins.module_utils.instances import (
+    InstanceProblem, describe_instances, error_code, problem_from_error, split_instance_ids)
+from ansible_collections.cloudsec.guardduty.plugins.module_utils.public_ip import (
+    RECORD_TAG, describe_addresses_of, describe_allocations, exposure_notes, network_interfaces, plan_disassociate,
+    plan_reassociate, public_addresses)
+
+WORKERS = 8
+
+
+def work_on(clients, instance, addresses, allocations, state, check_mode):
+    instance_id = instance["InstanceId"]
+    tags = instance.get("Tags") or []
+    keys = tag_record_keys(tags, RECORD_TAG)
+    try:
+        record = read_tag_record(tags, RECORD_TAG)
+    except ValueError as exc:
+        raise InstanceProblem(instance_id, "ReadEipRecord", str(exc), "InvalidEipRecord") from None
+    elastic, auto = public_addresses(instance, addresses)
+    shown_before = [dict(a) for a in elastic]
+    try:
+        if state == "disassociated":
+            calls, shown, after = plan_disassociate(instance_id, elastic, record, keys)
+        else:
+            enis = {n["NetworkInterfaceId"] for n in network_interfaces(instance)}
+            calls, after = plan_reassociate(instance_id, record, keys, allocations, enis)
+            shown = record
+    except PlanProblem as exc:
+        raise InstanceProblem(instance_id, exc.action, str(exc), exc.code) from None
+    result = {"changed": bool(calls), "before": shown_before, "after": after, "record": shown,
+              "remaining_exposure": exposure_notes(auto), "calls": [describe_call(c) for c in calls]}
+    if check_mode or not calls:
+        return result
+    try:
+        apply_calls(clients, calls)
+    except Exception as exc:
+        problem = problem_from_error(instance_id, getattr(exc, "action", "apply"), exc)
+        done = getattr(exc, "done", [])
+        problem.result = dict(result, changed=bool(done), after=None, calls=done)
+        raise problem from None
+    return result
+
+
+def main():
+    argument_spec = dict(
+        instance_ids=dict(type="list", elements="str", required=True),
+        state=dict(type="str", choices=["disassociated", "associated"], default="disassociated"),
+    )
+    module = AnsibleAWSModule(argument_spec=argument_spec, supports_check_mode=True)
+    params = module.params
+    valid, bad = split_instance_ids(params["instance_ids"])
+    if bad or not valid:
+        module.fail_json(msg="malformed or no instance ids; nothing was changed", instances={}, errors=[
+            InstanceProblem(i, "validate", reason).as_dict() for i, reason in bad.items()])
+    clients = {"ec2": module.client("ec2")}
+    ec2 = clients["ec2"]
+    try:
+        found, missing = describe_instances(ec2, valid)
+    except Exception as exc:
+        module.fail_json_aws(exc, msg="could not describe the instances; nothing was changed")
+    ordered = [i for i in valid if i in found]
+    try:
+        eni_ids = sorted({n["NetworkInterfaceId"] for i in ordered for n in network_interfaces(found[i])})
+        addresses = describe_addresses_of(ec2, eni_ids)
+        allocations = {}
+        if params["state"] == "associated":
+            recorded = set()
+            for instance_id in ordered:
+                try:
+                    recorded.update(entry[0] for entry in read_tag_record(found[instance_id].get("Tags"), RECORD_TAG) or [])
+                except ValueError:
+                    continue
+            allocations = describe_allocations(ec2, recorded)
+    except DescribeError as exc:
+        module.fail_json(msg=f"batch: {exc.action}: {exc} ({error_code(exc.cause)}); nothing was changed",
+                         instances={}, errors=[{"instance_id": None, "action": exc.action, "code": error_code(exc.cause),
+                                                "message": str(exc)}])
+
+    results = {}
+    problems = [InstanceProblem(i, "DescribeInstances", reason) for i, reason in missing.items()]
+
+    def one(instance_id):
+        try:
+            return instance_id, work_on(clients, found[instance_id], addresses, allocations, params["state"], module.check_mode), None
+        except InstanceProblem as problem:
+            return instance_id, getattr(problem, "result", None) or {"changed": False, "calls": []}, problem
+
+    if ordered:
+        with ThreadPoolExecutor(max_workers=min(WORKERS, len(ordered))) as pool:
+            for instance_id, result, problem in pool.map(one, ordered):
+                if problem:
+                    problems.append(problem)
+                    result["error"] = problem.as_dict()
+                results[instance_id] = result
+    changed_ids = [i for i, r in results.items() if r["changed"] and not module.check_mode]
+    if changed_ids:
+        # Removing an Elastic IP can give the primary ENI a new auto-assigned address: read the exposure again.
+        try:
+            now, _gone = describe_instances(ec2, changed_ids)
+            for instance_id, instance in now.items():
+                results[instance_id]["remaining_exposure"] = exposure_notes(public_addresses(instance, [])[1])
+        except Exception as exc:
+            module.warn(f"could not read the remaining public addresses again: {exc}")
+    for problem in problems:
+        results.setdefault(problem.instance_id, {"changed": False, "calls": []})["error"] = problem.as_dict()
+
+    out = {"changed": any(r["changed"] for r in results.values()), "instances": results,
+           "errors": [p.as_dict() for p in problems]}
+    if module._diff:
+        out["diff"] = {"before": {i: r.get("before") for i, r in results.items() if r.get("changed")},
+                       "after": {i: r.get("after") for i, r in results.items() if r.get("changed")}}
+    if problems:
+        module.fail_json(msg=f"{len(problems)} of {len(valid)} instances failed: " + "; ".join(str(p) for p in problems), **out)
+    module.exit_json(**out)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,254 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+
+# Copyright: cloudsec.guardduty contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+DOCUMENTATION = r"""
+---
+module: ec2_subnet_containment
+version_added: 1.0.0
+short_description: Opt-in - put the whole subnets of compromised EC2 instances behind a deny-all network ACL, reversibly
+description:
+  - "B(This cuts off every network interface in the subnets, not only the compromised instances): other instances,
+    NAT gateways, load balancer nodes, Lambda, RDS and endpoint interfaces. It runs only with
+    O(acknowledge_subnet_impact=true); without it the module changes nothing and fails, listing what would be cut off."
+  - For flows a security group cannot cut because EC2 keeps tracking them (ICMP, flows through a NAT gateway, NLB,
+    Global Accelerator, Network Firewall, PrivateLink endpoint or egress-only internet gateway), a network ACL, which
+    is stateless, stops them at the subnet boundary. Traffic between two addresses of the same subnet does not cross
+    a network ACL and is not stopped; the isolation security group does that.
+  - "O(state=contained): per VPC, find (by C(Name) and the tag C(guardduty:containment=true)) or create the containment
+    network ACL; a new custom network ACL denies all inbound and outbound IPv4 and IPv6 traffic, and rules added to it
+    by hand are removed. Then, for every subnet of every network interface of the instances: record the subnet's
+    current network ACL id in the subnet tag C(guardduty:nacl-record), then replace the subnet's association with the
+    containment ACL (C(ReplaceNetworkAclAssociation))."
+  - "O(state=released): associate each subnet with its recorded network ACL again and delete the record. This
+    reopens the whole subnet, for every instance in it. The containment ACL stays, empty, for the next incident."
+  - Idempotent; supports check mode and diff. Subnets shared by several instances of the batch are changed once;
+    a failure names the instance, the subnet, the AWS action and its error code, and never hides the others' results.
+options:
+  instance_ids:
+    description: The instances whose subnets to contain or release, in the module's account and region.
+    type: list
+    elements: str
+    required: true
+  state:
+    description: V(contained) puts the subnets behind the containment ACL; V(released) restores the recorded ACLs.
+    type: str
+    choices: [contained, released]
+    default: contained
+  acknowledge_subnet_impact:
+    description:
+      - Must be V(true) for O(state=contained), to confirm that every resource in the subnets loses its network
+        (see RV(affected)).
+    type: bool
+    default: false
+  nacl_name:
+    description: Name of the containment network ACL, one per VPC.
+    type: str
+    default: guardduty-containment
+author:
+  - cloudsec.guardduty contributors (@cloudsec)
+notes:
+  - Per-instance deny entries in the subnet's existing network ACL are deliberately not offered; see
+    docs/modules/ec2_subnet_containment.md for the trade-offs.
+  - "IAM actions: ec2:DescribeInstances, ec2:DescribeNetworkAcls, ec2:DescribeSubnets, ec2:DescribeNetworkInterfaces,
+    ec2:CreateNetworkAcl, ec2:DeleteNetworkAclEntry, ec2:ReplaceNetworkAclAssociation, ec2:CreateTags, ec2:DeleteTags
+    (policy: docs/iam/containment_paths.json)."
+extends_documentation_fragment:
+  - amazon.aws.common.modules
+  - amazon.aws.region.modules
+  - amazon.aws.boto3
+"""
+
+EXAMPLES = r"""
+- name: See what a subnet containment would cut off (changes nothing, fails with the list)
+  cloudsec.guardduty.ec2_subnet_containment:
+    instance_ids: [i-0123456789abcdef0]
+  check_mode: true
+  ignore_errors: true
+
+- name: Contain the whole subnet, knowing every resource in it loses its network
+  cloudsec.guardduty.ec2_subnet_containment:
+    instance_ids: [i-0123456789abcdef0]
+    acknowledge_subnet_impact: true
+
+- name: Reopen the subnet
+  cloudsec.guardduty.ec2_subnet_containment:
+    instance_ids: [i-0123456789abcdef0]
+    state: released
+"""
+
+RETURN = r"""
+instances:
+  description: Per instance id, its subnets with the network ACL before and after, and the calls made.
+  returned: always
+  type: dict
+  contains:
+    changed:
+      description: Whether any of its subnets was (or in check mode would be) changed.
+      type: bool
+    subnets:
+      description: Per subnet id, C(before) and C(after) network ACL ids (predicted in check mode).
+      type: dict
+      sample: {"subnet-0123": {"before": "acl-0123", "after": "acl-0fed"}}
+    calls:
+      description: The write calls made for its subnets, in order (in check mode, the calls that would be made).
+      type: list
+      elements: str
+    warnings:
+      description: What else the containment cuts off in its subnets.
+      type: list
+      elements: str
+    error:
+      description: Why this instance failed; names the instance, the subnet, the AWS action and its error code.
+      type: dict
+      returned: on failure of this instance
+affected:
+  description: Per subnet, the other network interfaces (and their instance or service) that are cut off too.
+  returned: always
+  type: dict
+containment_acls:
+  description: Per VPC, the containment network ACL id (C((new) NAME) in check mode when not created yet).
+  returned: always
+  type: dict
+errors:
+  description: The failures, one per failed instance.
+  returned: always
+  type: list
+  elements: dict
+"""
+
+from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
+
+from ansible_collections.cloudsec.guardduty.plugins.module_utils.detach import DescribeError, PlanProblem, apply_calls, call_once, describe_call
+from ansible_collections.cloudsec.guardduty.plugins.module_utils.instances import (
+    InstanceProblem, describe_instances, error_code, split_instance_ids)
+from ansible_collections.cloudsec.guardduty.plugins.module_utils.nacl import (
+    containment_acls, describe_subnet_state, instance_subnets, others_in_subnets, plan_contain_subnet, plan_containment_acl,
+    plan_release_subnet, subnet_associations)
+
+
+def run(ec2, calls, check_mode):
+    """Make the calls (unless check mode); returns the last answer."""
+    if check_mode or not calls:
+        return None
+    return apply_calls({"ec2": ec2}, calls)
+
+
+def main():
+    argument_spec = dict(
+        instance_ids=dict(type="list", elements="str", required=True),
+        state=dict(type="str", choices=["contained", "released"], default="contained"),
+        acknowledge_subnet_impact=dict(type="bool", default=False),
+        nacl_name=dict(type="str", default="guardduty-containment"),
+    )
+    module = AnsibleAWSModule(argument_spec=argument_spec, supports_check_mode=True)
+    params = module.params
+    name = params["nacl_name"]
+    valid, bad = split_instance_ids(params["instance_ids"])
+    if bad or not valid:
+        module.fail_json(msg="malformed or no instance ids; nothing was changed", instances={}, errors=[
+            InstanceProblem(i, "validate", reason).as_dict() for i, reason in bad.items()])
+    ec2 = module.client("ec2")
+    try:
+        found, missing = describe_instances(ec2, valid)
+    except Exception as exc:
+        module.fail_json_aws(exc, msg="could not describe the instances; nothing was changed")
+    ordered = [i for i in valid if i in found]
+    subnets_of = {i: instance_subnets(found[i]) for i in ordered}
+    all_subnets = {s: v for m in subnets_of.values() for s, v in m.items()}
+    acls, subnets, enis = [], [], []
+    if all_subnets:
+        try:
+            acls, subnets, enis = describe_subnet_state(ec2, set(all_subnets.values()), set(all_subnets))
+        except DescribeError as exc:
+            module.fail_json(msg=f"batch: {exc.action}: {exc} ({error_code(exc.cause)}); nothing was changed", instances={},
+                             errors=[{"instance_id": None, "action": exc.action, "code": error_code(exc.cause), "message": str(exc)}])
+    affected = others_in_subnets(enis, set(all_subnets), set(ordered))
+    if params["state"] == "contained" and not params["acknowledge_subnet_impact"]:
+        listing = "; ".join(f"{s}: {', '.join(v) or 'nothing else'}" for s, v in sorted(affected.items()))
+        module.fail_json(msg="refusing to contain whole subnets without acknowledge_subnet_impact=true: every network interface "
+                             f"in them loses its network. Nothing was changed. Subnets and what else is in them: {listing}",
+                         instances={}, affected=affected, containment_acls={}, errors=[])
+
+    associations = subnet_associations(acls)
+    subnet_by_id = {s["SubnetId"]: s for s in subnets}
+    existing = containment_acls(acls, name)
+    acl_ids = {a["NetworkAclId"] for a in acls}
+    subnet_results = {}   # subnet id -> {"before", "after", "calls", "error"}
+    vpc_acl = {}
+    vpc_problem = {}
+    if params["state"] == "contained":
+        for vpc_id in sorted(set(all_subnets.values())):
+            calls, acl_id = plan_containment_acl(vpc_id, existing.get(vpc_id), name)
+            try:
+                if not module.check_mode and calls and calls[0][1] == "CreateNetworkAcl":
+                    answer = call_once(ec2, "create_network_acl", **calls[0][2])
+                    acl_id = answer["NetworkAcl"]["NetworkAclId"]
+                    calls = calls[1:]
+                run(ec2, calls, module.check_mode)
+            except Exception as exc:
+                vpc_problem[vpc_id] = (getattr(exc, "action", "CreateNetworkAcl"), exc)
+            vpc_acl[vpc_id] = acl_id
+    for subnet_id, vpc_id in sorted(all_subnets.items()):
+        if vpc_id in vpc_problem:
+            subnet_results[subnet_id] = {"error": vpc_problem[vpc_id], "calls": []}
+            continue
+        if subnet_id not in associations:
+            subnet_results[subnet_id] = {"error": ("DescribeNetworkAcls", PlanProblem(
+                "DescribeNetworkAcls", f"subnet {subnet_id} has no network ACL association", "InvalidAssociationID.NotFound")), "calls": []}
+            continue
+        try:
+            if params["state"] == "contained":
+                calls, before, after = plan_contain_subnet(subnet_id, associations[subnet_id], vpc_acl[vpc_id], name)
+            else:
+                calls, before, after = plan_release_subnet(subnet_by_id[subnet_id], associations[subnet_id], acl_ids, name)
+        except PlanProblem as exc:
+            subnet_results[subnet_id] = {"error": (exc.action, exc), "calls": []}
+            continue
+        result = {"before": before, "after": after, "calls": [describe_call(c) for c in calls]}
+        try:
+            run(ec2, calls, module.check_mode)
+        except Exception as exc:
+            done = getattr(exc, "done", [])
+            result.update(after=before if not done else None, calls=done, error=(getattr(exc, "action", "apply"), exc))
+            result["changed"] = bool(done)
+        subnet_results[subnet_id] = result
+
+    results = {}
+    problems = [InstanceProblem(i, "DescribeInstances", reason) for i, reason in missing.items()]
+    for instance_id in ordered:
+        mine = {s: subnet_results[s] for s in sorted(subnets_of[instance_id])}
+        result = {"changed": any(r.get("changed", bool(r.get("calls"))) for r in mine.values()),
+                  "subnets": {s: {"before": r.get("before"), "after": r.get("after")} for s, r in mine.items()},
+                  "calls": [c for r in mine.values() for c in r.get("calls", [])],
+                  "warnings": [f"subnet {s}: also cuts off {', '.join(affected[s])}" for s in mine if affected.get(s)]}
+        failed = [(s, r["error"]) for s, r in mine.items() if r.get("error")]
+        if failed:
+            subnet_id, (action, exc) = failed[0]
+            code = exc.code if isinstance(exc, PlanProblem) else error_code(exc)
+            message = ((getattr(exc, "response", None) or {}).get("Error") or {}).get("Message") or str(exc)
+            problem = InstanceProblem(instance_id, action, f"subnet {subnet_id}: {message}", code)
+            problems.append(problem)
+            result["error"] = problem.as_dict()
+        results[instance_id] = result
+    for problem in problems:
+        results.setdefault(problem.instance_id, {"changed": False, "calls": []})["error"] = problem.as_dict()
+
+    out = {"changed": any(r["changed"] for r in results.values()), "instances": results, "affected": affected,
+           "containment_acls": vpc_acl, "errors": [p.as_dict() for p in problems]}
+    if module._diff:
+        out["diff"] = {"before": {s: r.get("before") for s, r in subnet_results.items() if r.get("calls")},
+                       "after": {s: r.get("after") for s, r in subnet_results.items() if r.get("calls")}}
+    if problems:
+        module.fail_json(msg=f"{len(problems)} of {len(valid)} instances failed: " + "; ".join(str(p) for p in problems), **out)
+    if params["state"] == "contained" and out["changed"]:
+        module.warn("network ACL containment applies to whole subnets: " + "; ".join(
+            f"{s} also cuts off {', '.join(v)}" for s, v in sorted(affected.items()) if v) if any(affected.values())
+            else "network ACL containment applies to whole subnets")
+    module.exit_json(**out)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,69 @@
+# -*- coding: utf-8 -*-
+# Copyright: cloudsec.guardduty contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+"""Eradication, planned: the guards refuse before any call, and the replacement source decides the calls."""
+
+from ansible_collections.cloudsec.guardduty.plugins.module_utils import eradicate as er
+
+INSTANCE = {"InstanceId": "i-1", "SubnetId": "subnet-1", "Tags": [],
+            "BlockDeviceMappings": [{"DeviceName": "/dev/xvda", "Ebs": {"VolumeId": "vol-a"}},
+                                    {"DeviceName": "/dev/sdf", "Ebs": {"VolumeId": "vol-b"}}]}
+
+
+def snap(volume, state="completed", incident="INC"):
+    return {"SnapshotId": f"snap-{volume}", "VolumeId": volume, "State": state,
+            "Tags": [{"Key": "guardduty:incident", "Value": incident}, {"Key": "guardduty:volume", "Value": volume}]}
+
+
+EVIDENCE = [snap("vol-a"), snap("vol-b")]
+
+
+def actions(calls):
+    return [c[0] for c in calls]
+
+
+def test_confirmation():
+    assert er.confirmed(["terminate-INC"], ["i-1", "i-2"], "INC")
+    assert er.confirmed(["i-2", "i-1"], ["i-1", "i-2"], "INC")
+    assert not er.confirmed(["i-1"], ["i-1", "i-2"], "INC")
+    assert not er.confirmed(["terminate-OTHER"], ["i-1"], "INC")
+    assert not er.confirmed([], ["i-1"], "INC")
+
+
+def test_refuses_without_completed_evidence_for_every_volume():
+    for snapshots in ([], [snap("vol-a")], [snap("vol-a"), snap("vol-b", state="pending")],
+                      [snap("vol-a"), snap("vol-b", incident="OTHER")]):
+        refusal, calls, dummy_replacement = er.plan_eradicate(INSTANCE, "INC", snapshots, None, False, False, True, None)
+        assert "vol-b" in refusal and calls == []
+
+
+def test_termination_protection_refuses_unless_overridden_then_recorded_first():
+    refusal, calls, dummy_replacement = er.plan_eradicate(INSTANCE, "INC", EVIDENCE, None, True, False, True, None)
+    assert "termination protection" in refusal and calls == []
+    refusal, calls, dummy_replacement = er.plan_eradicate(INSTANCE, "INC", EVIDENCE, None, True, True, True, None)
+    assert refusal is None
+    assert actions(calls) == ["CreateTags", "ModifyInstanceAttribute", "TerminateInstances"]
+
+
+def test_autoscaling_group_replaces_without_decrement():
+    dummy_refusal, calls, replacement = er.plan_eradicate(INSTANCE, "INC", EVIDENCE, "web-asg", False, False, True, None)
+    assert calls == [("TerminateInstanceInAutoScalingGroup", {"InstanceId": "i-1", "ShouldDecrementDesiredCapacity": False})]
+    assert replacement["source"] == {"kind": "autoscaling", "group": "web-asg"}
+
+
+def test_launch_template_replacement_in_the_same_subnet_once():
+    tagged = dict(INSTANCE, Tags=[{"Key": "aws:ec2launchtemplate:id", "Value": "lt-1"},
+                                  {"Key": "aws:ec2launchtemplate:version", "Value": "3"}])
+    dummy_refusal, calls, dummy_replacement = er.plan_eradicate(tagged, "INC", EVIDENCE, None, False, False, True, None)
+    assert actions(calls) == ["RunInstances", "TerminateInstances"]
+    run = calls[0][1]
+    assert run["LaunchTemplate"] == {"LaunchTemplateId": "lt-1", "Version": "3"} and run["SubnetId"] == "subnet-1"
+    assert {"Key": "guardduty:replaces", "Value": "i-1"} in run["TagSpecifications"][0]["Tags"]
+    dummy_refusal, calls, replacement = er.plan_eradicate(tagged, "INC", EVIDENCE, None, False, False, True, "i-new")
+    assert actions(calls) == ["TerminateInstances"] and replacement["instance_id"] == "i-new"
+
+
+def test_no_replacement_source():
+    dummy_refusal, calls, replacement = er.plan_eradicate(INSTANCE, "INC", EVIDENCE, None, False, False, True, None)
+    assert actions(calls) == ["TerminateInstances"] and replacement["note"].startswith("no replacement source")

@@ -1,0 +1,60 @@
+# -*- coding: utf-8 -*-
+# Copyright: cloudsec.guardduty contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+"""Subnet containment planning: one containment ACL per VPC, the original ACL recorded before the swap."""
+
+import pytest
+
+from ansible_collections.cloudsec.guardduty.plugins.module_utils.detach import PlanProblem
+from ansible_collections.cloudsec.guardduty.plugins.module_utils.nacl import (
+    MARKER_TAG, RECORD_TAG, containment_acls, others_in_subnets, plan_contain_subnet, plan_containment_acl,
+    plan_release_subnet, subnet_associations)
+
+NAME = "guardduty-containment"
+ORIGINAL = {"NetworkAclId": "acl-orig", "VpcId": "vpc-1", "Associations": [
+    {"SubnetId": "subnet-1", "NetworkAclAssociationId": "aclassoc-1"}], "Entries": []}
+CONTAINMENT = {"NetworkAclId": "acl-cont", "VpcId": "vpc-1", "Associations": [],
+               "Tags": [{"Key": "Name", "Value": NAME}, {"Key": MARKER_TAG, "Value": "true"}],
+               "Entries": [{"RuleNumber": 32767, "Egress": False}, {"RuleNumber": 32768, "Egress": True},
+                           {"RuleNumber": 100, "Egress": False, "RuleAction": "allow"}]}
+
+
+def test_containment_acl_is_created_once_and_kept_deny_only():
+    calls, acl_id = plan_containment_acl("vpc-1", None, NAME)
+    assert calls[0][1] == "CreateNetworkAcl" and acl_id == f"(new) {NAME}"
+    existing = containment_acls([ORIGINAL, CONTAINMENT], NAME)
+    assert existing == {"vpc-1": CONTAINMENT}
+    calls, acl_id = plan_containment_acl("vpc-1", existing["vpc-1"], NAME)
+    assert acl_id == "acl-cont"
+    assert calls == [("ec2", "DeleteNetworkAclEntry", {"NetworkAclId": "acl-cont", "RuleNumber": 100, "Egress": False})]
+
+
+def test_contain_records_the_original_acl_before_replacing():
+    association = subnet_associations([ORIGINAL])["subnet-1"]
+    calls, before, after = plan_contain_subnet("subnet-1", association, "acl-cont", NAME)
+    assert [c[1] for c in calls] == ["CreateTags", "ReplaceNetworkAclAssociation"]
+    assert calls[0][2]["Tags"] == [{"Key": RECORD_TAG, "Value": "acl-orig"}]
+    assert (before, after) == ("acl-orig", "acl-cont")
+    contained = dict(CONTAINMENT, Associations=[{"SubnetId": "subnet-1", "NetworkAclAssociationId": "aclassoc-2"}])
+    assert plan_contain_subnet("subnet-1", subnet_associations([contained])["subnet-1"], "acl-cont", NAME)[0] == []
+
+
+def test_release_restores_the_recorded_acl_or_refuses_if_it_is_gone():
+    contained = dict(CONTAINMENT, Associations=[{"SubnetId": "subnet-1", "NetworkAclAssociationId": "aclassoc-2"}])
+    subnet = {"SubnetId": "subnet-1", "Tags": [{"Key": RECORD_TAG, "Value": "acl-orig"}]}
+    association = subnet_associations([contained])["subnet-1"]
+    calls, _, after = plan_release_subnet(subnet, association, {"acl-orig", "acl-cont"}, NAME)
+    assert calls[0][2] == {"AssociationId": "aclassoc-2", "NetworkAclId": "acl-orig"} and calls[1][1] == "DeleteTags"
+    assert after == "acl-orig"
+    with pytest.raises(PlanProblem):
+        plan_release_subnet(subnet, association, {"acl-cont"}, NAME)
+    assert plan_release_subnet({"SubnetId": "subnet-1"}, association, set(), NAME)[0] == []
+
+
+def test_what_else_is_cut_off():
+    enis = [{"NetworkInterfaceId": "eni-a", "SubnetId": "subnet-1", "Attachment": {"InstanceId": "i-0123456789abcdef0"}},
+            {"NetworkInterfaceId": "eni-b", "SubnetId": "subnet-1", "Attachment": {"InstanceId": "i-0fedcba9876543210"}},
+            {"NetworkInterfaceId": "eni-c", "SubnetId": "subnet-1", "Description": "Interface for NAT Gateway nat-1"}]
+    assert others_in_subnets(enis, {"subnet-1"}, {"i-0123456789abcdef0"}) == {
+        "subnet-1": ["eni-b (instance i-0fedcba9876543210)", "eni-c (Interface for NAT Gateway nat-1)"]}
