@@ -229,8 +229,7 @@ def plan_groups(vpc_ids, described_groups, names, allowed_rules, ipv6_vpcs=()):
             ref = {"vpc_id": vpc_id, "role": role, "group_name": name}
             if found is None:
                 groups[(vpc_id, role)] = None
-                creates.append(dict(ref, action="CreateSecurityGroup",
-                                  description=_group_description(role)))
+                creates.append(dict(ref, action="CreateSecurityGroup", description=_group_description(role)))
                 current = DEFAULT_NEW_GROUP_RULES | (DEFAULT_NEW_GROUP_RULES_IPV6 if vpc_id in ipv6_vpcs else set())
             else:
                 groups[(vpc_id, role)] = found["group_id"]

@@ -87,7 +87,7 @@ def main(argv=None):
         with tempfile.TemporaryDirectory() as tmp:
             ours, unchecked, theirs = configs(pathlib.Path(tmp), ACCOUNTS[:args.accounts], REGIONS[:args.regions])
             contenders = (("guardduty", ours), ("guardduty_unchecked", unchecked), ("aws_ec2", theirs))
-            times = {name: [] for name, _ in contenders}
+            times = {name: [] for name, _command in contenders}
             calls = {}
             hosts = {}
             for round_index in range(args.rounds):

@@ -54,7 +54,7 @@ def test_detach_records_first_then_load_balancers_then_auto_scaling():
 
 
 def test_standby_decrements_and_refuses_to_go_below_min():
-    calls, _, predicted, _ = plan_detach(ID, found(), None, [], "standby")
+    calls, _unused1, predicted, _unused2 = plan_detach(ID, found(), None, [], "standby")
     assert calls[-1][1:] == ("EnterStandby", {"AutoScalingGroupName": "web-asg", "InstanceIds": [ID],
                                               "ShouldDecrementDesiredCapacity": True})
     assert predicted["autoscaling"]["desired_capacity"] == 1
@@ -69,7 +69,7 @@ def test_detached_instance_plans_nothing_and_draining_targets_count_as_gone():
     health = {TG: [{"Target": {"Id": ID, "Port": 443}, "TargetHealth": {"State": "draining"}}]}
     m = found(lifecycle=None, health=health, elbs=[])
     record = {"a": ["web-asg", "InService", 2, "detach"], "t": [[TG, 443]], "e": []}
-    calls, new_record, _, _ = plan_detach(ID, m, record, [RECORD_TAG], "detach")
+    calls, new_record, _unused1, _unused2 = plan_detach(ID, m, record, [RECORD_TAG], "detach")
     assert calls == [] and new_record == record
 
 
@@ -93,8 +93,8 @@ def test_release_puts_back_every_membership_then_drops_the_record():
 
 def test_release_from_standby_and_refusals():
     record = {"a": ["web-asg", "InService", 2, "standby"], "t": [], "e": []}
-    calls, _, _ = plan_release(ID, found(lifecycle="Standby", health={}, elbs=[]), record, [RECORD_TAG], set(), set(),
-                               {"web-asg": GROUP})
+    standby = found(lifecycle="Standby", health={}, elbs=[])
+    calls, _unused1, _unused2 = plan_release(ID, standby, record, [RECORD_TAG], set(), set(), {"web-asg": GROUP})
     assert actions(calls) == ["ExitStandby", "DeleteTags"]
     with pytest.raises(PlanProblem) as info:
         plan_release(ID, found(lifecycle=None, health={}, elbs=[]), dict(record, a=None, t=[[TG, 443]]), [RECORD_TAG],

@@ -85,7 +85,7 @@ def test_stray_open_rule_on_isolation_group_is_revoked_and_allowed_access_added(
     allowed = iso.allowed_access_rules([{"cidr": "10.9.0.1/32", "port": 22}])
     described = [described_group("sg-conv", NAMES[iso.CONVERSION], iso.CONVERSION, ingress=[ALL], egress=[ALL]),
                  described_group("sg-iso", NAMES[iso.ISOLATION], iso.ISOLATION, egress=[ALL])]
-    steps, _, _ = iso.plan_groups({"vpc-1"}, described, NAMES, allowed)
+    steps, _creates, _errors = iso.plan_groups({"vpc-1"}, described, NAMES, allowed)
     assert [s["action"] for s in steps] == ["RevokeSecurityGroupEgress", "AuthorizeSecurityGroupIngress"]
     assert steps[1]["permissions"] == [{"IpProtocol": "tcp", "FromPort": 22, "ToPort": 22,
                                         "IpRanges": [{"CidrIp": "10.9.0.1/32"}]}]
@@ -93,7 +93,7 @@ def test_stray_open_rule_on_isolation_group_is_revoked_and_allowed_access_added(
 
 def test_group_with_our_name_but_not_our_tag_is_refused():
     described = [described_group("sg-x", NAMES[iso.ISOLATION], None)]
-    steps, _, errors = iso.plan_groups({"vpc-1"}, described, NAMES, frozenset())
+    steps, _creates, errors = iso.plan_groups({"vpc-1"}, described, NAMES, frozenset())
     assert "not tagged" in errors["vpc-1"] and steps == []
 
 

@@ -44,7 +44,7 @@ def test_release_restores_the_recorded_acl_or_refuses_if_it_is_gone():
     contained = dict(CONTAINMENT, Associations=[{"SubnetId": "subnet-1", "NetworkAclAssociationId": "aclassoc-2"}])
     subnet = {"SubnetId": "subnet-1", "Tags": [{"Key": RECORD_TAG, "Value": "acl-orig"}]}
     association = subnet_associations([contained])["subnet-1"]
-    calls, _, after = plan_release_subnet(subnet, association, {"acl-orig", "acl-cont"}, NAME)
+    calls, _unused1, after = plan_release_subnet(subnet, association, {"acl-orig", "acl-cont"}, NAME)
     assert calls[0][2] == {"AssociationId": "aclassoc-2", "NetworkAclId": "acl-orig"} and calls[1][1] == "DeleteTags"
     assert after == "acl-orig"
     with pytest.raises(PlanProblem):

@@ -31,8 +31,8 @@ def test_elastic_and_auto_assigned_addresses_are_told_apart():
 
 
 def test_disassociate_records_first():
-    elastic, _ = public_addresses(INSTANCE, ADDRESSES)
-    calls, record, _ = plan_disassociate(ID, elastic, None, [])
+    elastic, _unused1 = public_addresses(INSTANCE, ADDRESSES)
+    calls, record, _unused1 = plan_disassociate(ID, elastic, None, [])
     assert [c[1] for c in calls] == ["CreateTags", "DisassociateAddress"]
     assert calls[0][2]["Tags"][0]["Key"] == RECORD_TAG
     assert calls[1][2] == {"AssociationId": "eipassoc-1"}
@@ -43,7 +43,7 @@ def test_disassociate_records_first():
 def test_reassociate_never_takes_an_address_back():
     record = [["eipalloc-1", "eni-1", "10.0.1.5"]]
     free = {"eipalloc-1": {"AllocationId": "eipalloc-1", "PublicIp": "198.51.100.1"}}
-    calls, _ = plan_reassociate(ID, record, [RECORD_TAG], free, {"eni-1", "eni-2"})
+    calls, _unused1 = plan_reassociate(ID, record, [RECORD_TAG], free, {"eni-1", "eni-2"})
     assert calls[0][1:] == ("AssociateAddress", {"AllocationId": "eipalloc-1", "NetworkInterfaceId": "eni-1",
                                                  "PrivateIpAddress": "10.0.1.5", "AllowReassociation": False})
     assert calls[-1][1] == "DeleteTags"

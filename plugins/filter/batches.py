@@ -1,0 +1,27 @@
+# -*- coding: utf-8 -*-
+# Copyright: cloudsec.guardduty contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+"""Filters the roles use to run each module once per account and region, then show results per host."""
+
+from ansible.errors import AnsibleFilterError
+
+from ansible_collections.cloudsec.guardduty.plugins.module_utils.batches import BatchError
+from ansible_collections.cloudsec.guardduty.plugins.module_utils.batches import account_batches as _account_batches
+from ansible_collections.cloudsec.guardduty.plugins.module_utils.batches import result_for as _result_for
+
+
+def account_batches(hosts, hostvars, size=None):
+    try:
+        return _account_batches(list(hosts), hostvars, size=int(size) if size else None)
+    except BatchError as exc:
+        raise AnsibleFilterError(f"cloudsec.guardduty.account_batches: {exc}") from None
+
+
+def instance_result(results, instance_id):
+    return _result_for(results, instance_id)
+
+
+class FilterModule:
+    def filters(self):
+        return {"account_batches": account_batches, "instance_result": instance_result}
