@@ -72,3 +72,17 @@ def test_isolated_instance_is_triaged_on_its_original_groups(demo):
     result = demo.run_module(MODULE, {"instance_ids": [web]})
     assert result["instances"][web]["isolated"] is True
     assert {r["GroupId"] for r in result["instances"][web]["exposing_rules"]} == {web_group}
+
+
+def test_every_instance_finding_of_the_demo_gets_specific_advice(demo):
+    """No finding type staged in the demo falls through to the generic "investigate" advice."""
+    kinds = {}
+    for account, region, names in (("123456789012", "us-east-1", ["web-1", "app-1", "bastion-1"]),
+                                   ("123456789012", "eu-west-1", ["api-1"]), ("111122223333", "us-east-1", ["worker-1"])):
+        ids = [demo.instance(name)["id"] for name in names]
+        result = demo.run_module(MODULE, {"instance_ids": ids, "include_archived": True}, account=account, region=region)
+        for instance_id in ids:
+            for recommendation in result["instances"][instance_id]["recommendations"]:
+                kinds[recommendation["finding_type"]] = recommendation["kind"]
+    assert len(kinds) >= 6
+    assert "investigate" not in kinds.values(), kinds
