@@ -90,6 +90,9 @@ def result_for(results, instance_id):
         if not isinstance(item, dict) or item.get("skipped"):
             continue
         instances = item.get("instances") or {}
+        if isinstance(instances, list):
+            # ec2_isolation returns a list of {"instance_id": ...} in the order given
+            instances = {i.get("instance_id"): i for i in instances if isinstance(i, dict)}
         if instance_id in instances:
             return instances[instance_id]
         batch = item.get("item") or {}

@@ -12,7 +12,8 @@ from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry
 
 FILTER_VALUES_MAX = 200  # values per filter in one Describe call
 
-retry = AWSRetry.jittered_backoff(retries=8, delay=0.3, max_delay=10)
+# Generous: under a bulk run EC2 throttles by token bucket, and a failed call leaves the instance for a rerun.
+retry = AWSRetry.jittered_backoff(retries=12, delay=0.5, max_delay=20)
 
 
 @retry

@@ -363,6 +363,10 @@ def plan_release(instance_id, instance_tags, enis, groups):
         forget_steps.append({"action": "DeleteTags", "resource": eni_id, "instance_id": instance_id,
                              "tags": record_tag_keys(eni["tags"])})
         out["security_groups"] = list(record)
+    if result["errors"]:
+        # All of an instance's ENIs are restored or none: a partly released instance is neither contained nor whole.
+        result["state"] = "failed"
+        return result
     state = instance_tags.get(TAG_STATE)
     if not recorded and state != ISOLATED:
         if state == RELEASED and not result["errors"]:

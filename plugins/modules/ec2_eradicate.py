@@ -105,16 +105,17 @@ errors:
 """
 
 import json
-from concurrent.futures import ThreadPoolExecutor
 
 from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
 
 from ansible_collections.cloudsec.guardduty.plugins.module_utils import eradicate as er
+from ansible_collections.cloudsec.guardduty.plugins.module_utils.batch_runner import (
+    failing_on_error, finish, run_per_instance, validate_ids, with_result)
 from ansible_collections.cloudsec.guardduty.plugins.module_utils.instances import (
-    InstanceProblem, describe_instances, problem_from_error, split_instance_ids)
+    InstanceProblem, describe_instances, problem_from_error)
 from ansible_collections.cloudsec.guardduty.plugins.module_utils.snapshots import attached_volumes
 
-WORKERS = 8
+NOT_TERMINATED = {"changed": False, "terminated": False, "replacement": None, "calls": []}
 
 
 def describe_call(call):
@@ -131,9 +132,7 @@ def work_on(ec2, autoscaling, instance, params, snapshots, asg_name, replacement
     refusal, calls, replacement = er.plan_eradicate(instance, params["incident_id"], snapshots, asg_name, protected,
                                                     params["override_protection"], params["replace"], replacement_id)
     if refusal:
-        problem = InstanceProblem(instance_id, "Guard", refusal, "Refused")
-        problem.result = {"changed": False, "terminated": False, "replacement": None, "calls": []}
-        raise problem
+        raise with_result(InstanceProblem(instance_id, "Guard", refusal, "Refused"), dict(NOT_TERMINATED, calls=[]))
     result = {"changed": True, "terminated": True, "replacement": replacement, "calls": []}
     for call in calls:
         if not check_mode:
@@ -159,23 +158,18 @@ def main():
     )
     module = AnsibleAWSModule(argument_spec=argument_spec, supports_check_mode=True)
     params = module.params
-    valid, bad = split_instance_ids(params["instance_ids"])
-    if bad:
-        module.fail_json(msg="malformed instance ids; nothing was changed", instances={}, errors=[
-            InstanceProblem(i, "validate", reason).as_dict() for i, reason in bad.items()])
+    valid = validate_ids(module, params["instance_ids"])
     if not er.confirmed(params["confirm"], valid, params["incident_id"]):
         module.fail_json(msg=(f"refusing to terminate without confirmation: set confirm to the instance ids "
                               f"({', '.join(valid)}) or to 'terminate-{params['incident_id']}'; nothing was changed"),
                          instances={}, errors=[])
     ec2, autoscaling = module.client("ec2"), module.client("autoscaling")
-    try:
+    with failing_on_error(module, "could not describe the instances, their snapshots and Auto Scaling groups; nothing was changed"):
         found, missing = describe_instances(ec2, valid)
         volumes = sorted({v["volume_id"] for i in found.values() for v in attached_volumes(i)})
         snapshots = er.incident_snapshots_by_volume(ec2, params["incident_id"], volumes) if volumes else []
         groups = er.autoscaling_groups(autoscaling, list(found)) if found else {}
         replacements = er.existing_replacements(ec2, list(found)) if found else {}
-    except Exception as exc:
-        module.fail_json_aws(exc, msg="could not describe the instances, their snapshots and Auto Scaling groups; nothing was changed")
 
     results, problems = {}, []
     for instance_id, reason in missing.items():
@@ -189,32 +183,16 @@ def main():
         volume_ids = {v["volume_id"] for v in attached_volumes(instance)}
         mine = [s for s in snapshots if s.get("VolumeId") in volume_ids
                 or any(t["Key"] == er.TAG_VOLUME and t["Value"] in volume_ids for t in s.get("Tags") or [])]
-        try:
-            return instance_id, work_on(ec2, autoscaling, instance, params, mine, groups.get(instance_id),
-                                        replacements.get(instance_id), module.check_mode), None
-        except InstanceProblem as problem:
-            return instance_id, getattr(problem, "result", None), problem
+        return work_on(ec2, autoscaling, instance, params, mine, groups.get(instance_id), replacements.get(instance_id),
+                       module.check_mode)
 
-    ordered = [i for i in valid if i in found]
-    if ordered:
-        with ThreadPoolExecutor(max_workers=min(WORKERS, len(ordered))) as pool:
-            for instance_id, result, problem in pool.map(one, ordered):
-                result = result or {"changed": False, "terminated": False, "replacement": None, "calls": []}
-                if problem:
-                    problems.append(problem)
-                results[instance_id] = result
-    for problem in problems:
-        results.setdefault(problem.instance_id, {"changed": False, "terminated": False, "replacement": None,
-                                                 "calls": []})["error"] = problem.as_dict()
-    results = {i: results[i] for i in valid if i in results}
-    out = {"changed": any(r["changed"] for r in results.values()), "instances": results,
-           "errors": [p.as_dict() for p in problems]}
-    if module._diff:
-        out["diff"] = {"before": {i: "running" for i, r in results.items() if r["changed"]},
-                       "after": {i: "terminated" for i, r in results.items() if r["changed"]}}
-    if problems:
-        module.fail_json(msg=f"{len(problems)} of {len(valid)} instances refused or failed: " + "; ".join(str(p) for p in problems), **out)
-    module.exit_json(**out)
+    run_per_instance([i for i in valid if i in found], one, results, problems, NOT_TERMINATED)
+
+    def diff(done):
+        changed = [i for i, r in done.items() if r["changed"]]
+        return {"before": {i: "running" for i in changed}, "after": {i: "terminated" for i in changed}}
+
+    finish(module, valid, results, problems, failed="refused or failed", default_result=NOT_TERMINATED, diff=diff, order=valid)
 
 
 if __name__ == "__main__":

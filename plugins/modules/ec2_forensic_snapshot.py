@@ -123,17 +123,16 @@ errors:
 """
 
 import datetime
-from concurrent.futures import ThreadPoolExecutor
 
 from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
 
+from ansible_collections.cloudsec.guardduty.plugins.module_utils.batch_runner import (
+    failing_on_error, finish, map_instances, missing_problems, validate_ids)
 from ansible_collections.cloudsec.guardduty.plugins.module_utils.instances import (
-    InstanceProblem, describe_instances, problem_from_error, split_instance_ids)
+    InstanceProblem, describe_instances, problem_from_error)
 from ansible_collections.cloudsec.guardduty.plugins.module_utils.snapshots import (
     TAG_VALUE_MAX, apply_plan, copy_snapshot, copy_tags, find_copies, find_incident_snapshots, plan_copies, plan_snapshots,
     planned_snapshots, snapshot_summary, wait_completed)
-
-WORKERS = 8
 
 
 def run(module, client):
@@ -141,48 +140,42 @@ def run(module, client):
     incident_id = params["incident_id"]
     if params["copy_to_region"] and params["copy_to_region"] == module.region:
         module.fail_json(msg=f"copy_to_region {params['copy_to_region']} is the instances' region; nothing was changed")
-    valid, bad = split_instance_ids(params["instance_ids"])
-    if bad:
-        module.fail_json(msg="malformed instance ids; nothing was changed", errors=[
-            InstanceProblem(i, "validate", reason).as_dict() for i, reason in bad.items()], instances={})
+    valid = validate_ids(module, params["instance_ids"])
     if not incident_id or len(incident_id) > TAG_VALUE_MAX:
         module.fail_json(msg=f"incident_id must be 1 to {TAG_VALUE_MAX} characters (an AWS tag value); nothing was changed")
 
-    try:
+    with failing_on_error(module, "could not describe the instances or their snapshots; nothing was changed"):
         found, missing = describe_instances(client, valid)
         existing = find_incident_snapshots(client, incident_id, list(found))
-    except Exception as exc:  # nothing is known, so nothing is changed
-        module.fail_json_aws(exc, msg="could not describe the instances or their snapshots; nothing was changed")
 
     snapshot_at = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
     plans = {i: plan_snapshots(found[i], existing[i], incident_id, params["finding_ids"], snapshot_at) for i in found}
-    results, problems = {}, [InstanceProblem(i, "DescribeInstances", reason) for i, reason in missing.items()]
+    results, problems = {}, missing_problems(missing)
 
     def apply_one(instance_id):
         plan = plans[instance_id]
         description = params["description"] or f"Forensic snapshot, incident {incident_id}, instance {instance_id}"
         try:
-            return instance_id, apply_plan(client, plan, description), None
+            return apply_plan(client, plan, description)
         except Exception as exc:
             problem = problem_from_error(instance_id, "CreateSnapshots", exc)
             problem.created = getattr(exc, "created", [])
-            return instance_id, None, problem
+            raise problem from None
 
     to_change = [i for i in valid if i in plans and (plans[i]["create"] or plans[i]["retag"])]
     for instance_id in valid:
         if instance_id in plans:
             plan = plans[instance_id]
             results[instance_id] = {"changed": instance_id in to_change, "snapshots": planned_snapshots(plan)}
-    if not module.check_mode and to_change:
-        with ThreadPoolExecutor(max_workers=min(WORKERS, len(to_change))) as pool:
-            for instance_id, snapshots, problem in pool.map(apply_one, to_change):
-                if problem:
-                    problems.append(problem)
-                    # What exists after the failure: the reused snapshots and any created before it.
-                    kept = [s for s in results[instance_id]["snapshots"] if s["snapshot_id"]] + problem.created
-                    results[instance_id] = {"changed": bool(problem.created), "snapshots": kept, "error": problem.as_dict()}
-                else:
-                    results[instance_id]["snapshots"] = snapshots
+    if not module.check_mode:
+        for instance_id, snapshots, problem in map_instances(to_change, apply_one):
+            if problem:
+                problems.append(problem)
+                # What exists after the failure: the reused snapshots and any created before it.
+                kept = [s for s in results[instance_id]["snapshots"] if s["snapshot_id"]] + problem.created
+                results[instance_id] = {"changed": bool(problem.created), "snapshots": kept, "error": problem.as_dict()}
+            else:
+                results[instance_id]["snapshots"] = snapshots
 
     described = {}
     if (params["wait"] or params["copy_to_region"]) and not module.check_mode:
@@ -190,17 +183,11 @@ def run(module, client):
     if params["copy_to_region"]:
         copy_all(module, params, results, problems, described)
 
-    for problem in problems:
-        results.setdefault(problem.instance_id, {"changed": False, "snapshots": []})["error"] = problem.as_dict()
-    changed = any(r["changed"] for r in results.values())
-    out = {"changed": changed, "instances": results, "errors": [p.as_dict() for p in problems]}
-    if module._diff:
-        out["diff"] = {"before": {i: [s["snapshot_id"] for s in snapshot_summaries(plans[i]["reuse"])] for i in plans},
-                       "after": {i: [s["snapshot_id"] or f"(new: {s['volume_id']})" for s in results[i]["snapshots"]]
-                                 for i in plans}}
-    if problems:
-        module.fail_json(msg=f"{len(problems)} of {len(valid)} instances failed: " + "; ".join(str(p) for p in problems), **out)
-    module.exit_json(**out)
+    def diff(done):
+        return {"before": {i: [s["snapshot_id"] for s in snapshot_summaries(plans[i]["reuse"])] for i in plans},
+                "after": {i: [s["snapshot_id"] or f"(new: {s['volume_id']})" for s in done[i]["snapshots"]] for i in plans}}
+
+    finish(module, valid, results, problems, default_result={"changed": False, "snapshots": []}, diff=diff)
 
 
 def snapshot_summaries(snapshots):

@@ -129,15 +129,14 @@ errors:
 """
 
 import datetime
-from concurrent.futures import ThreadPoolExecutor
 
 from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
 
 from ansible_collections.cloudsec.guardduty.plugins.module_utils import credentials as cred
+from ansible_collections.cloudsec.guardduty.plugins.module_utils.batch_runner import (
+    batch_output, changed_before_after, exit_batch, failing_on_error, map_instances, validate_ids)
 from ansible_collections.cloudsec.guardduty.plugins.module_utils.instances import (
-    InstanceProblem, describe_instances, problem_from_error, split_instance_ids)
-
-WORKERS = 8
+    InstanceProblem, describe_instances, problem_from_error)
 
 
 def _tags(instance):
@@ -176,10 +175,7 @@ class Run:
         return self.policies[role]
 
     def parallel(self, function, items):
-        items = list(items)
-        if items:
-            with ThreadPoolExecutor(max_workers=min(WORKERS, len(items))) as pool:
-                list(pool.map(function, items))
+        map_instances(items, function)
 
     # -- describe and plan ----------------------------------------------------------------------
     def describe(self, instance_ids):
@@ -230,14 +226,7 @@ class Run:
 
         def write_record(instance_id):
             tags = [{"Key": k, "Value": v} for k, v in plans[instance_id]["tags"].items()]
-            call = ("CreateTags", {"Resources": [instance_id], "Tags": tags})
-            if not self.module.check_mode:
-                try:
-                    cred.ec2_call(self.ec2, *call)
-                except Exception as exc:
-                    self.fail(instance_id, problem_from_error(instance_id, "CreateTags", exc))
-                    return
-            self.results[instance_id]["calls"].append(cred.describe_call(call))
+            self.make_call(instance_id, ("CreateTags", {"Resources": [instance_id], "Tags": tags}))
 
         for instance_id, plan in plans.items():
             self.result_for(instance_id, plan)
@@ -272,14 +261,7 @@ class Run:
         live = {i: p for i, p in live.items() if i not in self.problems and p["delete_tags"]}
 
         def delete_record(instance_id):
-            call = ("DeleteTags", live[instance_id]["delete_tags"])
-            if not self.module.check_mode:
-                try:
-                    cred.ec2_call(self.ec2, *call)
-                except Exception as exc:
-                    self.fail(instance_id, problem_from_error(instance_id, "DeleteTags", exc))
-                    return
-            self.results[instance_id]["calls"].append(cred.describe_call(call))
+            self.make_call(instance_id, ("DeleteTags", live[instance_id]["delete_tags"]))
 
         self.parallel(delete_record, live)
         self.finish(plans)
@@ -295,15 +277,22 @@ class Run:
                 "record": plan.get("record"), "before": {"instance_profile": plan["before"], "denied": denied}}
         return self.results[instance_id]
 
+    def make_call(self, instance_id, call):
+        """Make one EC2 call for the instance (not in check mode) and note it; False once AWS refused it,
+        the instance then failed with the call's action."""
+        if not self.module.check_mode:
+            try:
+                cred.ec2_call(self.ec2, *call)
+            except Exception as exc:
+                self.fail(instance_id, problem_from_error(instance_id, call[0], exc))
+                return False
+        self.results[instance_id]["calls"].append(cred.describe_call(call))
+        return True
+
     def associate(self, instance_id, calls):
         for call in calls:
-            if not self.module.check_mode:
-                try:
-                    cred.ec2_call(self.ec2, *call)
-                except Exception as exc:
-                    self.fail(instance_id, problem_from_error(instance_id, call[0], exc))
-                    return
-            self.results[instance_id]["calls"].append(cred.describe_call(call))
+            if not self.make_call(instance_id, call):
+                return
 
     def apply_policies(self, plans, add):
         by_role = {}
@@ -365,16 +354,11 @@ def main():
     module = AnsibleAWSModule(argument_spec=argument_spec, supports_check_mode=True,
                               required_if=[("profile_action", "replace", ["quarantine_profile"])])
     params = module.params
-    valid, bad = split_instance_ids(params["instance_ids"])
-    if bad:
-        module.fail_json(msg="malformed instance ids; nothing was changed", instances={}, policies={}, errors=[
-            InstanceProblem(i, "validate", reason).as_dict() for i, reason in bad.items()])
+    valid = validate_ids(module, params["instance_ids"], policies={})
     ec2, iam = module.client("ec2"), module.client("iam")
     run = Run(module, ec2, iam)
-    try:
+    with failing_on_error(module, "could not describe the instances and their profile associations; nothing was changed"):
         views = run.describe(valid)
-    except Exception as exc:
-        module.fail_json_aws(exc, msg="could not describe the instances and their profile associations; nothing was changed")
     quarantine_arn = None
     if params["state"] == "cut" and params["profile_action"] == "replace":
         try:
@@ -395,17 +379,13 @@ def main():
     problems = [run.problems[i] for i in valid if i in run.problems]
     policies = {role: {"before": s["before"], "after": s["document"], "change": s.get("change")}
                 for role, s in run.policies.items()}
-    out = {"changed": any(r["changed"] for r in results.values()), "instances": results, "policies": policies,
-           "errors": [p.as_dict() for p in problems]}
-    if module._diff:
-        changed = {i: r for i, r in results.items() if r["changed"]}
-        out["diff"] = {"before": {"instances": {i: r.get("before") for i, r in changed.items()},
-                                  "policies": {k: v["before"] for k, v in policies.items() if v["change"]}},
-                       "after": {"instances": {i: r.get("after") for i, r in changed.items()},
-                                 "policies": {k: v["after"] for k, v in policies.items() if v["change"]}}}
-    if problems:
-        module.fail_json(msg=f"{len(problems)} of {len(valid)} instances failed: " + "; ".join(str(p) for p in problems), **out)
-    module.exit_json(**out)
+
+    def diff(done):
+        instances = changed_before_after(done)
+        return {side: {"instances": instances[side], "policies": {k: v[side] for k, v in policies.items() if v["change"]}}
+                for side in ("before", "after")}
+
+    exit_batch(module, valid, problems, batch_output(module, results, problems, diff=diff, policies=policies))
 
 
 if __name__ == "__main__":

@@ -126,18 +126,15 @@ errors:
   elements: dict
 """
 
-from concurrent.futures import ThreadPoolExecutor
-
 from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
 
+from ansible_collections.cloudsec.guardduty.plugins.module_utils.batch_runner import (
+    WORKERS, apply_with_partial_result, failing_on_describe_error, failing_on_error, finish, missing_problems,
+    run_per_instance, validate_ids)
 from ansible_collections.cloudsec.guardduty.plugins.module_utils.detach import (
-    RECORD_TAG, DescribeError, PlanProblem, add_draining_times, apply_calls, describe_call, describe_groups,
-    describe_memberships, memberships_of, plan_detach, plan_release, read_tag_record, registered_targets, shown_record,
-    tag_record_keys)
-from ansible_collections.cloudsec.guardduty.plugins.module_utils.instances import (
-    InstanceProblem, describe_instances, error_code, problem_from_error, split_instance_ids)
-
-WORKERS = 8
+    RECORD_TAG, PlanProblem, add_draining_times, apply_calls, describe_call, describe_groups, describe_memberships,
+    memberships_of, plan_detach, plan_release, read_tag_record, registered_targets, shown_record, tag_record_keys)
+from ansible_collections.cloudsec.guardduty.plugins.module_utils.instances import InstanceProblem, describe_instances
 
 
 def work_on(clients, instance, memberships, context, params, check_mode):
@@ -160,16 +157,7 @@ def work_on(clients, instance, memberships, context, params, check_mode):
         raise InstanceProblem(instance_id, exc.action, str(exc), exc.code) from None
     result = {"changed": bool(calls), "before": memberships, "after": after, "record": shown_record(shown),
               "calls": [describe_call(c) for c in calls], "notes": notes}
-    if check_mode or not calls:
-        return result
-    try:
-        apply_calls(clients, calls)
-    except Exception as exc:
-        problem = problem_from_error(instance_id, getattr(exc, "action", "apply"), exc)
-        done = getattr(exc, "done", [])
-        problem.result = dict(result, changed=bool(done), after=None, calls=done)
-        raise problem from None
-    return result
+    return apply_with_partial_result(instance_id, result, calls, lambda c: apply_calls(clients, c), check_mode)
 
 
 def main():
@@ -180,17 +168,12 @@ def main():
     )
     module = AnsibleAWSModule(argument_spec=argument_spec, supports_check_mode=True)
     params = module.params
-    valid, bad = split_instance_ids(params["instance_ids"])
-    if bad or not valid:
-        module.fail_json(msg="malformed or no instance ids; nothing was changed", instances={}, errors=[
-            InstanceProblem(i, "validate", reason).as_dict() for i, reason in bad.items()])
+    valid = validate_ids(module, params["instance_ids"], require_some=True)
     clients = {name: module.client(name) for name in ("ec2", "autoscaling", "elbv2", "elb")}
-    try:
+    with failing_on_error(module, "could not describe the instances; nothing was changed"):
         found, missing = describe_instances(clients["ec2"], valid)
-    except Exception as exc:
-        module.fail_json_aws(exc, msg="could not describe the instances; nothing was changed")
     ordered = [i for i in valid if i in found]
-    try:
+    with failing_on_describe_error(module):
         asg_instances, asg_groups, health, target_groups, load_balancers = describe_memberships(clients, ordered, WORKERS)
         if params["state"] == "detached":
             # Draining times are reported for the groups and load balancers being left.
@@ -213,39 +196,19 @@ def main():
             if missing_groups:
                 existing_groups.update(describe_groups(clients["autoscaling"], missing_groups))
             context = (set(target_groups), {lb["LoadBalancerName"] for lb in load_balancers}, existing_groups)
-    except DescribeError as exc:
-        module.fail_json(msg=f"batch: {exc.action}: {exc} ({error_code(exc.cause)}); nothing was changed",
-                         instances={}, errors=[{"instance_id": None, "action": exc.action, "code": error_code(exc.cause),
-                                                "message": str(exc)}])
-
-    results = {}
-    problems = [InstanceProblem(i, "DescribeInstances", reason) for i, reason in missing.items()]
 
     def one(instance_id):
         memberships = memberships_of(found[instance_id], asg_instances, asg_groups, health, target_groups, load_balancers)
         try:
-            return instance_id, work_on(clients, found[instance_id], memberships, context, params, module.check_mode), None
+            return work_on(clients, found[instance_id], memberships, context, params, module.check_mode)
         except InstanceProblem as problem:
-            return instance_id, getattr(problem, "result", None) or {"changed": False, "before": memberships, "calls": []}, problem
+            # A failure before any call still shows the memberships found.
+            problem.result = getattr(problem, "result", None) or {"changed": False, "before": memberships, "calls": []}
+            raise
 
-    if ordered:
-        with ThreadPoolExecutor(max_workers=min(WORKERS, len(ordered))) as pool:
-            for instance_id, result, problem in pool.map(one, ordered):
-                if problem:
-                    problems.append(problem)
-                    result["error"] = problem.as_dict()
-                results[instance_id] = result
-    for problem in problems:
-        results.setdefault(problem.instance_id, {"changed": False, "calls": []})["error"] = problem.as_dict()
-
-    out = {"changed": any(r["changed"] for r in results.values()), "instances": results,
-           "errors": [p.as_dict() for p in problems]}
-    if module._diff:
-        out["diff"] = {"before": {i: r.get("before") for i, r in results.items() if r.get("changed")},
-                       "after": {i: r.get("after") for i, r in results.items() if r.get("changed")}}
-    if problems:
-        module.fail_json(msg=f"{len(problems)} of {len(valid)} instances failed: " + "; ".join(str(p) for p in problems), **out)
-    module.exit_json(**out)
+    results, problems = {}, missing_problems(missing)
+    run_per_instance(ordered, one, results, problems)
+    finish(module, valid, results, problems)
 
 
 if __name__ == "__main__":

@@ -135,17 +135,16 @@ errors:
 
 import datetime
 import os
-from concurrent.futures import ThreadPoolExecutor
 
 from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
 
+from ansible_collections.cloudsec.guardduty.plugins.module_utils.batch_runner import (
+    failing_on_error, finish, missing_problems, run_per_instance, validate_ids, with_result)
 from ansible_collections.cloudsec.guardduty.plugins.module_utils.evidence import (
     FILE_MANIFEST, capture_dir, check_path_part, collect, describe_by_instance, evidence_files, planned_files,
     raw_console_client, s3_key, upload_capture, write_capture)
 from ansible_collections.cloudsec.guardduty.plugins.module_utils.instances import (
-    InstanceProblem, describe_instances, error_code, problem_from_error, split_instance_ids)
-
-WORKERS = 8
+    InstanceProblem, describe_instances, error_code, problem_from_error)
 
 
 def main():
@@ -162,10 +161,7 @@ def main():
     )
     module = AnsibleAWSModule(argument_spec=argument_spec, supports_check_mode=True)
     params = module.params
-    valid, bad = split_instance_ids(params["instance_ids"])
-    if bad:
-        module.fail_json(msg="malformed instance ids; nothing was captured", instances={}, errors=[
-            InstanceProblem(i, "validate", reason).as_dict() for i, reason in bad.items()])
+    valid = validate_ids(module, params["instance_ids"], "nothing was captured")
     try:
         check_path_part("incident_id", params["incident_id"])
     except ValueError as exc:
@@ -174,19 +170,15 @@ def main():
     client = raw_console_client(module.client("ec2"))
     s3 = module.client("s3") if params["s3_bucket"] else None
     region = module.region
-    try:
+    with failing_on_error(module, "could not describe the instances; nothing was captured"):
         account = module.client("sts").get_caller_identity()["Account"]
         found, missing = describe_instances(client, valid)
         enis, volumes = describe_by_instance(client, list(found))
-    except Exception as exc:
-        module.fail_json_aws(exc, msg="could not describe the instances; nothing was captured")
 
     # One timestamp for the run: every instance's capture of this run sits under the same name.
     now = datetime.datetime.now(datetime.timezone.utc)
     timestamp = now.strftime("%Y%m%dT%H%M%S.%fZ")
     files_wanted = planned_files(params["console_output"], params["screenshot"])
-    results = {}
-    problems = [InstanceProblem(i, "DescribeInstances", reason) for i, reason in missing.items()]
 
     def capture(instance_id):
         directory = capture_dir(params["evidence_dir"], params["incident_id"], account, region, instance_id, timestamp)
@@ -195,11 +187,11 @@ def main():
             planned = {"changed": True, "path": directory, "files": [{"name": n} for n in files_wanted + [FILE_MANIFEST]]}
             if s3:
                 planned["s3"] = [{"key": s3_key(params["s3_prefix"], relative, n), "sha256": None} for n in files_wanted + [FILE_MANIFEST]]
-            return instance_id, planned, None
+            return planned
         try:
             user_data, output, image = collect(client, instance_id, params["console_output"], params["screenshot"])
         except Exception as exc:
-            return instance_id, {"changed": False, "path": None, "files": []}, problem_from_error(instance_id, "GetConsoleOutput", exc)
+            raise with_result(problem_from_error(instance_id, "GetConsoleOutput", exc), {"changed": False, "path": None, "files": []}) from None
         files = evidence_files(found[instance_id], enis[instance_id], volumes[instance_id], user_data, output, image)
         about = {"incident_id": params["incident_id"], "account": account, "region": region, "instance_id": instance_id,
                  "captured_at": now.isoformat().replace("+00:00", "Z"),
@@ -207,12 +199,12 @@ def main():
         try:
             document, manifest_body, digest = write_capture(directory, files, about)
         except FileExistsError:
-            return instance_id, {"changed": False, "path": directory, "files": []}, InstanceProblem(
+            raise with_result(InstanceProblem(
                 instance_id, "WriteEvidence", f"capture directory {directory} already exists: earlier evidence is never overwritten",
-                "EvidenceExists")
+                "EvidenceExists"), {"changed": False, "path": directory, "files": []}) from None
         except OSError as exc:
-            return instance_id, {"changed": False, "path": directory, "files": []}, InstanceProblem(
-                instance_id, "WriteEvidence", f"{directory}: {exc.strerror or exc}", "OSError")
+            raise with_result(InstanceProblem(instance_id, "WriteEvidence", f"{directory}: {exc.strerror or exc}", "OSError"),
+                              {"changed": False, "path": directory, "files": []}) from None
         result = {"changed": True, "path": directory, "files": document["files"],
                   "manifest": os.path.join(directory, FILE_MANIFEST), "manifest_sha256": digest}
         if s3:
@@ -222,28 +214,15 @@ def main():
             except Exception as exc:
                 message = ((getattr(exc, "response", None) or {}).get("Error", {}).get("Message") or str(exc))
                 result["s3"] = []
-                return instance_id, result, InstanceProblem(
-                    instance_id, "PutObject", f"{message}; the local capture {directory} is complete", error_code(exc))
-        return instance_id, result, None
+                raise with_result(InstanceProblem(
+                    instance_id, "PutObject", f"{message}; the local capture {directory} is complete", error_code(exc)), result) from None
+        return result
 
-    ordered = [i for i in valid if i in found]
-    if ordered:
-        with ThreadPoolExecutor(max_workers=min(WORKERS, len(ordered))) as pool:
-            for instance_id, result, problem in pool.map(capture, ordered):
-                if problem:
-                    problems.append(problem)
-                    result["error"] = problem.as_dict()
-                results[instance_id] = result
-    for problem in problems:
-        results.setdefault(problem.instance_id, {"changed": False, "path": None, "files": []})["error"] = problem.as_dict()
-
-    out = {"changed": any(r["changed"] for r in results.values()), "instances": results,
-           "errors": [p.as_dict() for p in problems]}
-    if module._diff:
-        out["diff"] = {"before": {}, "after": {i: r["path"] for i, r in results.items() if r["changed"]}}
-    if problems:
-        module.fail_json(msg=f"{len(problems)} of {len(valid)} instances failed: " + "; ".join(str(p) for p in problems), **out)
-    module.exit_json(**out)
+    results, problems = {}, missing_problems(missing)
+    nothing = {"changed": False, "path": None, "files": []}
+    run_per_instance([i for i in valid if i in found], capture, results, problems, nothing)
+    finish(module, valid, results, problems, default_result=nothing,
+           diff=lambda done: {"before": {}, "after": {i: r["path"] for i, r in done.items() if r["changed"]}})
 
 
 if __name__ == "__main__":

@@ -96,17 +96,15 @@ errors:
   elements: dict
 """
 
-from concurrent.futures import ThreadPoolExecutor
-
 from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
 
+from ansible_collections.cloudsec.guardduty.plugins.module_utils.batch_runner import (
+    apply_with_partial_result, failing_on_error, finish, missing_problems, run_per_instance, validate_ids)
 from ansible_collections.cloudsec.guardduty.plugins.module_utils.instances import (
-    InstanceProblem, describe_instances, problem_from_error, split_instance_ids)
+    InstanceProblem, describe_instances, problem_from_error)
 from ansible_collections.cloudsec.guardduty.plugins.module_utils.protection import (
     apply_calls, current_protection, describe_call, describe_protection_attributes, plan_protect, plan_release,
     read_record, record_tag_keys)
-
-WORKERS = 8
 
 
 def work_on(client, instance, state, stop_protection, check_mode):
@@ -128,15 +126,8 @@ def work_on(client, instance, state, stop_protection, check_mode):
         record_after = None
     result = {"changed": bool(calls), "before": current, "after": after, "record": record_after if state == "protected" else record,
               "calls": [describe_call(c) for c in calls]}
-    if check_mode or not calls:
-        return result
-    try:
-        apply_calls(client, calls)
-    except Exception as exc:
-        problem = problem_from_error(instance_id, "ModifyInstanceAttribute", exc)
-        problem.result = dict(result, changed=bool(getattr(exc, "done", [])), after=None, calls=getattr(exc, "done", []))
-        raise problem from None
-    return result
+    return apply_with_partial_result(instance_id, result, calls, lambda c: apply_calls(client, c), check_mode,
+                                     "ModifyInstanceAttribute")
 
 
 def main():
@@ -147,46 +138,15 @@ def main():
     )
     module = AnsibleAWSModule(argument_spec=argument_spec, supports_check_mode=True)
     params = module.params
-    valid, bad = split_instance_ids(params["instance_ids"])
-    if bad:
-        module.fail_json(msg="malformed instance ids; nothing was changed", instances={}, errors=[
-            InstanceProblem(i, "validate", reason).as_dict() for i, reason in bad.items()])
+    valid = validate_ids(module, params["instance_ids"])
     client = module.client("ec2")
-    try:
+    with failing_on_error(module, "could not describe the instances; nothing was changed"):
         found, missing = describe_instances(client, valid)
-    except Exception as exc:
-        module.fail_json_aws(exc, msg="could not describe the instances; nothing was changed")
 
-    results = {}
-    problems = [InstanceProblem(i, "DescribeInstances", reason) for i, reason in missing.items()]
-
-    def one(instance_id):
-        try:
-            return instance_id, work_on(client, found[instance_id], params["state"], params["stop_protection"],
-                                        module.check_mode), None
-        except InstanceProblem as problem:
-            return instance_id, getattr(problem, "result", None), problem
-
-    ordered = [i for i in valid if i in found]
-    if ordered:
-        with ThreadPoolExecutor(max_workers=min(WORKERS, len(ordered))) as pool:
-            for instance_id, result, problem in pool.map(one, ordered):
-                result = result or {"changed": False, "calls": []}
-                if problem:
-                    problems.append(problem)
-                    result["error"] = problem.as_dict()
-                results[instance_id] = result
-    for problem in problems:
-        results.setdefault(problem.instance_id, {"changed": False, "calls": []})["error"] = problem.as_dict()
-
-    out = {"changed": any(r["changed"] for r in results.values()), "instances": results,
-           "errors": [p.as_dict() for p in problems]}
-    if module._diff:
-        out["diff"] = {"before": {i: r.get("before") for i, r in results.items() if r.get("changed")},
-                       "after": {i: r.get("after") for i, r in results.items() if r.get("changed")}}
-    if problems:
-        module.fail_json(msg=f"{len(problems)} of {len(valid)} instances failed: " + "; ".join(str(p) for p in problems), **out)
-    module.exit_json(**out)
+    results, problems = {}, missing_problems(missing)
+    run_per_instance([i for i in valid if i in found], lambda i: work_on(
+        client, found[i], params["state"], params["stop_protection"], module.check_mode), results, problems)
+    finish(module, valid, results, problems)
 
 
 if __name__ == "__main__":

@@ -206,9 +206,12 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 try:
-    import botocore
+    import botocore.exceptions
+    # A timeout or a dropped connection (BotoCoreError) is an error of the call like any ClientError:
+    # the ENI it concerned must not be left on the conversion group because of it.
+    AWS_ERRORS = (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError)
 except ImportError:
-    pass  # handled by AnsibleAWSModule
+    AWS_ERRORS = ()  # AnsibleAWSModule reports the missing botocore
 
 from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
 
@@ -219,9 +222,15 @@ from ansible_collections.cloudsec.guardduty.plugins.module_utils.instances impor
 from ansible_collections.cloudsec.guardduty.plugins.module_utils.instances import split_instance_ids
 
 
+def batch_label(instance_ids):
+    """`batch (i-1, i-2 and 3 more)`: errors before any per-instance work still name the instances."""
+    named = ", ".join(instance_ids[:10]) + (f" and {len(instance_ids) - 10} more" if len(instance_ids) > 10 else "")
+    return f"batch ({named})"
+
+
 def failure(resource, action, exc):
     """`resource: ec2:Action: message (Code)`, the shape every error of this module takes."""
-    message = getattr(exc, "response", {}).get("Error", {}).get("Message") or str(exc)
+    message = (getattr(exc, "response", None) or {}).get("Error", {}).get("Message") or str(exc)
     return f"{resource}: ec2:{action}: {message} ({error_code(exc)})"
 
 
@@ -250,7 +259,7 @@ class Isolation:
             try:
                 return step, ec2_network.create_security_group(self.client, step["vpc_id"], step["group_name"],
                                                                step["description"], {isolation.TAG_GROUP_ROLE: step["role"]})
-            except botocore.exceptions.ClientError as exc:
+            except AWS_ERRORS as exc:
                 return step, failure(f"{step['group_name']} in {step['vpc_id']}", "CreateSecurityGroup", exc)
 
         if creates:
@@ -260,7 +269,7 @@ class Isolation:
             try:
                 described = ec2_network.describe_groups_by_name(self.client, [s["vpc_id"] for s in creates],
                                                                 self.names.values())
-            except botocore.exceptions.ClientError as exc:
+            except AWS_ERRORS as exc:
                 for step in creates:
                     errors.setdefault(step["vpc_id"], failure(step["vpc_id"], "DescribeSecurityGroups", exc))
                 described = []
@@ -286,7 +295,7 @@ class Isolation:
                 group_id = step.get("group_id") or groups[(step["vpc_id"], step["role"])]
                 try:
                     ec2_network.change_rules(self.client, step["action"], group_id, step["permissions"])
-                except botocore.exceptions.ClientError as exc:
+                except AWS_ERRORS as exc:
                     return step["vpc_id"], failure(f"{step['group_name']} ({group_id}) in {step['vpc_id']}",
                                                    step["action"], exc)
             return None, None
@@ -310,7 +319,7 @@ class Isolation:
             resources = [s["resource"] for s in batch]
             try:
                 call(self.client, resources, batch[0]["tags"])
-            except botocore.exceptions.ClientError as exc:
+            except AWS_ERRORS as exc:
                 action = "CreateTags" if call is ec2_network.create_tags else "DeleteTags"
                 for step in batch:
                     errors[step["instance_id"]] = failure(step["resource"], action, exc)
@@ -329,16 +338,26 @@ class Isolation:
         except botocore.exceptions.ClientError as exc:
             return None, None, failure(eni_id, "ModifyNetworkInterfaceAttribute", exc) + \
                 " (moving to the conversion group; the ENI is unchanged)"
+        except botocore.exceptions.BotoCoreError as exc:
+            # No answer: the move may have happened. Put the original groups back (idempotent) so the ENI is
+            # not on the open group; isolation is retried on the next run.
+            error = failure(eni_id, "ModifyNetworkInterfaceAttribute", exc) + " (moving to the conversion group)"
+            try:
+                ec2_network.set_interface_groups(self.client, eni_id, original)
+                return list(original), None, error + "; the ENI was put back on its original groups"
+            except AWS_ERRORS as exc2:
+                return None, None, (error + f"; putting it back failed too ({error_code(exc2)}): check that {eni_id} "
+                                    f"is not on the conversion group {conversion}")
         converted = time.monotonic()
         try:
             ec2_network.set_interface_groups(self.client, eni_id, [final])
             return [final], time.monotonic() - converted, None
-        except botocore.exceptions.ClientError as exc:
+        except AWS_ERRORS as exc:
             error = failure(eni_id, "ModifyNetworkInterfaceAttribute", exc) + " (moving to the isolation group)"
         try:
             ec2_network.set_interface_groups(self.client, eni_id, original)
             return list(original), time.monotonic() - converted, error + "; the ENI was put back on its original groups"
-        except botocore.exceptions.ClientError as exc:
+        except AWS_ERRORS as exc:
             return [conversion], None, (error + f"; putting it back failed too ({error_code(exc)}): the ENI is on the "
                                         f"conversion group {conversion}, move it to {final} by hand")
 
@@ -346,7 +365,7 @@ class Isolation:
         try:
             ec2_network.set_interface_groups(self.client, step["resource"], step["groups"])
             return list(step["groups"]), None, None
-        except botocore.exceptions.ClientError as exc:
+        except AWS_ERRORS as exc:
             return None, None, failure(step["resource"], "ModifyNetworkInterfaceAttribute", exc)
 
 
@@ -376,8 +395,9 @@ def describe_batch(module, client, instance_ids):
         action = "DescribeNetworkInterfaces"
         eni_ids = [n["NetworkInterfaceId"] for i in found.values() for n in i.get("NetworkInterfaces", [])]
         described = ec2_network.describe_network_interfaces(client, eni_ids) if eni_ids else {}
-    except botocore.exceptions.ClientError as exc:
-        module.fail_json(msg=failure("batch", action, exc), instances=[], code=error_code(exc), action=f"ec2:{action}")
+    except AWS_ERRORS as exc:
+        module.fail_json(msg=failure(batch_label(instance_ids), action, exc), instances=[], code=error_code(exc),
+                         action=f"ec2:{action}")
     region = module.region
     problems = {i: f"{i}: {reason}" + (f" ({region})" if "not found" in reason else "") for i, reason in missing.items()}
     enis = {}
@@ -398,6 +418,10 @@ def run(module):
         module.fail_json(msg="instance_ids is empty: give at least one instance id")
     if names[isolation.ISOLATION] == names[isolation.CONVERSION]:
         module.fail_json(msg="isolation_group_name and conversion_group_name must differ")
+    incident_id = params["incident_id"]
+    if incident_id is not None and len(incident_id) > isolation.TAG_VALUE_MAX:
+        module.fail_json(msg=f"incident_id is {len(incident_id)} characters long; an EC2 tag value holds at most "
+                             f"{isolation.TAG_VALUE_MAX}: nothing was changed")
     try:
         allowed_rules = isolation.allowed_access_rules(params["allowed_access"])
     except isolation.PlanError as exc:
@@ -412,8 +436,8 @@ def run(module):
     vpc_ids = {e["vpc_id"] for views in enis.values() for e in views if isolation.changeable_problem(e) is None}
     try:
         described_groups = ec2_network.describe_groups_by_name(client, vpc_ids, names.values()) if vpc_ids else []
-    except botocore.exceptions.ClientError as exc:
-        module.fail_json(msg=failure("batch", "DescribeSecurityGroups", exc), instances=[], code=error_code(exc),
+    except AWS_ERRORS as exc:
+        module.fail_json(msg=failure(batch_label(valid), "DescribeSecurityGroups", exc) + ": nothing was changed", instances=[], code=error_code(exc),
                          action="ec2:DescribeSecurityGroups")
     group_views = [isolation.group_view(g) for g in described_groups]
     group_steps, groups, vpc_errors = isolation.plan_groups(vpc_ids, group_views, names, allowed_rules)
@@ -422,8 +446,8 @@ def run(module):
     if creating and state == "isolated":
         try:
             ipv6 = ec2_network.ipv6_vpcs(client, creating)
-        except botocore.exceptions.ClientError as exc:
-            module.fail_json(msg=failure("batch", "DescribeVpcs", exc), instances=[], code=error_code(exc),
+        except AWS_ERRORS as exc:
+            module.fail_json(msg=failure(batch_label(valid), "DescribeVpcs", exc) + ": nothing was changed", instances=[], code=error_code(exc),
                              action="ec2:DescribeVpcs")
         group_steps, groups, vpc_errors = isolation.plan_groups(vpc_ids, group_views, names, allowed_rules, ipv6)
     now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")

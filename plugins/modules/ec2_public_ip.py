@@ -104,19 +104,17 @@ errors:
   elements: dict
 """
 
-from concurrent.futures import ThreadPoolExecutor
-
 from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
 
+from ansible_collections.cloudsec.guardduty.plugins.module_utils.batch_runner import (
+    apply_with_partial_result, batch_output, exit_batch, failing_on_describe_error, failing_on_error, missing_problems,
+    run_per_instance, validate_ids)
 from ansible_collections.cloudsec.guardduty.plugins.module_utils.detach import (
-    DescribeError, PlanProblem, apply_calls, describe_call, read_tag_record, tag_record_keys)
-from ansible_collections.cloudsec.guardduty.plugins.module_utils.instances import (
-    InstanceProblem, describe_instances, error_code, problem_from_error, split_instance_ids)
+    PlanProblem, apply_calls, describe_call, read_tag_record, tag_record_keys)
+from ansible_collections.cloudsec.guardduty.plugins.module_utils.instances import InstanceProblem, describe_instances
 from ansible_collections.cloudsec.guardduty.plugins.module_utils.public_ip import (
     RECORD_TAG, describe_addresses_of, describe_allocations, exposure_notes, network_interfaces, plan_disassociate,
     plan_reassociate, public_addresses)
-
-WORKERS = 8
 
 
 def work_on(clients, instance, addresses, allocations, state, check_mode):
@@ -140,16 +138,7 @@ def work_on(clients, instance, addresses, allocations, state, check_mode):
         raise InstanceProblem(instance_id, exc.action, str(exc), exc.code) from None
     result = {"changed": bool(calls), "before": shown_before, "after": after, "record": shown,
               "remaining_exposure": exposure_notes(auto), "calls": [describe_call(c) for c in calls]}
-    if check_mode or not calls:
-        return result
-    try:
-        apply_calls(clients, calls)
-    except Exception as exc:
-        problem = problem_from_error(instance_id, getattr(exc, "action", "apply"), exc)
-        done = getattr(exc, "done", [])
-        problem.result = dict(result, changed=bool(done), after=None, calls=done)
-        raise problem from None
-    return result
+    return apply_with_partial_result(instance_id, result, calls, lambda c: apply_calls(clients, c), check_mode)
 
 
 def main():
@@ -159,18 +148,13 @@ def main():
     )
     module = AnsibleAWSModule(argument_spec=argument_spec, supports_check_mode=True)
     params = module.params
-    valid, bad = split_instance_ids(params["instance_ids"])
-    if bad or not valid:
-        module.fail_json(msg="malformed or no instance ids; nothing was changed", instances={}, errors=[
-            InstanceProblem(i, "validate", reason).as_dict() for i, reason in bad.items()])
+    valid = validate_ids(module, params["instance_ids"], require_some=True)
     clients = {"ec2": module.client("ec2")}
     ec2 = clients["ec2"]
-    try:
+    with failing_on_error(module, "could not describe the instances; nothing was changed"):
         found, missing = describe_instances(ec2, valid)
-    except Exception as exc:
-        module.fail_json_aws(exc, msg="could not describe the instances; nothing was changed")
     ordered = [i for i in valid if i in found]
-    try:
+    with failing_on_describe_error(module):
         eni_ids = sorted({n["NetworkInterfaceId"] for i in ordered for n in network_interfaces(found[i])})
         addresses = describe_addresses_of(ec2, eni_ids)
         allocations = {}
@@ -182,27 +166,10 @@ def main():
                 except ValueError:
                     continue
             allocations = describe_allocations(ec2, recorded)
-    except DescribeError as exc:
-        module.fail_json(msg=f"batch: {exc.action}: {exc} ({error_code(exc.cause)}); nothing was changed",
-                         instances={}, errors=[{"instance_id": None, "action": exc.action, "code": error_code(exc.cause),
-                                                "message": str(exc)}])
 
-    results = {}
-    problems = [InstanceProblem(i, "DescribeInstances", reason) for i, reason in missing.items()]
-
-    def one(instance_id):
-        try:
-            return instance_id, work_on(clients, found[instance_id], addresses, allocations, params["state"], module.check_mode), None
-        except InstanceProblem as problem:
-            return instance_id, getattr(problem, "result", None) or {"changed": False, "calls": []}, problem
-
-    if ordered:
-        with ThreadPoolExecutor(max_workers=min(WORKERS, len(ordered))) as pool:
-            for instance_id, result, problem in pool.map(one, ordered):
-                if problem:
-                    problems.append(problem)
-                    result["error"] = problem.as_dict()
-                results[instance_id] = result
+    results, problems = {}, missing_problems(missing)
+    run_per_instance(ordered, lambda i: work_on(clients, found[i], addresses, allocations, params["state"], module.check_mode),
+                     results, problems)
     changed_ids = [i for i, r in results.items() if r["changed"] and not module.check_mode]
     if changed_ids:
         # Removing an Elastic IP can give the primary ENI a new auto-assigned address: read the exposure again.
@@ -212,17 +179,7 @@ def main():
                 results[instance_id]["remaining_exposure"] = exposure_notes(public_addresses(instance, [])[1])
         except Exception as exc:
             module.warn(f"could not read the remaining public addresses again: {exc}")
-    for problem in problems:
-        results.setdefault(problem.instance_id, {"changed": False, "calls": []})["error"] = problem.as_dict()
-
-    out = {"changed": any(r["changed"] for r in results.values()), "instances": results,
-           "errors": [p.as_dict() for p in problems]}
-    if module._diff:
-        out["diff"] = {"before": {i: r.get("before") for i, r in results.items() if r.get("changed")},
-                       "after": {i: r.get("after") for i, r in results.items() if r.get("changed")}}
-    if problems:
-        module.fail_json(msg=f"{len(problems)} of {len(valid)} instances failed: " + "; ".join(str(p) for p in problems), **out)
-    module.exit_json(**out)
+    exit_batch(module, valid, problems, batch_output(module, results, problems))
 
 
 if __name__ == "__main__":

@@ -121,9 +121,10 @@ errors:
 
 from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
 
-from ansible_collections.cloudsec.guardduty.plugins.module_utils.detach import DescribeError, PlanProblem, apply_calls, call_once, describe_call
-from ansible_collections.cloudsec.guardduty.plugins.module_utils.instances import (
-    InstanceProblem, describe_instances, error_code, split_instance_ids)
+from ansible_collections.cloudsec.guardduty.plugins.module_utils.batch_runner import (
+    batch_output, exit_batch, failing_on_describe_error, failing_on_error, missing_problems, validate_ids)
+from ansible_collections.cloudsec.guardduty.plugins.module_utils.detach import PlanProblem, apply_calls, call_once, describe_call
+from ansible_collections.cloudsec.guardduty.plugins.module_utils.instances import InstanceProblem, describe_instances, error_code
 from ansible_collections.cloudsec.guardduty.plugins.module_utils.nacl import (
     containment_acls, describe_subnet_state, instance_subnets, others_in_subnets, plan_contain_subnet, plan_containment_acl,
     plan_release_subnet, subnet_associations)
@@ -146,25 +147,17 @@ def main():
     module = AnsibleAWSModule(argument_spec=argument_spec, supports_check_mode=True)
     params = module.params
     name = params["nacl_name"]
-    valid, bad = split_instance_ids(params["instance_ids"])
-    if bad or not valid:
-        module.fail_json(msg="malformed or no instance ids; nothing was changed", instances={}, errors=[
-            InstanceProblem(i, "validate", reason).as_dict() for i, reason in bad.items()])
+    valid = validate_ids(module, params["instance_ids"], require_some=True)
     ec2 = module.client("ec2")
-    try:
+    with failing_on_error(module, "could not describe the instances; nothing was changed"):
         found, missing = describe_instances(ec2, valid)
-    except Exception as exc:
-        module.fail_json_aws(exc, msg="could not describe the instances; nothing was changed")
     ordered = [i for i in valid if i in found]
     subnets_of = {i: instance_subnets(found[i]) for i in ordered}
     all_subnets = {s: v for m in subnets_of.values() for s, v in m.items()}
     acls, subnets, enis = [], [], []
     if all_subnets:
-        try:
+        with failing_on_describe_error(module):
             acls, subnets, enis = describe_subnet_state(ec2, set(all_subnets.values()), set(all_subnets))
-        except DescribeError as exc:
-            module.fail_json(msg=f"batch: {exc.action}: {exc} ({error_code(exc.cause)}); nothing was changed", instances={},
-                             errors=[{"instance_id": None, "action": exc.action, "code": error_code(exc.cause), "message": str(exc)}])
     affected = others_in_subnets(enis, set(all_subnets), set(ordered))
     if params["state"] == "contained" and not params["acknowledge_subnet_impact"]:
         listing = "; ".join(f"{s}: {', '.join(v) or 'nothing else'}" for s, v in sorted(affected.items()))
@@ -216,8 +209,7 @@ def main():
             result["changed"] = bool(done)
         subnet_results[subnet_id] = result
 
-    results = {}
-    problems = [InstanceProblem(i, "DescribeInstances", reason) for i, reason in missing.items()]
+    results, problems = {}, missing_problems(missing)
     for instance_id in ordered:
         mine = {s: subnet_results[s] for s in sorted(subnets_of[instance_id])}
         result = {"changed": any(r.get("changed", bool(r.get("calls"))) for r in mine.values()),
@@ -233,21 +225,17 @@ def main():
             problems.append(problem)
             result["error"] = problem.as_dict()
         results[instance_id] = result
-    for problem in problems:
-        results.setdefault(problem.instance_id, {"changed": False, "calls": []})["error"] = problem.as_dict()
 
-    out = {"changed": any(r["changed"] for r in results.values()), "instances": results, "affected": affected,
-           "containment_acls": vpc_acl, "errors": [p.as_dict() for p in problems]}
-    if module._diff:
-        out["diff"] = {"before": {s: r.get("before") for s, r in subnet_results.items() if r.get("calls")},
-                       "after": {s: r.get("after") for s, r in subnet_results.items() if r.get("calls")}}
-    if problems:
-        module.fail_json(msg=f"{len(problems)} of {len(valid)} instances failed: " + "; ".join(str(p) for p in problems), **out)
-    if params["state"] == "contained" and out["changed"]:
+    def diff(unused_results):  # the subnets changed, not the instances
+        return {"before": {s: r.get("before") for s, r in subnet_results.items() if r.get("calls")},
+                "after": {s: r.get("after") for s, r in subnet_results.items() if r.get("calls")}}
+
+    out = batch_output(module, results, problems, diff=diff, affected=affected, containment_acls=vpc_acl)
+    if not problems and params["state"] == "contained" and out["changed"]:
         module.warn("network ACL containment applies to whole subnets: " + "; ".join(
             f"{s} also cuts off {', '.join(v)}" for s, v in sorted(affected.items()) if v) if any(affected.values())
             else "network ACL containment applies to whole subnets")
-    module.exit_json(**out)
+    exit_batch(module, valid, problems, out)
 
 
 if __name__ == "__main__":

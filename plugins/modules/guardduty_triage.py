@@ -113,8 +113,9 @@ from ansible_collections.amazon.aws.plugins.module_utils.botocore import is_boto
 from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
 
 from ansible_collections.cloudsec.guardduty.plugins.module_utils import triage
-from ansible_collections.cloudsec.guardduty.plugins.module_utils.instances import (
-    InstanceProblem, describe_instances, problem_from_error, split_instance_ids)
+from ansible_collections.cloudsec.guardduty.plugins.module_utils.batch_runner import (
+    failing_on_error, finish, missing_problems, validate_ids)
+from ansible_collections.cloudsec.guardduty.plugins.module_utils.instances import describe_instances, problem_from_error
 from ansible_collections.cloudsec.guardduty.plugins.module_utils.isolation import PlanError, decode_record
 
 
@@ -149,23 +150,16 @@ def main():
     )
     module = AnsibleAWSModule(argument_spec=argument_spec, supports_check_mode=True)
     params = module.params
-    valid, bad = split_instance_ids(params["instance_ids"])
-    if bad:
-        module.fail_json(msg="malformed instance ids; nothing was changed", instances={}, errors=[
-            InstanceProblem(i, "validate", reason).as_dict() for i, reason in bad.items()])
+    valid = validate_ids(module, params["instance_ids"])
     ec2 = module.client("ec2")
-    try:
+    with failing_on_error(module, "could not describe the instances; nothing was changed"):
         found, missing = describe_instances(ec2, valid)
         nic_ids = [n["NetworkInterfaceId"] for i in found.values() for n in i.get("NetworkInterfaces") or []]
         nic_tags = triage.describe_interface_tags(ec2, nic_ids) if nic_ids else {}
-    except Exception as exc:
-        module.fail_json_aws(exc, msg="could not describe the instances; nothing was changed")
     findings = params["findings"]
     if findings is None and params["state"] == "present" and found:
-        try:
+        with failing_on_error(module, "could not fetch the instances' GuardDuty findings; nothing was changed"):
             findings = triage.fetch_findings(module.client("guardduty"), list(found), params["include_archived"])
-        except Exception as exc:
-            module.fail_json_aws(exc, msg="could not fetch the instances' GuardDuty findings; nothing was changed")
     by_instance = attribute(findings or [], valid)
 
     results, problems = {}, {}
@@ -177,11 +171,9 @@ def main():
         results[instance_id] = {"changed": False, "isolated": isolated, "findings": [f["id"] for f in by_instance[instance_id]],
                                 "recommendations": recommendations, "exposing_rules": [], "calls": []}
     all_groups = sorted({g for gs in groups_of.values() for g in gs})
-    try:
+    with failing_on_error(module, "could not describe the instances' security groups; nothing was changed"):
         rules = triage.describe_rules(ec2, all_groups) if all_groups else []
         group_tags = triage.describe_group_tags(ec2, all_groups) if all_groups else {}
-    except Exception as exc:
-        module.fail_json_aws(exc, msg="could not describe the instances' security groups; nothing was changed")
 
     # Plan, per group: the rules to revoke (present) or authorize again (released), and the instances concerned.
     per_group = {}
@@ -237,20 +229,14 @@ def main():
                 results[instance_id]["calls"].append(describe_call(action, call_params))
                 results[instance_id]["changed"] = True
 
-    for instance_id, reason in missing.items():
-        problems[instance_id] = InstanceProblem(instance_id, "DescribeInstances", reason)
-    for instance_id, problem in problems.items():
-        results.setdefault(instance_id, {"changed": False, "calls": []})["error"] = problem.as_dict()
-    results = {i: results[i] for i in valid if i in results}
-    ordered = [problems[i] for i in valid if i in problems]
-    out = {"changed": any(r["changed"] for r in results.values()), "instances": results,
-           "errors": [p.as_dict() for p in ordered]}
-    if module._diff:
-        out["diff"] = {"before": {i: [r["SecurityGroupRuleId"] for r in res.get("exposing_rules", [])] for i, res in results.items() if res["changed"]},
-                       "after": {i: [] if params["state"] == "present" else "re-authorized" for i, res in results.items() if res["changed"]}}
-    if ordered:
-        module.fail_json(msg=f"{len(ordered)} of {len(valid)} instances failed: " + "; ".join(str(p) for p in ordered), **out)
-    module.exit_json(**out)
+    problems.update((p.instance_id, p) for p in missing_problems(missing))
+
+    def diff(done):
+        changed = {i: r for i, r in done.items() if r["changed"]}
+        return {"before": {i: [r["SecurityGroupRuleId"] for r in res.get("exposing_rules", [])] for i, res in changed.items()},
+                "after": {i: [] if params["state"] == "present" else "re-authorized" for i in changed}}
+
+    finish(module, valid, results, [problems[i] for i in valid if i in problems], diff=diff, order=valid)
 
 
 if __name__ == "__main__":

@@ -63,3 +63,11 @@ def test_result_for_picks_the_instance_from_a_batched_loop():
     assert failed["changed"] is False and "AccessDenied" in failed["error"]["message"]
     assert result_for(registered, "i-4") is None
     assert result_for({"instances": {"i-9": {"changed": False}}}, "i-9") == {"changed": False}
+
+
+def test_result_for_reads_list_shaped_instances_as_ec2_isolation_returns_them():
+    registered = {"results": [{"item": {"instance_ids": ["i-1", "i-2"]},
+                               "instances": [{"instance_id": "i-1", "state": "isolated"},
+                                             {"instance_id": "i-2", "state": "failed", "error": "boom"}]}]}
+    assert result_for(registered, "i-2") == {"instance_id": "i-2", "state": "failed", "error": "boom"}
+    assert result_for(registered, "i-1")["state"] == "isolated"

@@ -1,0 +1,78 @@
+"""ec2_isolation's per-ENI moves when EC2 does not answer (read timeout) or refuses.
+
+The client below stands for EC2's ModifyNetworkInterfaceAttribute only: it keeps each ENI's group set
+as EC2 would (the whole set replaced) and fails the calls it is told to. A timed-out call may have been
+applied, which is the case that matters: the ENI must not be left on the open conversion group.
+"""
+
+import botocore.exceptions
+import pytest
+
+from ansible_collections.cloudsec.guardduty.plugins.module_utils import isolation
+from ansible_collections.cloudsec.guardduty.plugins.modules import ec2_isolation
+
+GROUPS = {("vpc-1", isolation.CONVERSION): "sg-conversion", ("vpc-1", isolation.ISOLATION): "sg-isolation"}
+STEP = {"resource": "eni-1", "vpc_id": "vpc-1"}
+ORIGINAL = ["sg-web", "sg-app"]
+
+
+class Ec2Interfaces:
+    def __init__(self, failures):
+        self.groups = {"eni-1": list(ORIGINAL)}
+        self.failures = list(failures)   # per call: None, "timeout-applied", "timeout" or an error code
+        self.calls = []
+
+    def modify_network_interface_attribute(self, NetworkInterfaceId, Groups):
+        self.calls.append(list(Groups))
+        failure = self.failures.pop(0) if self.failures else None
+        if failure == "timeout-applied":
+            self.groups[NetworkInterfaceId] = list(Groups)
+        if failure in ("timeout", "timeout-applied"):
+            raise botocore.exceptions.ReadTimeoutError(endpoint_url="https://ec2.us-east-1.amazonaws.com")
+        if failure:
+            raise botocore.exceptions.ClientError({"Error": {"Code": failure, "Message": "refused"}},
+                                                  "ModifyNetworkInterfaceAttribute")
+        self.groups[NetworkInterfaceId] = list(Groups)
+
+
+def isolate(failures):
+    ec2 = Ec2Interfaces(failures)
+    worker = ec2_isolation.Isolation(ec2, {}, [], max_concurrency=1)
+    on, dwell, error = worker.isolate_interface(STEP, GROUPS, ORIGINAL)
+    return ec2, on, dwell, error
+
+
+def test_both_moves_answered_leave_the_eni_on_the_isolation_group():
+    ec2, on, dwell, error = isolate([])
+    assert error is None and on == ["sg-isolation"] and dwell is not None
+    assert ec2.calls == [["sg-conversion"], ["sg-isolation"]]
+    assert ec2.groups["eni-1"] == ["sg-isolation"]
+
+
+@pytest.mark.parametrize("first", ["timeout-applied", "timeout"])
+def test_a_timed_out_conversion_move_puts_the_original_groups_back(first):
+    ec2, on, dwell, error = isolate([first])
+    assert ec2.groups["eni-1"] == ORIGINAL, "the ENI must never stay on the conversion group"
+    assert ec2.calls == [["sg-conversion"], ORIGINAL]
+    assert on == ORIGINAL and dwell is None
+    assert error.startswith("eni-1: ec2:ModifyNetworkInterfaceAttribute:") and "ReadTimeoutError" in error
+    assert "put back on its original groups" in error
+
+
+def test_a_timed_out_isolation_move_puts_the_original_groups_back():
+    ec2, on, dwell, error = isolate([None, "timeout"])
+    assert ec2.groups["eni-1"] == ORIGINAL
+    assert ec2.calls == [["sg-conversion"], ["sg-isolation"], ORIGINAL]
+    assert on == ORIGINAL and "moving to the isolation group" in error
+
+
+def test_a_refused_conversion_move_leaves_the_eni_unchanged_and_says_why():
+    ec2, on, dwell, error = isolate(["UnauthorizedOperation"])
+    assert ec2.groups["eni-1"] == ORIGINAL and ec2.calls == [["sg-conversion"]]
+    assert on is None and "(UnauthorizedOperation)" in error and "the ENI is unchanged" in error
+
+
+def test_when_putting_back_fails_too_the_message_names_the_groups_to_fix_by_hand():
+    ec2, on, dwell, error = isolate([None, "UnauthorizedOperation", "timeout"])
+    assert ec2.groups["eni-1"] == ["sg-conversion"]
+    assert on == ["sg-conversion"] and "sg-conversion" in error and "sg-isolation" in error
