@@ -1,0 +1,541 @@
+# -*- coding: utf-8 -*-
+# Copyright: cloudsec.guardduty contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+"""The incident report: per instance, every stage's outcome, as JSON, Markdown and HTML.
+
+Pure functions over plain data, no AWS and no files: `build_report` redacts and summarises what the roles
+collected (instance id -> host, account, region and each stage's module result), `render_json`,
+`render_markdown` and `render_html` turn the report into text, and `same_but_volatile` tells whether a
+file on disk says the same as a new rendering apart from the run's timestamps. The module
+(plugins/modules/incident_report.py) only reads and writes files around these.
+
+Everything in the report comes from AWS or from the inventory, and tags and finding titles are written by
+whoever controls the instance: every value is escaped for its format, and the HTML carries no script and
+loads nothing.
+"""
+
+import html
+import json
+import re
+
+SCHEMA = "cloudsec.guardduty.incident_report/1"
+REDACTED = "<redacted>"
+STATUSES = ("changed", "ok", "failed", "skipped")
+FILE_NAMES = {"json": "report.json", "markdown": "report.md", "html": "report.html"}
+# Timestamps that differ between two otherwise identical runs: kept in the files, left out of "did it change".
+VOLATILE_RUN_KEYS = ("started", "finished")
+
+# The isolate, release and eradicate roles' stages, in the order they run; other stages follow in the order met.
+KNOWN_STAGES = ("preflight", "records", "evidence", "protection", "snapshots", "detach", "network", "isolation",
+                "public_ip", "subnet", "credentials", "scan", "triage", "archive", "feedback", "release",
+                "eradicate", "support")
+
+# Keys whose values are secrets wherever they are met: AWS keys and tokens (SecretAccessKey, SessionToken,
+# aws_secret_access_key, x-amz-security-token...), passwords, Authorization headers, credential blobs.
+SECRET_KEY = re.compile(
+    r"access[_-]?key|secret|session[_-]?token|security[_-]?token|(?:access|refresh|id|auth|bearer)[_-]?token"
+    r"|passw(?:or)?d|passphrase|authorization|credentials?$|private[_-]?key|api[_-]?key",
+    re.IGNORECASE)
+# Secrets inside free text (error messages quoting a request, notes): access key ids, `secret = value` pairs,
+# SigV4 signatures.
+SECRET_TEXT = (
+    (re.compile(r"\b(?:AKIA|ASIA)[A-Z0-9]{16}\b"), REDACTED),
+    (re.compile(r"(?i)\b((?:aws_)?(?:secret_access_key|session_token|security_token|password)[\"']?\s*[:=]\s*)[\"']?[^\s\"',;]+"),
+     r"\1" + REDACTED),
+    (re.compile(r"(?i)\b(Signature=)[0-9a-f]{16,}"), r"\1" + REDACTED),
+)
+
+
+# -- redaction -----------------------------------------------------------------------------------------
+
+def redact_text(text):
+    for pattern, replacement in SECRET_TEXT:
+        text = pattern.sub(replacement, text)
+    return text
+
+
+def redact(value):
+    """A copy of `value` with every secret replaced by REDACTED, at any depth, in keys' values and in text.
+
+    None and booleans are kept (a `password_set: false` tells nothing); any other value of a secret key goes.
+    """
+    if isinstance(value, dict):
+        out = {}
+        for key, item in value.items():
+            key = str(key)
+            if SECRET_KEY.search(key) and item is not None and not isinstance(item, bool):
+                out[key] = REDACTED
+            else:
+                out[key] = redact(item)
+        return out
+    if isinstance(value, (list, tuple)):
+        return [redact(item) for item in value]
+    if isinstance(value, str):
+        return redact_text(value)
+    if value is None or isinstance(value, (bool, int, float)):
+        return value
+    return redact_text(str(value))
+
+
+# -- summary -------------------------------------------------------------------------------------------
+
+def _error_entries(stage, result):
+    """The errors a stage result carries: its own, and those of its network interfaces."""
+    entries = []
+    error = result.get("error")
+    if not error and result.get("failed"):
+        error = result.get("msg") or "the stage failed"
+    if error:
+        if isinstance(error, dict):
+            entries.append({"stage": stage, "action": error.get("action"), "code": error.get("code"),
+                            "message": str(error.get("message") or error.get("msg") or json.dumps(error, sort_keys=True))})
+        else:
+            entries.append({"stage": stage, "action": None, "code": None, "message": str(error)})
+    for nic in result.get("network_interfaces") or []:
+        if isinstance(nic, dict) and nic.get("error"):
+            entries.append({"stage": stage, "action": None, "code": None,
+                            "message": f"{nic.get('network_interface_id')}: {nic['error']}"})
+    return entries
+
+
+def stage_status(result):
+    """changed, ok, failed or skipped for one stage's per-instance result."""
+    if not isinstance(result, dict):
+        return "skipped" if result is None else "ok"
+    if result.get("error") or result.get("failed") or result.get("state") == "failed" or result.get("action") == "failed":
+        return "failed"
+    if result.get("skipped"):
+        return "skipped"
+    return "changed" if result.get("changed") else "ok"
+
+
+def stage_order(instances):
+    """The stages met, known ones in the order the roles run them, then the others in the order met."""
+    met = []
+    for entry in instances.values():
+        for name in (entry.get("stages") or {}):
+            if name not in met:
+                met.append(name)
+    known = [name for name in KNOWN_STAGES if name in met]
+    return known + [name for name in met if name not in KNOWN_STAGES]
+
+
+def _instance_sort_key(item):
+    instance_id, entry = item
+    return (str(entry.get("account_id") or ""), str(entry.get("region") or ""), str(entry.get("host") or ""), instance_id)
+
+
+def build_report(incident_id, instances, run=None, title=None):
+    """The report as plain data (what report.json holds), redacted, with its summary and counts.
+
+    `instances` maps instance id -> {host, account_id, region, stages: {stage name: module result}}.
+    """
+    run = redact(dict(run or {}))
+    instances = {str(k): (v if isinstance(v, dict) else {}) for k, v in (instances or {}).items()}
+    order = stage_order(instances)
+    check_mode = bool(run.get("check_mode")) and str(run.get("check_mode")).lower() not in ("false", "0", "no")
+    counts = {"instances": 0, "changed": 0, "failed": 0, "ok": 0, "errors": 0,
+              "stages": {name: dict.fromkeys(STATUSES, 0) for name in order}}
+    report_instances, summary = [], []
+    for instance_id, entry in sorted(instances.items(), key=_instance_sort_key):
+        instance_id = redact_text(instance_id)
+        # Stage names are the report's structure, not data: only the results under them are redacted.
+        stages_in = entry.get("stages") or {}
+        stages, statuses, errors = {}, {}, []
+        for name in order:
+            if name not in stages_in:
+                statuses[name] = "skipped"
+                continue
+            result = redact(stages_in[name])
+            status = stage_status(result)
+            statuses[name] = status
+            if isinstance(result, dict):
+                errors.extend(_error_entries(name, result))
+            stages[name] = {"status": status, "result": result}
+        for name, status in statuses.items():
+            counts["stages"][name][status] += 1
+        failed = "failed" in statuses.values()
+        changed = "changed" in statuses.values()
+        counts["instances"] += 1
+        counts["errors"] += len(errors)
+        counts["failed" if failed else "changed" if changed else "ok"] += 1
+        row = {"instance_id": instance_id, "host": redact(entry.get("host")), "account_id": redact(entry.get("account_id")),
+               "region": redact(entry.get("region")), "status": "failed" if failed else "changed" if changed else "ok",
+               "stages": statuses, "errors": len(errors)}
+        summary.append(row)
+        report_instances.append(dict(row, stages=stages, errors=errors))
+    return {
+        "schema": SCHEMA,
+        "incident_id": redact_text(str(incident_id)),
+        "title": redact_text(title) if title else f"Incident {redact_text(str(incident_id))}",
+        "check_mode": check_mode,
+        "run": run,
+        "stage_order": order,
+        "counts": counts,
+        "summary": summary,
+        "instances": report_instances,
+    }
+
+
+def _cell_width_text(value):
+    text = "-" if value is None else str(value)
+    return " ".join(text.split())
+
+
+def summary_table(report):
+    """Fixed-width text: instance, host, account, region, each stage's status, errors; then the totals."""
+    order = report["stage_order"]
+    headers = ["INSTANCE", "HOST", "ACCOUNT", "REGION"] + order + ["ERRORS"]
+    rows = [[row["instance_id"], row["host"], row["account_id"], row["region"]]
+            + [row["stages"][name] for name in order] + [row["errors"]] for row in report["summary"]]
+    rows = [[_cell_width_text(cell) for cell in row] for row in rows]
+    widths = [max([len(headers[i])] + [len(row[i]) for row in rows]) for i in range(len(headers))]
+    lines = []
+    if report["check_mode"]:
+        lines.append("CHECK MODE (dry run): nothing was changed in AWS; 'changed' means 'would change'")
+    lines.append("  ".join(h.ljust(w) for h, w in zip(headers, widths)).rstrip())
+    for row in rows:
+        lines.append("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip())
+    lines.append(_totals(report["counts"], report["check_mode"]))
+    return "\n".join(lines) + "\n"
+
+
+def _totals(counts, check_mode):
+    verb = "would change" if check_mode else "changed"
+    return (f"{counts['instances']} instance(s): {counts['changed']} {verb}, {counts['ok']} ok, "
+            f"{counts['failed']} failed; {counts['errors']} error(s)")
+
+
+# -- the stage details, once for both Markdown and HTML -------------------------------------------------
+# A stage result becomes a list of blocks: ("fields", [(label, value)]), ("table", title, headers, rows),
+# ("list", title, items) and ("data", title, value) for whatever has no better shape.
+
+FIELD_KEYS = (
+    ("state", "State"), ("action", "Action"), ("scan_id", "Scan id"), ("status", "Scan status"), ("result", "Scan result"),
+    ("started_at", "Started at"), ("completed_at", "Completed at"), ("finding_id", "Finding"),
+    ("path", "Evidence directory"), ("manifest", "Manifest"), ("manifest_sha256", "Manifest SHA-256"),
+    ("role", "Role"), ("instance_arn", "Instance ARN"), ("isolated", "Isolated"), ("terminated", "Terminated"),
+    ("message", "Message"), ("note", "Note"), ("skip_reason", "Skipped because"),
+)
+TABLE_KEYS = (
+    ("network_interfaces", "Network interfaces (original groups are what release restores)",
+     ("network_interface_id", "vpc_id", "original_security_groups", "security_groups", "conversion_seconds", "error")),
+    ("snapshots", "Snapshots", ("snapshot_id", "volume_id", "device", "state", "progress")),
+    ("files", "Evidence files", ("name", "sha256", "size")),
+    ("s3", "Evidence in S3", ("key", "sha256")),
+    ("volumes", "Volumes scanned", ("volume_id", "size_gb", "volume_arn")),
+    ("skipped_volumes", "Volumes not scanned", ()),
+    ("threats", "Threats found", ("name", "file_path", "file_name", "hash", "severity", "volume_arn")),
+    ("recommendations", "Recommendations", ("kind", "finding", "summary", "module")),
+    ("exposing_rules", "Rules exposing a reported port", ("GroupId", "SecurityGroupRuleId", "IpProtocol", "FromPort", "ToPort",
+                                                          "CidrIpv4", "CidrIpv6")),
+)
+LIST_KEYS = (
+    ("calls", "Calls made (planned, in check mode)"), ("warnings", "Warnings"), ("notes", "Notes"),
+    ("remaining_exposure", "Remaining exposure"), ("findings", "Findings considered"),
+)
+QUIET_KEYS = ("changed", "failed", "skipped", "error", "msg", "instance_id", "invocation")
+EIP_COLUMNS = ("allocation_id", "association_id", "public_ip", "network_interface_id", "private_ip")
+
+
+def cell(value):
+    """A value as one line of text: scalars as they are, lists of scalars joined, the rest as compact JSON."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, (list, tuple)) and all(not isinstance(v, (dict, list, tuple)) for v in value):
+        return ", ".join(cell(v) for v in value)
+    if isinstance(value, (dict, list, tuple)):
+        return json.dumps(value, sort_keys=True, default=str)
+    return " ".join(str(value).split())
+
+
+def _rows_table(title, records, preferred=()):
+    records = [r if isinstance(r, dict) else {"value": r} for r in records]
+    headers = [h for h in preferred if any(h in r for r in records)]
+    for record in records:
+        headers.extend(k for k in record if k not in headers)
+    return ("table", title, headers, [[cell(r.get(h)) for h in headers] for r in records])
+
+
+def _before_after(result):
+    before, after = result.get("before"), result.get("after")
+    if isinstance(before, dict) or isinstance(after, dict):
+        before, after = before or {}, after or {}
+        keys = list(before) + [k for k in after if k not in before]
+        return [("table", "Before and after", ["", "before", "after"],
+                 [[k, cell(before.get(k)), cell(after.get(k))] for k in keys])]
+    blocks = []
+    for label, value in (("Before", before), ("After", after)):
+        if isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
+            blocks.append(_rows_table(label, value, EIP_COLUMNS))
+        elif isinstance(value, list):
+            blocks.append(("list", label, [cell(v) for v in value] or ["(none)"]))
+        elif value is not None:
+            blocks.append(("fields", [(label, cell(value))]))
+    return blocks
+
+
+def stage_blocks(result):
+    """The blocks describing one stage's result; every key shows up somewhere."""
+    if not isinstance(result, dict):
+        return [("data", "Result", result)] if result is not None else []
+    blocks, used = [], set(QUIET_KEYS)
+    fields = [("Changed", cell(bool(result.get("changed"))))]
+    fields.extend(("Error", e["message"] + (f" ({e['code']})" if e["code"] and e["code"] not in e["message"] else ""))
+                  for e in _error_entries("", result))
+    for key, label in FIELD_KEYS:
+        if key in result and not isinstance(result[key], (dict, list)):
+            fields.append((label, cell(result[key])))
+            used.add(key)
+    blocks.append(("fields", fields))
+    if "before" in result or "after" in result:
+        blocks.extend(_before_after(result))
+        used.update(("before", "after"))
+    for key, title, preferred in TABLE_KEYS:
+        value = result.get(key)
+        if isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
+            blocks.append(_rows_table(title, value, preferred))
+            used.add(key)
+    if isinstance(result.get("copies"), dict) and result["copies"]:
+        blocks.append(("table", "Snapshot copies", ["source snapshot", "region", "snapshot_id", "state"],
+                       [[cell(src), cell((c or {}).get("region")), cell((c or {}).get("snapshot_id")), cell((c or {}).get("state"))]
+                        for src, c in result["copies"].items()]))
+        used.add("copies")
+    if isinstance(result.get("subnets"), dict) and result["subnets"]:
+        blocks.append(("table", "Subnets (network ACL)", ["subnet", "before", "after"],
+                       [[cell(s), cell((v or {}).get("before")), cell((v or {}).get("after"))] for s, v in result["subnets"].items()]))
+        used.add("subnets")
+    for key, title in LIST_KEYS:
+        value = result.get(key)
+        if isinstance(value, list):
+            used.add(key)
+            if value:
+                blocks.append(("list", title, [cell(v) for v in value]))
+    if "record" in result:
+        used.add("record")
+        if result["record"] is not None:
+            blocks.append(("data", "Record (what release restores)", result["record"]))
+    if isinstance(result.get("replacement"), dict):
+        blocks.append(("data", "Replacement", result["replacement"]))
+        used.add("replacement")
+    rest = {k: v for k, v in result.items() if k not in used}
+    if rest:
+        blocks.append(("data", "Other details", rest))
+    return blocks
+
+
+# -- JSON ----------------------------------------------------------------------------------------------
+
+def render_json(report):
+    return json.dumps(report, indent=2, sort_keys=True, ensure_ascii=False, default=str) + "\n"
+
+
+# -- Markdown ------------------------------------------------------------------------------------------
+
+MD_SPECIAL = re.compile(r"([\\`*_\[\]<>|~&])")
+
+
+def md(value):
+    """Text safe in Markdown prose and table cells: one line, punctuation escaped (pipes, HTML, links)."""
+    return MD_SPECIAL.sub(r"\\\1", " ".join(str(value).split()))
+
+
+def md_code_block(value):
+    text = json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False, default=str)
+    longest = max((len(run) for run in re.findall(r"`+", text)), default=0)
+    fence = "`" * max(3, longest + 1)
+    return [f"{fence}json", text, fence]
+
+
+def md_table(headers, rows):
+    lines = ["| " + " | ".join(md(h) for h in headers) + " |", "|" + "---|" * len(headers)]
+    lines.extend("| " + " | ".join(md(c) for c in row) + " |" for row in rows)
+    return lines
+
+
+def md_blocks(blocks):
+    lines = []
+    for block in blocks:
+        kind = block[0]
+        if kind == "fields":
+            lines.extend(f"- **{md(label)}**: {md(value)}" for label, value in block[1] if value != "")
+        elif kind == "table":
+            lines += ["", f"**{md(block[1])}**", ""] + md_table(block[2], block[3])
+        elif kind == "list":
+            lines += ["", f"**{md(block[1])}**", ""] + [f"1. {md(item)}" for item in block[2]]
+        else:
+            lines += ["", f"**{md(block[1])}**", ""] + md_code_block(block[2])
+        if kind != "fields":
+            lines.append("")
+    return lines
+
+
+def _run_fields(report):
+    run = report["run"]
+    fields = [(str(k), cell(v)) for k, v in run.items() if k != "check_mode"]
+    fields.append(("check_mode", cell(report["check_mode"])))
+    return fields
+
+
+def render_markdown(report):
+    order = report["stage_order"]
+    lines = [f"# {md(report['title'])}", ""]
+    if report["check_mode"]:
+        lines += ["> **CHECK MODE (dry run)**: nothing was changed in AWS. Every *changed* below means "
+                  "*would change*, and the calls listed are the ones a real run would make.", ""]
+    lines += [f"- **Incident**: {md(report['incident_id'])}"]
+    lines += [f"- **{md(k)}**: {md(v)}" for k, v in _run_fields(report) if v != ""]
+    lines += [f"- **Totals**: {md(_totals(report['counts'], report['check_mode']))}", "", "## Summary", ""]
+    lines += md_table(["instance", "host", "account", "region"] + order + ["errors"],
+                      [[r["instance_id"], cell(r["host"]), cell(r["account_id"]), cell(r["region"])]
+                       + [r["stages"][s] for s in order] + [str(r["errors"])] for r in report["summary"]])
+    lines.append("")
+    for instance in report["instances"]:
+        lines += [f"## {md(instance['instance_id'])} ({md(cell(instance['host']))})", "",
+                  f"- **Account**: {md(cell(instance['account_id']))}", f"- **Region**: {md(cell(instance['region']))}",
+                  f"- **Status**: {md(instance['status'])}", ""]
+        if instance["errors"]:
+            lines += ["**Errors**", ""]
+            lines += md_table(["stage", "action", "code", "message"],
+                              [[e["stage"], cell(e["action"]), cell(e["code"]), e["message"]] for e in instance["errors"]])
+            lines.append("")
+        for name in order:
+            stage = instance["stages"].get(name)
+            if stage is None:
+                continue
+            lines += [f"### {md(name)}: {md(stage['status'])}", ""]
+            lines += md_blocks(stage_blocks(stage["result"]))
+            lines.append("")
+    return "\n".join(_squeeze(lines)).rstrip("\n") + "\n"
+
+
+def _squeeze(lines):
+    """No two blank lines in a row."""
+    out = []
+    for line in lines:
+        if line == "" and out and out[-1] == "":
+            continue
+        out.append(line)
+    return out
+
+
+# -- HTML ----------------------------------------------------------------------------------------------
+
+def esc(value):
+    return html.escape(str(value), quote=True)
+
+
+HTML_STYLE = """body{font-family:system-ui,sans-serif;margin:2em;color:#111}
+table{border-collapse:collapse;margin:.5em 0}th,td{border:1px solid #bbb;padding:.2em .5em;text-align:left;vertical-align:top}
+th{background:#eee}td{font-family:ui-monospace,monospace;font-size:.9em;word-break:break-all}
+.banner{background:#fff3cd;border:2px solid #b58100;padding:.7em;font-weight:bold}
+.changed{background:#ffe8b3}.failed{background:#f8c4c4}.ok{background:#d4f2d4}.skipped{color:#777}
+pre{background:#f6f6f6;padding:.5em;overflow:auto}section{border-top:1px solid #ccc;margin-top:1.5em}"""
+# Belt and braces: even if a value slipped through unescaped, the browser runs no script and loads nothing.
+HTML_CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src 'none'; form-action 'none'; base-uri 'none'"
+
+
+def html_table(headers, rows, status_columns=()):
+    out = ["<table>", "<tr>" + "".join(f"<th>{esc(h)}</th>" for h in headers) + "</tr>"]
+    for row in rows:
+        cells = []
+        for index, value in enumerate(row):
+            klass = f' class="{esc(value)}"' if index in status_columns and value in STATUSES else ""
+            cells.append(f"<td{klass}>{esc(value)}</td>")
+        out.append("<tr>" + "".join(cells) + "</tr>")
+    out.append("</table>")
+    return out
+
+
+def html_blocks(blocks):
+    out = []
+    for block in blocks:
+        kind = block[0]
+        if kind == "fields":
+            out.append("<dl>" + "".join(f"<dt>{esc(label)}</dt><dd>{esc(value)}</dd>" for label, value in block[1] if value != "")
+                       + "</dl>")
+        elif kind == "table":
+            out += [f"<h4>{esc(block[1])}</h4>"] + html_table(block[2], block[3])
+        elif kind == "list":
+            out += [f"<h4>{esc(block[1])}</h4>", "<ol>"] + [f"<li>{esc(item)}</li>" for item in block[2]] + ["</ol>"]
+        else:
+            text = json.dumps(block[2], indent=2, sort_keys=True, ensure_ascii=False, default=str)
+            out += [f"<h4>{esc(block[1])}</h4>", f"<pre>{esc(text)}</pre>"]
+    return out
+
+
+def render_html(report):
+    order = report["stage_order"]
+    out = ["<!DOCTYPE html>", '<html lang="en">', "<head>", '<meta charset="utf-8">',
+           f'<meta http-equiv="Content-Security-Policy" content="{esc(HTML_CSP)}">',
+           '<meta name="referrer" content="no-referrer">',
+           f"<title>{esc(report['title'])}</title>", f"<style>{HTML_STYLE}</style>", "</head>", "<body>",
+           f"<h1>{esc(report['title'])}</h1>"]
+    if report["check_mode"]:
+        out.append('<p class="banner">CHECK MODE (dry run): nothing was changed in AWS. Every "changed" below means '
+                   '"would change", and the calls listed are the ones a real run would make.</p>')
+    out.append("<dl>" + f"<dt>Incident</dt><dd>{esc(report['incident_id'])}</dd>"
+               + "".join(f"<dt>{esc(k)}</dt><dd>{esc(v)}</dd>" for k, v in _run_fields(report) if v != "")
+               + f"<dt>Totals</dt><dd>{esc(_totals(report['counts'], report['check_mode']))}</dd></dl>")
+    out.append("<h2>Summary</h2>")
+    out += html_table(["instance", "host", "account", "region"] + order + ["errors"],
+                      [[r["instance_id"], cell(r["host"]), cell(r["account_id"]), cell(r["region"])]
+                       + [r["stages"][s] for s in order] + [str(r["errors"])] for r in report["summary"]],
+                      status_columns=range(4, 4 + len(order)))
+    for instance in report["instances"]:
+        out += ["<section>", f"<h2>{esc(instance['instance_id'])} ({esc(cell(instance['host']))})</h2>",
+                f"<dl><dt>Account</dt><dd>{esc(cell(instance['account_id']))}</dd><dt>Region</dt>"
+                f"<dd>{esc(cell(instance['region']))}</dd><dt>Status</dt>"
+                f"<dd class=\"{esc(instance['status'])}\">{esc(instance['status'])}</dd></dl>"]
+        if instance["errors"]:
+            out.append("<h3>Errors</h3>")
+            out += html_table(["stage", "action", "code", "message"],
+                              [[e["stage"], cell(e["action"]), cell(e["code"]), e["message"]] for e in instance["errors"]])
+        for name in order:
+            stage = instance["stages"].get(name)
+            if stage is None:
+                continue
+            out.append(f'<h3>{esc(name)}: <span class="{esc(stage["status"])}">{esc(stage["status"])}</span></h3>')
+            out += html_blocks(stage_blocks(stage["result"]))
+        out.append("</section>")
+    out += ["</body>", "</html>"]
+    return "\n".join(out) + "\n"
+
+
+RENDERERS = {"json": render_json, "markdown": render_markdown, "html": render_html}
+
+
+# -- did it change? ------------------------------------------------------------------------------------
+
+def with_volatile(report, values):
+    """The report with the run's volatile timestamps set to `values` ({key: value}); others untouched."""
+    run = dict(report["run"])
+    run.update({k: v for k, v in values.items() if k in run})
+    return dict(report, run=run)
+
+
+def same_but_volatile(report, fmt, existing_text):
+    """Whether `existing_text` is what `fmt` renders for `report`, whatever the run's volatile timestamps were.
+
+    The report is rendered with a marker in place of each volatile timestamp; the existing text matches if it
+    is that rendering with any one-line value where the markers are (the same value at each place).
+    """
+    keys = [k for k in VOLATILE_RUN_KEYS if k in report["run"]]
+    markers = {k: f"VOLATILEMARKER{index}X" for index, k in enumerate(keys)}
+    text = RENDERERS[fmt](with_volatile(report, markers))
+    if not markers:
+        return text == existing_text
+    pattern, seen = [], set()
+    for piece in re.split("(" + "|".join(markers.values()) + ")", text):
+        name = next((f"v{i}" for i, m in enumerate(markers.values()) if m == piece), None)
+        if name is None:
+            pattern.append(re.escape(piece))
+        elif name in seen:
+            pattern.append(f"(?P={name})")
+        else:
+            seen.add(name)
+            pattern.append(f"(?P<{name}>[^\\n]*?)")
+    return re.fullmatch("".join(pattern), existing_text) is not None
