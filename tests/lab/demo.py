@@ -1,22 +1,30 @@
-"""`make demo`: the lab with the demo incident, and what the GuardDuty inventory makes of it.
+"""`make demo`: the lab with the demo incident, the GuardDuty inventory's view of it, and its containment.
 
 Starts the lab (demo scenario) on a free port, runs
-`ansible-inventory -i docs/examples/lab.guardduty.yml --graph`, then prints one line per host
-(instance, account, region, highest severity, finding types), and stops the lab.
-Exits non-zero if any step fails.
+`ansible-inventory -i docs/examples/lab.guardduty.yml --graph`, prints one line per host (instance,
+account, region, highest severity, finding types), runs
+`ansible-playbook cloudsec.guardduty.isolate -i docs/examples/lab.guardduty.yml -l compromised`
+(report and evidence under .build/demo/), prints the report's summary, then proves the isolation by
+reading back every network interface of every host and its security groups, and stops the lab.
+Exits non-zero if any step fails or any interface is not on the isolation group only.
 """
 
 import json
 import os
 import pathlib
+import shutil
 import subprocess
 import sys
+import time
 
-from tests.lab.pytest_plugin import start_lab
+import boto3
+
+from tests.lab.pytest_plugin import start_lab, stop_lab
 from tests.lab.scenario import LAB_CREDENTIALS
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
 INVENTORY = "docs/examples/lab.guardduty.yml"
+DEMO_DIR = REPO / ".build" / "demo"
 
 
 def lab_env(endpoint):
@@ -58,6 +66,53 @@ def summary(hostvars):
     return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths)) + "  " + r[-1] for r in rows)
 
 
+def isolate(env):
+    """Run the isolate playbook (FQCN form) against the lab, its output streamed; raise if it fails."""
+    shutil.rmtree(DEMO_DIR, ignore_errors=True)
+    incident = "demo-" + time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    cmd = [str(pathlib.Path(sys.executable).parent / "ansible-playbook"), "cloudsec.guardduty.isolate",
+           "-i", INVENTORY, "-l", "compromised", "-e", f"incident_id={incident}",
+           "-e", f"isolate_evidence_dir={DEMO_DIR / 'evidence'}", "-e", f"isolate_report_dir={DEMO_DIR / 'reports'}"]
+    print(f"== ansible-playbook {' '.join(cmd[1:])}", flush=True)
+    proc = subprocess.run(cmd, cwd=str(REPO), env=env, check=False, timeout=1800)
+    if proc.returncode != 0:
+        raise RuntimeError(f"the isolate playbook failed (rc={proc.returncode})")
+    print(f"== evidence and report under {DEMO_DIR}", flush=True)
+
+
+def prove_isolation(endpoint, hostvars):
+    """Read back each host's network interfaces and their groups from the lab; True if all are isolated."""
+    print("== the isolation, read back from the lab (DescribeNetworkInterfaces)")
+    creds = {"aws_access_key_id": LAB_CREDENTIALS["aws_access_key_id"],
+             "aws_secret_access_key": LAB_CREDENTIALS["aws_secret_access_key"]}
+    sessions = {}
+    isolated = True
+    for host in sorted(hostvars):
+        v = hostvars[host]
+        key = (v["account_id"], v["region"])
+        if key not in sessions:
+            role = v.get("responder_role_arn")
+            account_creds = dict(creds)
+            if role:
+                sts = boto3.client("sts", region_name=v["region"], endpoint_url=endpoint, **creds)
+                c = sts.assume_role(RoleArn=role, RoleSessionName="guardduty-demo")["Credentials"]
+                account_creds = {"aws_access_key_id": c["AccessKeyId"], "aws_secret_access_key": c["SecretAccessKey"],
+                                 "aws_session_token": c["SessionToken"]}
+            sessions[key] = boto3.client("ec2", region_name=v["region"], endpoint_url=endpoint, **account_creds)
+        nics = sessions[key].describe_network_interfaces(
+            Filters=[{"Name": "attachment.instance-id", "Values": [v["instance_id"]]}])["NetworkInterfaces"]
+        for nic in sorted(nics, key=lambda n: n["Attachment"]["DeviceIndex"]):
+            names = [g["GroupName"] for g in nic["Groups"]]
+            ok = names == ["guardduty-isolation"]
+            isolated = isolated and ok
+            groups = ", ".join(f"{g['GroupId']} ({g['GroupName']})" for g in nic["Groups"])
+            print(f"{'ISOLATED ' if ok else 'NOT ISOLATED '} {host:<10} {v['instance_id']}  {nic['NetworkInterfaceId']}  "
+                  f"{nic['VpcId']}  {groups}")
+    print("== every network interface is on its VPC's isolation group only" if isolated
+          else "DEMO FAILED: some network interfaces are not isolated", flush=True)
+    return isolated
+
+
 def main():
     print("== starting the lab (scenario: demo)", flush=True)
     endpoint, proc = start_lab("demo")
@@ -73,16 +128,13 @@ def main():
             raise RuntimeError("the inventory has no hosts: the demo incident should give four")
         print(f"== {len(hostvars)} potentially compromised instance(s)")
         print(summary(hostvars), flush=True)
-        return 0
+        isolate(env)
+        return 0 if prove_isolation(endpoint, hostvars) else 1
     except Exception as exc:  # the demo's whole point is a readable outcome
         print(f"DEMO FAILED: {exc}", file=sys.stderr)
         return 1
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop_lab(proc)
         print("== lab stopped", flush=True)
 
 

@@ -6,6 +6,9 @@ VPC, one subnet, one security group and one `count:` instance entry (launched by
 see scenario.py) whose instances carry two findings each (a Backdoor C&C at 8.0 and an SSH brute force
 at 5.0); an odd share gets one more instance with the Backdoor finding only. Every region also has one
 S3 finding, which EC2 inventories must ignore, and each source has a few instances without findings.
+
+Option `enis=K` (reset options, default 1): the compromised instances of each source are spread evenly
+over K `count:` entries with 1, 2 ... K network interfaces each (`compromised-s0-e2-00000`...).
 """
 
 ACCOUNTS = ["123456789012", "111122223333", "444455556666", "777788889999"]
@@ -21,7 +24,7 @@ S3 = {"type": "Policy:S3/BucketBlockPublicAccessDisabled", "severity": 2.0, "res
       "bucket": "generated-logs"}
 
 
-def generate(findings, accounts=2, regions=4, **options):
+def generate(findings, accounts=2, regions=4, enis=1, **options):
     if not 1 <= accounts <= len(ACCOUNTS):
         raise ValueError(f"generated: 1 to {len(ACCOUNTS)} accounts, not {accounts}")
     if not 1 <= regions <= len(REGIONS):
@@ -31,16 +34,24 @@ def generate(findings, accounts=2, regions=4, **options):
     spec = {"administrator": ACCOUNTS[0], "accounts": {}}
     for index, (account, region) in enumerate(sources):
         count = share + (1 if index < extra else 0)
-        spec["accounts"].setdefault(account, {"regions": {}})["regions"][region] = _region(region, count, index)
+        spec["accounts"].setdefault(account, {"regions": {}})["regions"][region] = _region(region, count, index, int(enis))
     return spec
 
 
-def _region(region, findings, index):
+def _region(region, findings, index, enis=1):
     # names are unique across sources: the scenario's resource map indexes instances by name
     instances = {f"healthy-s{index}": {"count": HEALTHY_PER_SOURCE, "subnet": "app", "groups": ["app"],
                              "tags": {"Environment": "bench", "Service": "healthy"}}}
     pairs, single = divmod(findings, 2)
-    if pairs:
+    if pairs and enis > 1:
+        share, extra = divmod(pairs, enis)
+        for k in range(1, enis + 1):
+            count = share + (1 if k <= extra else 0)
+            if count:
+                instances[f"compromised-s{index}-e{k}"] = {"count": count, "enis": k, "subnet": "app", "groups": ["app"],
+                                                       "tags": {"Environment": "bench", "Service": "web"},
+                                                       "findings": [BACKDOOR, SSH]}
+    elif pairs:
         instances[f"compromised-s{index}"] = {"count": pairs, "subnet": "app", "groups": ["app"],
                                     "tags": {"Environment": "bench", "Service": "web"}, "findings": [BACKDOOR, SSH]}
     if single:

@@ -6,14 +6,23 @@ request's access key in moto's IAM; the lab operator's key (`testing`, used by s
 to set things up and inspect them) is exempt.
 
 What is evaluated: identity policies (inline and attached, user groups included), by action, with
-wildcards, Action/NotAction, Allow and Deny. Resource ARNs and Condition blocks are not evaluated: an
-Allow statement counts whatever its resources and conditions, and only an unconditional Deny on
-"*" denies. So a run that passes here needs no action beyond its policy; resource-level scoping is
-reviewed by reading the policy (docs/iam/).
+wildcards, Action/NotAction, Allow and Deny; and the Condition keys the lab computes from the request
+itself (COMPUTED_KEYS: aws:RequestedRegion, and for EC2 aws:TagKeys and aws:RequestTag/<key> from Tag.N
+and TagSpecification.N.Tag.M), with AWS's string, Null, IfExists and ForAllValues/ForAnyValue rules
+(an absent key fails StringEquals, passes ForAllValues and the negated operators). As in EC2, a create
+call with TagSpecification also needs ec2:CreateTags, evaluated with ec2:CreateAction set to the create
+call (a direct CreateTags call has no ec2:CreateAction).
+
+Not evaluated: Resource ARNs, and conditions on any other key (aws:ResourceTag/*, ec2:CreateAction,
+iam:PassedToService, ...): such a condition counts as met, so an Allow statement applies whatever its
+resources, and a Deny applies only on Resource "*" with every condition computed and met. A run that
+passes here needs no action, and no tag key, beyond its policy; resource-level scoping is reviewed by
+reading the policy (docs/iam/README.md).
 """
 
 import fnmatch
 import json
+import re
 import threading
 
 from moto.iam.models import iam_backends
@@ -48,8 +57,14 @@ class IamEnforcement:
         principal, documents = caller_policies(req.account, req.access_key)
         if principal is None:
             return 403, "InvalidClientTokenId", "The security token included in the request is invalid."
-        if evaluate(documents, action):
-            return None
+        context = request_context(req)
+        if evaluate(documents, action, context):
+            # Tags given at creation also need ec2:CreateTags, with ec2:CreateAction naming the create call
+            if not (req.protocol == "ec2" and any(k.startswith("TagSpecification.") for k in req.params or {})):
+                return None
+            action = "ec2:CreateTags"
+            if evaluate(documents, action, dict(context, **{"ec2:createaction": [req.action]})):
+                return None
         code = {"ec2": "UnauthorizedOperation"}.get(req.protocol) or (
             "AccessDenied" if req.protocol in ("query", "rest-xml") else "AccessDeniedException")
         message = (f"User: {principal} is not authorized to perform: {action} because no identity-based policy "
@@ -100,7 +115,91 @@ def _matches(patterns, action):
     return any(fnmatch.fnmatchcase(action.lower(), str(p).lower()) for p in _listify(patterns))
 
 
-def evaluate(documents, action):
+# Condition keys computed from the request; a condition on another key is not evaluated (counts as met).
+COMPUTED_KEYS = ("aws:requestedregion", "aws:tagkeys", "aws:requesttag/", "ec2:createaction")
+EC2_TAG_KEY = re.compile(r"^((?:TagSpecification\.\d+\.)?Tag\.\d+\.)Key$")
+
+
+def request_context(req):
+    """{lower-cased condition key: [values]} of what the request itself says (see COMPUTED_KEYS)."""
+    context = {"aws:requestedregion": [req.region]}
+    if req.protocol == "ec2":
+        keys = []
+        for name, key in (req.params or {}).items():
+            match = EC2_TAG_KEY.match(name)
+            if not match:
+                continue
+            keys.append(key)
+            value = req.params.get(match.group(1) + "Value")
+            if value is not None:
+                context[f"aws:requesttag/{key}".lower()] = [value]
+        if keys:
+            context["aws:tagkeys"] = sorted(set(keys))
+    return context
+
+
+def _computed(key):
+    key = key.lower()
+    return any(key == k or (k.endswith("/") and key.startswith(k)) for k in COMPUTED_KEYS)
+
+
+def _string_like(value, pattern):
+    regex = "".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in pattern)
+    return re.fullmatch(regex, value, re.DOTALL) is not None
+
+
+STRING_OPERATORS = {
+    "StringEquals": lambda v, e: v == e,
+    "StringEqualsIgnoreCase": lambda v, e: v.lower() == e.lower(),
+    "StringLike": _string_like,
+}
+NEGATED = {"StringNotEquals": "StringEquals", "StringNotEqualsIgnoreCase": "StringEqualsIgnoreCase",
+           "StringNotLike": "StringLike"}
+
+
+def condition_met(condition, context):
+    """False only when a computed key fails its test; keys the lab does not compute count as met."""
+    if context is None:
+        return True
+    for operator, pairs in (condition or {}).items():
+        qualifier, _sep, name = operator.rpartition(":")
+        if_exists = name.endswith("IfExists")
+        name = name[:-len("IfExists")] if if_exists else name
+        for key, expected in (pairs or {}).items():
+            if not _computed(key):
+                continue
+            values = context.get(key.lower())
+            expected = [str(e) for e in _listify(expected)]
+            if name == "Null":
+                if (values is None) != (expected[0].lower() == "true"):
+                    return False
+                continue
+            negated = name in NEGATED
+            test = STRING_OPERATORS.get(NEGATED.get(name, name))
+            if test is None:  # an operator the lab does not know: not evaluated
+                continue
+            if values is None:
+                if not (if_exists or negated or qualifier == "ForAllValues"):
+                    return False
+                continue
+
+            def value_ok(value, test=test, negated=negated, expected=expected):
+                return any(test(value, e) for e in expected) != negated
+
+            met = all(map(value_ok, values)) if qualifier == "ForAllValues" else any(map(value_ok, values))
+            if not met:
+                return False
+    return True
+
+
+def _all_conditions_computed(condition):
+    return all(_computed(key) for pairs in (condition or {}).values() for key in (pairs or {}))
+
+
+def evaluate(documents, action, context=None):
+    """True when an Allow statement matches the action (and its computed conditions hold), and no Deny does.
+
+    Without a context (None) conditions are not evaluated at all."""
     allowed = False
     for document in documents:
         for statement in _listify(document.get("Statement", [])):
@@ -110,9 +209,13 @@ def evaluate(documents, action):
                 concerned = _matches(statement.get("Action", []), action)
             if not concerned:
                 continue
+            condition = statement.get("Condition")
             if statement.get("Effect") == "Deny":
-                if not statement.get("Condition") and "*" in _listify(statement.get("Resource", "*")):
+                if "*" not in _listify(statement.get("Resource", "*")):
+                    continue
+                if not condition or (context is not None and _all_conditions_computed(condition)
+                                     and condition_met(condition, context)):
                     return False
-            elif statement.get("Effect") == "Allow":
+            elif statement.get("Effect") == "Allow" and condition_met(condition, context):
                 allowed = True
     return allowed

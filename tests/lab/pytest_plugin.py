@@ -192,16 +192,21 @@ def start_lab(scenario="empty", extra_args=(), log_path=None):
     raise RuntimeError(f"the lab did not start (log {log_path}):\n" + text[-5000:])
 
 
-@pytest.fixture(scope="session")
-def lab():
-    endpoint, proc = start_lab("empty")
-    client = LabClient(endpoint, proc)
-    yield client
+def stop_lab(proc):
+    """Stop a lab started by start_lab: terminate, then kill if it does not exit within 10 s."""
     proc.terminate()
     try:
         proc.wait(timeout=10)
     except subprocess.TimeoutExpired:
         proc.kill()
+
+
+@pytest.fixture(scope="session")
+def lab():
+    endpoint, proc = start_lab("empty")
+    client = LabClient(endpoint, proc)
+    yield client
+    stop_lab(proc)
 
 
 @pytest.fixture

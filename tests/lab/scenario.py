@@ -202,13 +202,19 @@ def _create_instances(ec2, out, name, spec):
     for benchmarks. They share the Name tag; the resource map names them NAME-00000, NAME-00001..."""
     count = int(spec["count"])
     tags = [{"Key": "Name", "Value": name}] + [{"Key": k, "Value": str(v)} for k, v in (spec.get("tags") or {}).items()]
+    groups = [out["security_groups"][g] for g in spec.get("groups") or []]
+    network = {"SubnetId": out["subnets"][spec["subnet"]], "SecurityGroupIds": groups}
+    if int(spec.get("enis", 1)) > 1:
+        # `enis: K`: K interfaces each, all in the subnet and groups, created by the same RunInstances
+        network = {"NetworkInterfaces": [{"DeviceIndex": i, "SubnetId": out["subnets"][spec["subnet"]], "Groups": groups}
+                                         for i in range(int(spec["enis"]))]}
     launched = ec2.run_instances(
-        ImageId=AMI, InstanceType=spec.get("type", "t3.micro"), MinCount=count, MaxCount=count,
-        SubnetId=out["subnets"][spec["subnet"]], SecurityGroupIds=[out["security_groups"][g] for g in spec.get("groups") or []],
+        ImageId=AMI, InstanceType=spec.get("type", "t3.micro"), MinCount=count, MaxCount=count, **network,
         TagSpecifications=[{"ResourceType": "instance", "Tags": tags}])["Instances"]
     launched.sort(key=lambda i: i.get("AmiLaunchIndex", 0))
     return {f"{name}-{index:05d}": {"id": inst["InstanceId"],
-                                    "enis": [n["NetworkInterfaceId"] for n in inst.get("NetworkInterfaces") or []]}
+                                    "enis": [n["NetworkInterfaceId"] for n in sorted(
+                                        inst.get("NetworkInterfaces") or [], key=lambda n: n.get("Attachment", {}).get("DeviceIndex", 0))]}
             for index, inst in enumerate(launched)}
 
 

@@ -45,3 +45,23 @@ def test_count_instances_come_from_one_run_instances_call(lab):
     reservations = ec2.describe_instances()["Reservations"]
     # AWS: one reservation per RunInstances call; 20 compromised instances in one, the healthy ones in another
     assert sorted(len(r["Instances"]) for r in reservations) == sorted([20, HEALTHY_PER_SOURCE])
+
+
+def test_enis_option_gives_instances_one_to_k_interfaces_in_their_subnet_and_group(lab):
+    resources = lab.reset("generated:24:1:1", enis=3)
+    ec2 = lab.client("ec2", ACCOUNTS[0], REGIONS[0])
+    instances = [i for r in ec2.describe_instances()["Reservations"] for i in r["Instances"]]
+    web = [i for i in instances if {"Key": "Service", "Value": "web"} in i.get("Tags", [])]
+    # 12 compromised instances, a third each with 1, 2 and 3 ENIs (AWS: one RunInstances per entry)
+    assert sorted(len(i["NetworkInterfaces"]) for i in web) == [1] * 4 + [2] * 4 + [3] * 4
+    healthy = [i for i in instances if i not in web]
+    assert all(len(i["NetworkInterfaces"]) == 1 for i in healthy)
+    app = resources["accounts"][ACCOUNTS[0]]["regions"][REGIONS[0]]["security_groups"]["app"]
+    for inst in web:
+        assert sorted(n["Attachment"]["DeviceIndex"] for n in inst["NetworkInterfaces"]) == list(range(len(inst["NetworkInterfaces"])))
+        assert all([g["GroupId"] for g in n["Groups"]] == [app] for n in inst["NetworkInterfaces"])
+    # the resource map lists each instance's ENIs in device order
+    mapped = {v["id"]: v["enis"] for k, v in resources["instances"].items() if k.startswith("compromised")}
+    for inst in web:
+        by_index = sorted(inst["NetworkInterfaces"], key=lambda n: n["Attachment"]["DeviceIndex"])
+        assert mapped[inst["InstanceId"]] == [n["NetworkInterfaceId"] for n in by_index]

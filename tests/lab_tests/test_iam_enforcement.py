@@ -86,3 +86,64 @@ def test_policy_evaluation_rules():
                                   "Resource": "arn:aws:ec2:*:*:network-interface/*",
                                   "Condition": {"StringEquals": {"aws:RequestedRegion": "us-east-1"}}}]}
     assert evaluate([conditional], "ec2:ModifyNetworkInterfaceAttribute")
+
+
+def test_conditions_on_keys_the_request_carries_are_evaluated_as_aws_does():
+    tag_keys = {"Statement": [{"Effect": "Allow", "Action": "ec2:CreateTags", "Resource": "*",
+                               "Condition": {"ForAllValues:StringLike": {"aws:TagKeys": ["guardduty:*"]}}}]}
+    assert evaluate([tag_keys], "ec2:CreateTags", {"aws:tagkeys": ["guardduty:a", "guardduty:b"]})
+    assert not evaluate([tag_keys], "ec2:CreateTags", {"aws:tagkeys": ["guardduty:a", "Owner"]})
+    assert evaluate([tag_keys], "ec2:CreateTags", {})  # ForAllValues holds on an absent key
+    request_tag = {"Statement": [{"Effect": "Allow", "Action": "ec2:CreateSecurityGroup", "Resource": "*",
+                                  "Condition": {"StringEquals": {"aws:RequestTag/guardduty:role": ["isolation"]}}}]}
+    assert evaluate([request_tag], "ec2:CreateSecurityGroup", {"aws:requesttag/guardduty:role": ["isolation"]})
+    assert not evaluate([request_tag], "ec2:CreateSecurityGroup", {"aws:requesttag/guardduty:role": ["web"]})
+    assert not evaluate([request_tag], "ec2:CreateSecurityGroup", {})  # StringEquals fails on an absent key
+    null = {"Statement": [{"Effect": "Allow", "Action": "ec2:CreateSnapshots", "Resource": "*",
+                           "Condition": {"Null": {"aws:RequestTag/guardduty:incident": "false"}}}]}
+    assert evaluate([null], "ec2:CreateSnapshots", {"aws:requesttag/guardduty:incident": ["INC-1"]})
+    assert not evaluate([null], "ec2:CreateSnapshots", {})
+    create_action = {"Statement": [{"Effect": "Allow", "Action": "ec2:CreateTags", "Resource": "*",
+                                    "Condition": {"StringEquals": {"ec2:CreateAction": "CreateSecurityGroup"}}}]}
+    assert evaluate([create_action], "ec2:CreateTags", {"ec2:createaction": ["CreateSecurityGroup"]})
+    assert not evaluate([create_action], "ec2:CreateTags", {})  # a direct CreateTags call has no ec2:CreateAction
+    # keys the lab does not compute (resource tags, iam:PassedToService, ...) count as met
+    resource_tag = {"Statement": [{"Effect": "Allow", "Action": "ec2:TerminateInstances", "Resource": "*",
+                                   "Condition": {"StringEquals": {"aws:ResourceTag/guardduty:isolation": "isolated"}}}]}
+    assert evaluate([resource_tag], "ec2:TerminateInstances", {})
+    conditional_deny = {"Statement": [{"Effect": "Deny", "Action": "ec2:*", "Resource": "*",
+                                       "Condition": {"StringNotEquals": {"aws:RequestedRegion": "us-east-1"}}}]}
+    allow_all = {"Statement": [{"Effect": "Allow", "Action": "ec2:*", "Resource": "*"}]}
+    assert evaluate([allow_all, conditional_deny], "ec2:DescribeVpcs", {"aws:requestedregion": ["us-east-1"]})
+    assert not evaluate([allow_all, conditional_deny], "ec2:DescribeVpcs", {"aws:requestedregion": ["eu-west-1"]})
+
+
+def test_tag_keys_and_tags_at_creation_are_enforced_on_the_wire(enforced):
+    iam = enforced.client("iam")
+    policy = {"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Action": "ec2:CreateSecurityGroup", "Resource": "*"},
+        {"Effect": "Allow", "Action": "ec2:CreateTags", "Resource": "*",
+         "Condition": {"ForAllValues:StringLike": {"aws:TagKeys": ["guardduty:*"]}}}]}
+    ec2 = _user_client(enforced, iam, "tagger", policy, "ec2")
+    instance_id = enforced.instance("web-1")["id"]
+    vpc = enforced.client("ec2").describe_instances(InstanceIds=[instance_id])["Reservations"][0]["Instances"][0]["VpcId"]
+    enforced.iam_enforcement(True)
+
+    ec2.create_tags(Resources=[instance_id], Tags=[{"Key": "guardduty:isolation", "Value": "isolated"}])
+    with pytest.raises(botocore.exceptions.ClientError) as denied:
+        ec2.create_tags(Resources=[instance_id], Tags=[{"Key": "guardduty:isolation", "Value": "x"},
+                                                       {"Key": "Owner", "Value": "x"}])
+    assert denied.value.response["Error"]["Code"] == "UnauthorizedOperation"
+    # tags at creation need ec2:CreateTags too: allowed here (guardduty:* keys), refused for another key
+    ec2.create_security_group(GroupName="tagged", Description="d", VpcId=vpc, TagSpecifications=[
+        {"ResourceType": "security-group", "Tags": [{"Key": "guardduty:role", "Value": "isolation"}]}])
+    with pytest.raises(botocore.exceptions.ClientError) as denied_at_creation:
+        ec2.create_security_group(GroupName="other", Description="d", VpcId=vpc, TagSpecifications=[
+            {"ResourceType": "security-group", "Tags": [{"Key": "Team", "Value": "x"}]}])
+    assert "ec2:CreateTags" in denied_at_creation.value.response["Error"]["Message"]
+    enforced.iam_enforcement(False)
+    tags = enforced.client("ec2").describe_instances(InstanceIds=[instance_id])["Reservations"][0]["Instances"][0]["Tags"]
+    assert {"Key": "Owner", "Value": "x"} not in tags
+    names = [g["GroupName"] for g in enforced.client("ec2").describe_security_groups(
+        Filters=[{"Name": "vpc-id", "Values": [vpc]}])["SecurityGroups"]]
+    assert "tagged" in names and "other" not in names

@@ -1,0 +1,331 @@
+"""The bad-input corpus: each case gives a clear message naming the instance (or the parameter) and the
+cause, and changes nothing it should not; good instances in the same batch are still processed.
+
+Cases share module runs where the module's contract allows (a batch reports per instance), so that the
+corpus stays cheap: each case still asserts its own message and its own AWS state. docs/reliability.md
+lists the cases and their messages.
+"""
+
+import copy
+import json
+import pathlib
+import subprocess
+import sys
+import textwrap
+import threading
+
+from tests.integration_lab.reliability_lab import ADMIN
+from tests.integration_lab.reliability_lab import MODULE
+from tests.integration_lab.reliability_lab import RECORD_TAG
+from tests.integration_lab.reliability_lab import assert_isolated
+from tests.integration_lab.reliability_lab import build_fleet
+from tests.integration_lab.reliability_lab import containment_groups
+from tests.integration_lab.reliability_lab import describe_enis
+from tests.integration_lab.reliability_lab import eni_groups
+from tests.integration_lab.reliability_lab import instance_tags
+from tests.integration_lab.reliability_lab import mentions
+from tests.integration_lab.reliability_lab import regional
+from tests.integration_lab.reliability_lab import tags_of
+from tests.integration_lab.reliability_lab import writes
+
+REPO = pathlib.Path(__file__).resolve().parents[2]
+MEMBER = "111122223333"
+UNKNOWN = "i-0123456789abcdef0"
+
+
+def untouched(entries, *resources):
+    """No write call, whatever its outcome, named any of `resources`."""
+    return [e for e in writes(entries) if any(mentions(e, r) for r in resources)] == []
+
+
+def playbook_of(tasks):
+    """One ansible-playbook run for several cases: each task registers its result and the run goes on."""
+    return json.dumps([{"hosts": "localhost", "gather_facts": False, "tasks": [
+        dict({"name": name, "ignore_errors": True}, **{module: args}) for name, module, args in tasks]}], indent=1) + "\n"
+
+
+def run_cases(lab, tasks):
+    out = lab.run_playbook(playbook_of(tasks), expect_rc=(0, 2))
+    return {name: out["tasks"][name]["localhost"] for name, _module, _args in tasks}
+
+
+def message(result):
+    """Everything the responder reads: the task's msg and every per-instance error."""
+    items = result.get("instances") or []
+    items = items.values() if isinstance(items, dict) else items
+    return " | ".join([str(result.get("msg") or "")] + [str(i.get("error") or "") for i in items if isinstance(i, dict)])
+
+
+# -- one batch, many bad ids: per-instance messages, the good ones still isolated -----------------------
+def test_bad_ids_in_one_batch(demo):
+    ec2 = demo.client("ec2")
+    fleet = build_fleet(demo, 4, seed=8)
+    terminated, stopped, tampered, good = list(fleet)
+    ec2.terminate_instances(InstanceIds=[terminated])
+    ec2.stop_instances(InstanceIds=[stopped])
+    app = demo.instance("app-1")
+    managed = app["enis"][2]
+    ec2.create_tags(Resources=[managed], Tags=[{"Key": "lab:requester-managed", "Value": "true"}])
+    ec2.create_tags(Resources=[fleet[tampered][0]], Tags=[{"Key": RECORD_TAG, "Value": "{\"sg\": [broken"}])
+    web, bastion = demo.instance("web-1")["id"], demo.instance("bastion-1")["id"]
+    api, worker = demo.instance("api-1")["id"], demo.instance("worker-1")["id"]
+    huge = [f"i-{n:017x}" for n in range(1, 1491)]  # well-formed, unknown: the batch is accepted whole
+    all_enis = [e for enis in fleet.values() for e in enis] + list(app["enis"]) + list(demo.instance("web-1")["enis"])
+    originals = eni_groups(demo, all_enis + list(demo.instance("bastion-1")["enis"]))
+    ids = ["i-123", "web-1", "", UNKNOWN, api, worker, terminated, stopped, app["id"], tampered, web, web,
+           bastion, good] + huge
+    mark = demo.mark()
+    result = demo.run_module(MODULE, {"instance_ids": ids, "incident_id": "IR-BAD"}, expect_rc=(2,))
+    entries = demo.journal(mark)
+    assert result["failed"] and [r["instance_id"] for r in result["instances"]] == ids
+    by_id = {}
+    for item in result["instances"]:
+        by_id.setdefault(item["instance_id"], item)
+    expect = {
+        "i-123": "i-123: malformed instance id: expected i- followed by 8 or 17 hexadecimal characters",
+        "web-1": "web-1: malformed instance id",
+        "": "malformed instance id",
+        UNKNOWN: f"{UNKNOWN}: instance not found in this account and region (us-east-1)",
+        api: f"{api}: instance not found in this account and region (us-east-1)",
+        worker: f"{worker}: instance not found in this account and region (us-east-1)",
+        terminated: f"{terminated}: instance is terminated",
+        tampered: f"{fleet[tampered][0]}: tag {RECORD_TAG} should hold a number of parts",
+        app["id"]: f"{managed}: requester-managed",
+    }
+    for instance_id, text in expect.items():
+        item = by_id[instance_id]
+        assert text in item["error"], (instance_id, item["error"])
+        assert text in result["msg"]
+    for instance_id in ("i-123", "web-1", "", UNKNOWN, api, worker, terminated):
+        assert by_id[instance_id]["state"] == "failed" and by_id[instance_id]["changed"] is False
+        assert untouched(entries, instance_id, *fleet.get(instance_id, [])), instance_id
+    # The tampered record is left as it was, the ENI on its groups, for a human to look at.
+    assert untouched(entries, fleet[tampered][0])
+    tampered_eni = describe_enis(demo, [fleet[tampered][0]])[fleet[tampered][0]]
+    assert tags_of(tampered_eni)[RECORD_TAG] == "{\"sg\": [broken"
+    assert [g["GroupId"] for g in tampered_eni["Groups"]] == originals[fleet[tampered][0]]
+    # The requester-managed ENI is reported and untouched; the instance's other ENIs are isolated.
+    assert by_id[app["id"]]["state"] != "released" and untouched(entries, managed)
+    assert eni_groups(demo, [managed])[managed] == originals[managed]
+    # A stopped instance still has its ENIs: it is isolated like a running one. Duplicates count once.
+    assert_isolated(demo, {i: fleet.get(i) or demo_enis(demo, i) for i in (stopped, web, bastion, good)},
+                    originals, incident_id="IR-BAD")
+    assert [r["state"] for r in result["instances"] if r["instance_id"] == web] == ["isolated", "isolated"]
+    web_eni = demo.instance("web-1")["enis"][0]
+    assert len([e for e in entries if e["action"] == "ModifyNetworkInterfaceAttribute"
+                and e["params"]["NetworkInterfaceId"] == web_eni]) == 2
+    # 1500 ids: accepted, described by filter in pages of at most 200 ids (not one call per id).
+    assert all(by_id[i]["error"] == f"{i}: instance not found in this account and region (us-east-1)" for i in huge)
+    assert len([e for e in entries if e["action"] == "DescribeInstances"]) == 8
+
+
+def demo_enis(lab, instance_id):
+    return next(list(v["enis"]) for v in lab.resources["instances"].values() if v["id"] == instance_id)
+
+
+# -- refused before any AWS call: parameters ---------------------------------------------------------
+def test_bad_parameters_are_refused_before_any_call(demo):
+    web = demo.instance("web-1")["id"]
+    cases = [
+        ("empty list", MODULE, {"instance_ids": []}, "instance_ids is empty"),
+        ("malformed cidr", MODULE, {"instance_ids": [web], "allowed_access": [{"cidr": "10.0.0.300/32", "port": 22}]},
+         "allowed_access[0]: cidr '10.0.0.300/32' is not an IPv4 or IPv6 network"),
+        ("open cidr", MODULE, {"instance_ids": [web], "allowed_access": [{"cidr": "0.0.0.0/0", "port": 22}]},
+         "allowed_access[0]: cidr 0.0.0.0/0 is open to everyone"),
+        ("tcp without port", MODULE, {"instance_ids": [web], "allowed_access": [{"cidr": "10.9.9.9/32"}]},
+         "allowed_access[0]: protocol tcp needs a port"),
+        ("port out of range", MODULE, {"instance_ids": [web],
+                                       "allowed_access": [{"cidr": "10.9.9.9/32", "port": 22, "to_port": 70000}]},
+         "allowed_access[0]: port range 22-70000 is not within 0-65535"),
+        ("incident id too long for a tag", MODULE, {"instance_ids": [web], "incident_id": "IR-" + "x" * 300},
+         "incident_id is 303 characters long; an EC2 tag value holds at most 256"),
+        ("same group names", MODULE, {"instance_ids": [web], "isolation_group_name": "g", "conversion_group_name": "g"},
+         "isolation_group_name and conversion_group_name must differ"),
+        ("eradicate without confirmation", "cloudsec.guardduty.ec2_eradicate",
+         {"instance_ids": [web], "confirm": [], "incident_id": "IR-BAD"}, "refusing to terminate without confirmation"),
+        ("eradicate confirming another instance", "cloudsec.guardduty.ec2_eradicate",
+         {"instance_ids": [web], "confirm": [UNKNOWN], "incident_id": "IR-BAD"},
+         "refusing to terminate without confirmation"),
+    ]
+    mark = demo.mark()
+    results = run_cases(demo, [(name, module, args) for name, module, args, _text in cases])
+    for name, _module, _args, text in cases:
+        assert results[name].get("failed") and text in message(results[name]), (name, message(results[name]))
+    assert demo.journal(mark) == []  # no AWS call at all, not even a Describe
+    state = demo.client("ec2").describe_instances(InstanceIds=[web])["Reservations"][0]["Instances"][0]["State"]
+    assert state["Name"] == "running"
+
+
+# -- limits: security group quota, rules per group ---------------------------------------------------
+def test_group_quota_and_rule_limit_fail_before_any_eni_is_touched(demo):
+    prod = regional(demo)["vpcs"]["prod"]
+    web, bastion = demo.instance("web-1"), demo.instance("bastion-1")
+    originals = eni_groups(demo, web["enis"] + bastion["enis"])
+    # AWS's default quota is 2500 VPC security groups per region: the lab answers as AWS does once it is reached.
+    demo.faults({"forced": [{"action": "CreateSecurityGroup", "resource": prod, "code": "SecurityGroupLimitExceeded",
+                             "message": "You have exceeded the number of VPC security groups allowed per region.",
+                             "count": 2}]})
+    sixty_one = [{"cidr": f"10.99.{n // 250}.{n % 250}/32", "port": 22} for n in range(61)]
+    mark = demo.mark()
+    results = run_cases(demo, [
+        ("quota", MODULE, {"instance_ids": [web["id"]]}),
+        ("rules", MODULE, {"instance_ids": [bastion["id"]], "allowed_access": sixty_one}),
+    ])
+    entries = demo.journal(mark)
+    quota, rules = message(results["quota"]), message(results["rules"])
+    assert web["id"] in quota and f"containment groups of {prod} not ready" in quota
+    assert "ec2:CreateSecurityGroup" in quota and "SecurityGroupLimitExceeded" in quota and "guardduty-isolation" in quota
+    assert bastion["id"] in rules and "ec2:AuthorizeSecurityGroupIngress" in rules
+    assert "RulesPerSecurityGroupLimitExceeded" in rules
+    # No record written, no ENI moved, no instance marked: the groups were not ready.
+    assert eni_groups(demo, list(originals)) == originals
+    for eni_id, eni in describe_enis(demo, list(originals)).items():
+        assert RECORD_TAG not in tags_of(eni), eni_id
+    assert not [e for e in writes(entries) if e["action"] in ("ModifyNetworkInterfaceAttribute", "CreateTags")
+                and e["outcome"] == "ok"]
+    assert all("guardduty:isolation" not in t for t in instance_tags(demo, [web["id"], bastion["id"]]).values())
+
+
+# -- release refuses what it cannot restore exactly -------------------------------------------------
+def test_release_refuses_without_a_sound_record_and_changes_nothing(demo):
+    app, web, bastion = demo.instance("app-1"), demo.instance("web-1"), demo.instance("bastion-1")
+    healthy = demo.instance("healthy-1")
+    originals = eni_groups(demo, app["enis"] + web["enis"] + bastion["enis"])
+    demo.run_module(MODULE, {"instance_ids": [app["id"], web["id"], bastion["id"]]})
+    ec2 = demo.client("ec2")
+    # app-1: one of its three records damaged by hand; web-1: a record naming a group that does not exist.
+    ec2.create_tags(Resources=[app["enis"][1]], Tags=[{"Key": RECORD_TAG, "Value": "two"}])
+    ec2.create_tags(Resources=[web["enis"][0]], Tags=[{"Key": f"{RECORD_TAG}:1", "Value": "sg-0000dead0000beef0"}])
+    before = {i: eni_groups(demo, demo.instance(n)["enis"]) for i, n in ((app["id"], "app-1"), (web["id"], "web-1"))}
+    mark = demo.mark()
+    result = demo.run_module(MODULE, {"instance_ids": [healthy["id"], app["id"], web["id"], bastion["id"]],
+                                      "state": "released"}, expect_rc=(2,))
+    entries = demo.journal(mark)
+    by_id = {r["instance_id"]: r for r in result["instances"]}
+    assert f"{healthy['id']}: no isolation record" in by_id[healthy["id"]]["error"]
+    assert f"{app['enis'][1]}: tag {RECORD_TAG} should hold a number of parts, holds 'two'" in by_id[app["id"]]["error"]
+    assert web["enis"][0] in by_id[web["id"]]["error"] and "sg-0000dead0000beef0" in by_id[web["id"]]["error"]
+    assert "InvalidGroup.NotFound" in by_id[web["id"]]["error"]
+    assert untouched(entries, healthy["id"], *healthy["enis"])
+    # Nothing of app-1 changed: no ENI restored while another cannot be, no record deleted, still isolated.
+    assert untouched(entries, app["id"], *app["enis"]), [e for e in writes(entries) if mentions(e, app["enis"][0])]
+    assert eni_groups(demo, app["enis"]) == before[app["id"]]
+    assert instance_tags(demo, [app["id"]])[app["id"]]["guardduty:isolation"] == "isolated"
+    # web-1: the refused move left the ENI isolated and its record in place.
+    assert eni_groups(demo, web["enis"]) == before[web["id"]]
+    assert RECORD_TAG in tags_of(describe_enis(demo, web["enis"])[web["enis"][0]])
+    assert instance_tags(demo, [web["id"]])[web["id"]]["guardduty:isolation"] == "isolated"
+    # The good one in the same batch is released exactly.
+    assert by_id[bastion["id"]]["state"] == "released"
+    assert eni_groups(demo, bastion["enis"]) == {e: originals[e] for e in bastion["enis"]}
+
+
+# -- concurrent runs on the same instances ----------------------------------------------------------
+def test_concurrent_runs_on_the_same_instances_keep_the_record(demo):
+    names = ("web-1", "app-1")
+    fleet = {demo.instance(n)["id"]: list(demo.instance(n)["enis"]) for n in names}
+    originals = eni_groups(demo, [e for enis in fleet.values() for e in enis])
+    outcomes = {}
+
+    def run(incident):
+        outcomes[incident] = demo.run_module(MODULE, {"instance_ids": list(fleet), "incident_id": incident},
+                                             expect_rc=(0, 2))
+
+    threads = [threading.Thread(target=run, args=(f"IR-{n}",)) for n in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(outcomes) == 3
+    for incident, outcome in outcomes.items():
+        # A run may lose a race (the other moved the ENI meanwhile); it then says so per ENI, naming the call.
+        for item in outcome["instances"]:
+            assert item["error"] is None or item["instance_id"] in item["error"] or "eni-" in item["error"], item
+    incident = instance_tags(demo, fleet)[next(iter(fleet))]["guardduty:incident"]
+    assert incident in outcomes
+    # Whatever the interleaving: isolated, never on the conversion group, the record never overwritten
+    # with a containment group; a rerun settles any run that lost a race.
+    demo.run_module(MODULE, {"instance_ids": list(fleet), "incident_id": incident})
+    assert_isolated(demo, fleet, originals, incident_id=incident)
+    assert len(containment_groups(demo)) == 2
+
+
+# -- missing permission, for each action the module uses ---------------------------------------------
+ACTIONS = ["DescribeInstances", "DescribeNetworkInterfaces", "DescribeSecurityGroups", "DescribeVpcs",
+           "CreateSecurityGroup", "AuthorizeSecurityGroupIngress", "AuthorizeSecurityGroupEgress",
+           "RevokeSecurityGroupIngress", "RevokeSecurityGroupEgress", "CreateTags", "ModifyNetworkInterfaceAttribute",
+           "DeleteTags"]
+
+
+def policy_without(policy, action):
+    narrowed = copy.deepcopy(policy)
+    statements = []
+    for statement in narrowed["Statement"]:
+        actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+        actions = [a for a in actions if a != f"ec2:{action}"]
+        if actions:
+            statements.append(dict(statement, Action=actions))
+    narrowed["Statement"] = statements
+    return narrowed
+
+
+def test_missing_permission_for_each_action_names_it_and_half_changes_nothing(demo):
+    """One VPC and instance per action, a user holding docs/iam/ec2_isolation.json minus that action."""
+    ec2, iam = demo.client("ec2"), demo.client("iam")
+    policy = json.loads((REPO / "docs/iam/ec2_isolation.json").read_text())
+    cases = {}
+    for index, action in enumerate(ACTIONS):
+        vpc = ec2.create_vpc(CidrBlock=f"10.{120 + index}.0.0/16")["Vpc"]["VpcId"]
+        subnet = ec2.create_subnet(VpcId=vpc, CidrBlock=f"10.{120 + index}.1.0/24",
+                                   AvailabilityZone="us-east-1a")["Subnet"]["SubnetId"]
+        group = ec2.create_security_group(GroupName="app", Description="app", VpcId=vpc)["GroupId"]
+        instance = ec2.run_instances(ImageId="ami-12c6146b", MinCount=1, MaxCount=1, SubnetId=subnet,
+                                     SecurityGroupIds=[group])["Instances"][0]
+        user = f"no-{action.lower()}"
+        iam.create_user(UserName=user)
+        iam.put_user_policy(UserName=user, PolicyName="p", PolicyDocument=json.dumps(policy_without(policy, action)))
+        key = iam.create_access_key(UserName=user)["AccessKey"]
+        cases[action] = {"vpc": vpc, "group": group, "id": instance["InstanceId"],
+                         "eni": instance["NetworkInterfaces"][0]["NetworkInterfaceId"],
+                         "creds": {"access_key": key["AccessKeyId"], "secret_key": key["SecretAccessKey"]}}
+    # Revoking ingress is needed only when the isolation group holds a stray rule: someone added one by hand.
+    stray = cases["RevokeSecurityGroupIngress"]
+    for name, role in (("guardduty-isolation", "isolation"), ("guardduty-isolation-conversion", "conversion")):
+        group_id = ec2.create_security_group(GroupName=name, Description="x", VpcId=stray["vpc"], TagSpecifications=[
+            {"ResourceType": "security-group", "Tags": [{"Key": "guardduty:role", "Value": role}]}])["GroupId"]
+        if role == "isolation":
+            ec2.authorize_security_group_ingress(GroupId=group_id, IpPermissions=[
+                {"IpProtocol": "tcp", "FromPort": 22, "ToPort": 22, "IpRanges": [{"CidrIp": "10.1.2.3/32"}]}])
+    tasks = []
+    for action, case in cases.items():
+        if action == "DeleteTags":  # only release deletes tags: isolate first with full rights (operator key)
+            tasks.append(("isolate before release", MODULE, {"instance_ids": [case["id"]]}))
+            tasks.append((action, MODULE, dict(case["creds"], instance_ids=[case["id"]], state="released")))
+        else:
+            tasks.append((action, MODULE, dict(case["creds"], instance_ids=[case["id"]])))
+    demo.iam_enforcement(True)
+    try:
+        mark = demo.mark()
+        results = run_cases(demo, tasks)
+        entries = demo.journal(mark)
+    finally:
+        demo.iam_enforcement(False)
+    groups = containment_groups(demo)
+    for action, case in cases.items():
+        text = message(results[action])
+        assert results[action].get("failed"), (action, results[action])
+        assert f"ec2:{action}" in text and "UnauthorizedOperation" in text and case["id"] in text, (action, text)
+        assert any(e["action"] == action and e["status"] == 403 and e["injected"] == "iam" for e in entries), action
+        eni = describe_enis(demo, [case["eni"]])[case["eni"]]
+        now, record = [g["GroupId"] for g in eni["Groups"]], tags_of(eni).get(f"{RECORD_TAG}:1")
+        marked = instance_tags(demo, [case["id"]])[case["id"]].get("guardduty:isolation")
+        vpc_groups = groups.get(case["vpc"], {})
+        assert now != [vpc_groups.get("conversion")], (action, "left on the conversion group")
+        if action == "DeleteTags":
+            # The groups were restored; the record stays (so a rerun can finish) and the instance is not
+            # claimed released.
+            assert now == [case["group"]] and record == case["group"] and marked == "isolated", (action, now, marked)
+        else:
+            assert now == [case["group"]], (action, now)  # never moved
+            assert marked is None, (action, marked)
+            assert record in (None, case["group"]), (action, record)  # a record, if any, is the true one
