@@ -1,0 +1,259 @@
+"""playbooks/isolate.yml end to end against the lab, through the GuardDuty inventory plugin.
+
+AWS state (boto3 against the lab) and the lab's journal are the evidence. One module-scoped run sequence
+(check mode, real run, second run) on the demo incident serves most assertions, to keep this file short.
+"""
+
+import json
+import pathlib
+import types
+
+import pytest
+import yaml
+
+from tests.integration_lab.playbook_results import between, responder_sessions, task, writes
+
+REPO = pathlib.Path(__file__).resolve().parents[2]
+PLAYBOOK = str(REPO / "playbooks/isolate.yml")
+INVENTORY = str(REPO / "docs/examples/lab.guardduty.yml")
+ADMIN, MEMBER = "123456789012", "111122223333"
+MEMBER_ROLE = f"arn:aws:iam::{MEMBER}:role/GuardDutyResponder"
+# The demo incident's compromised instances (bastion-1's only finding is archived) and the others.
+COMPROMISED = {"web-1": (ADMIN, "us-east-1"), "app-1": (ADMIN, "us-east-1"), "api-1": (ADMIN, "eu-west-1"),
+               "worker-1": (MEMBER, "us-east-1")}
+UNTOUCHED = {"bastion-1": (ADMIN, "us-east-1"), "healthy-1": (ADMIN, "us-east-1"), "worker-2": (MEMBER, "us-east-1"),
+             "idle-1": (MEMBER, "eu-west-1")}
+ISOLATION_TASK = "Contain | isolate every network interface (ec2_isolation)"
+BATCHED_TASKS = [
+    "Evidence | protect the instances and their volumes from deletion (ec2_instance_protection)",
+    "Evidence | snapshot every volume (ec2_forensic_snapshot)",
+    "Contain | take the instances out of Auto Scaling and load balancers (ec2_instance_detach)",
+    ISOLATION_TASK,
+    "Contain | take the Elastic IPs off (ec2_public_ip)",
+    "Contain | cut the instance credentials (ec2_instance_credentials)",
+    "Scan | start a GuardDuty malware scan of each instance (guardduty_malware_scan)",
+    "Triage | recommend how to stop the reported activity (guardduty_triage)",
+]
+ONLY_NETWORK = {"isolate_protection": False, "isolate_snapshots": False, "isolate_evidence": False, "isolate_detach": False,
+                "isolate_public_ip": False, "isolate_credentials": False, "isolate_scan": False, "isolate_triage": False,
+                "isolate_report": False}
+
+
+# -- helpers -----------------------------------------------------------------------------------
+def eni_groups(lab, name, account, region):
+    """{eni_id: [(group_id, group_name)]} of an instance, read back from the lab."""
+    ec2 = lab.client("ec2", account, region)
+    nics = ec2.describe_network_interfaces(NetworkInterfaceIds=lab.instance(name)["enis"])["NetworkInterfaces"]
+    return {n["NetworkInterfaceId"]: sorted((g["GroupId"], g["GroupName"]) for g in n["Groups"]) for n in nics}
+
+
+def all_groups(lab):
+    return {name: eni_groups(lab, name, *where) for name, where in {**COMPROMISED, **UNTOUCHED}.items()}
+
+
+def instance(lab, name, account, region):
+    ec2 = lab.client("ec2", account, region)
+    return ec2.describe_instances(InstanceIds=[lab.instance(name)["id"]])["Reservations"][0]["Instances"][0]
+
+
+def batch_items(run, name):
+    """The loop items a batched task ran (one per module call), over every host."""
+    return [item for host in task(run, name).values() for item in host.get("results", []) if not item.get("skipped")]
+
+
+def run_isolate(lab, extra_vars, **kwargs):
+    kwargs.setdefault("inventory", INVENTORY)
+    kwargs.setdefault("limit", "compromised")
+    return lab.run_playbook(PLAYBOOK, extra_vars=extra_vars, **kwargs)
+
+
+@pytest.fixture(scope="module")
+def incident(lab, tmp_path_factory):
+    """The demo incident: a check-mode run, the real run, then a second run, with journal marks around each."""
+    lab.reset("demo")
+    tmp = tmp_path_factory.mktemp("isolate")
+    extra = {"incident_id": "INC-7", "isolate_evidence_dir": str(tmp / "evidence"),
+             "isolate_report_dir": str(tmp / "reports")}
+    before = all_groups(lab)
+    marks = [lab.mark()]
+    # its own report directory: the real runs write the same incident's report again
+    check = run_isolate(lab, dict(extra, isolate_report_dir=str(tmp / "reports-check")), check=True)
+    marks.append(lab.mark())
+    after_check = all_groups(lab)
+    evidence_after_check = sorted(p for p in (tmp / "evidence").rglob("*") if p.is_file())
+    first = run_isolate(lab, extra)
+    marks.append(lab.mark())
+    second = run_isolate(lab, extra)
+    marks.append(lab.mark())
+    return types.SimpleNamespace(
+        lab=lab, tmp=tmp, before=before, after_check=after_check, evidence_after_check=evidence_after_check,
+        check=check, first=first, second=second,
+        check_journal=between(lab, marks[0], marks[1]), first_journal=between(lab, marks[1], marks[2]),
+        second_journal=between(lab, marks[2], marks[3]))
+
+
+# -- the demo incident -------------------------------------------------------------------------
+def test_check_mode_runs_the_whole_chain_and_changes_nothing(incident):
+    assert incident.check["rc"] == 0
+    assert writes(incident.check_journal) == []
+    assert incident.after_check == incident.before
+    assert incident.evidence_after_check == []
+    # ... yet it ran every stage and says what would change.
+    for name in BATCHED_TASKS:
+        assert batch_items(incident.check, name), name
+    assert any(item["changed"] for item in batch_items(incident.check, ISOLATION_TASK))
+
+
+def test_every_eni_of_every_compromised_instance_is_on_the_isolation_group_only(incident):
+    lab = incident.lab
+    assert incident.first["rc"] == 0
+    assert all(s["failures"] == 0 for s in incident.first["stats"].values()), incident.first["stats"]
+    assert sorted(incident.first["stats"]) == sorted(COMPROMISED)
+    for name, (account, region) in COMPROMISED.items():
+        groups = eni_groups(lab, name, account, region)
+        assert len(groups) == len(lab.instance(name)["enis"])
+        for eni_id, on in groups.items():
+            assert [g[1] for g in on] == ["guardduty-isolation"], (name, eni_id, on)
+            original = [g for g in incident.before[name][eni_id]]
+            nic = lab.client("ec2", account, region).describe_network_interfaces(NetworkInterfaceIds=[eni_id])
+            tags = {t["Key"]: t["Value"] for t in nic["NetworkInterfaces"][0]["TagSet"]}
+            assert sorted(tags["guardduty:original-groups:1"].split(",")) == sorted(g[0] for g in original)
+        tags = {t["Key"]: t["Value"] for t in instance(lab, name, account, region)["Tags"]}
+        assert tags["guardduty:incident"] == "INC-7" and tags["guardduty:isolation"] == "isolated", name
+    # The others keep their groups.
+    after = all_groups(lab)
+    for name in UNTOUCHED:
+        assert after[name] == incident.before[name], name
+
+
+def test_evidence_is_kept_before_containment(incident):
+    lab = incident.lab
+    for name, (account, region) in COMPROMISED.items():
+        ec2 = lab.client("ec2", account, region)
+        instance_id = lab.instance(name)["id"]
+        snapshots = ec2.describe_snapshots(OwnerIds=["self"], Filters=[
+            {"Name": "tag:guardduty:incident", "Values": ["INC-7"]},
+            {"Name": "tag:guardduty:instance", "Values": [instance_id]}])["Snapshots"]
+        assert sorted(s["VolumeId"] for s in snapshots) == sorted(lab.instance(name)["volumes"]), name
+        protection = ec2.describe_instance_attribute(InstanceId=instance_id, Attribute="disableApiTermination")
+        assert protection["DisableApiTermination"]["Value"] is True, name
+        manifests = list((incident.tmp / "evidence" / "INC-7").glob(f"*/{region}/{instance_id}/*/manifest.json"))
+        assert len(manifests) == 1, (name, manifests)   # captured once: the second run kept the first capture
+        assert manifests[0].stat().st_mode & 0o077 == 0
+    # Evidence first: every snapshot was requested before the first security group move.
+    journal = incident.first_journal
+    first_move = min(e["seq"] for e in journal if e["action"] == "ModifyNetworkInterfaceAttribute")
+    assert max(e["seq"] for e in journal if e["action"] in ("CreateSnapshot", "CreateSnapshots")) < first_move
+
+
+def test_elastic_ips_load_balancers_and_credentials_are_cut(incident):
+    lab = incident.lab
+    for name in ("web-1", "worker-1"):
+        account, region = COMPROMISED[name]
+        address = lab.client("ec2", account, region).describe_addresses(
+            AllocationIds=[lab.instance(name)["allocation_id"]])["Addresses"][0]
+        assert not address.get("AssociationId") and not address.get("InstanceId"), (name, address)
+        associations = lab.client("ec2", account, region).describe_iam_instance_profile_associations(
+            Filters=[{"Name": "instance-id", "Values": [lab.instance(name)["id"]]}])["IamInstanceProfileAssociations"]
+        assert [a for a in associations if a["State"] in ("associated", "associating")] == [], name
+    web = lab.instance("web-1")["id"]
+    asg = lab.client("autoscaling").describe_auto_scaling_groups(AutoScalingGroupNames=["web-asg"])["AutoScalingGroups"][0]
+    assert web not in [i["InstanceId"] for i in asg["Instances"]]
+    resources = lab.resources["accounts"][ADMIN]["regions"]
+    health = lab.client("elbv2").describe_target_health(TargetGroupArn=resources["us-east-1"]["target_groups"]["web-tg"])
+    assert web not in [t["Target"]["Id"] for t in health["TargetHealthDescriptions"]
+                       if t["TargetHealth"]["State"] != "draining"]
+    elb = lab.client("elb", ADMIN, "eu-west-1").describe_load_balancers(LoadBalancerNames=["api-elb"])
+    assert lab.instance("api-1")["id"] not in [i["InstanceId"] for i in elb["LoadBalancerDescriptions"][0]["Instances"]]
+    # healthy-1 shares web-1's instance profile and keeps it.
+    kept = lab.client("ec2").describe_iam_instance_profile_associations(
+        Filters=[{"Name": "instance-id", "Values": [lab.instance("healthy-1")["id"]]}])["IamInstanceProfileAssociations"]
+    assert [a["State"] for a in kept] == ["associated"]
+
+
+def test_each_module_runs_once_per_account_and_region_batch(incident):
+    ids = {name: incident.lab.instance(name)["id"] for name in COMPROMISED}
+    expected = sorted([sorted([ids["web-1"], ids["app-1"]]), [ids["api-1"]], [ids["worker-1"]]])
+    for name in BATCHED_TASKS:
+        items = batch_items(incident.first, name)
+        assert sorted(sorted(i["item"]["instance_ids"]) for i in items) == expected, name
+    journal = incident.first_journal
+    # Each responder role is assumed once for the run, not once per host or per stage.
+    assumed = sorted(e["params"].get("RoleArn") for e in responder_sessions(journal))
+    assert assumed == sorted([f"arn:aws:iam::{ADMIN}:role/GuardDutyResponder", MEMBER_ROLE])
+    # The instances of a batch are described together: no DescribeInstances names a single instance of web-1's batch.
+    for entry in journal:
+        if entry["action"] == "DescribeInstances":
+            named = [v for k, v in entry["params"].items() if k.startswith("InstanceId")]
+            assert named != [ids["web-1"]] and named != [ids["app-1"]], entry
+    # The calls went to each account and region with that batch's credentials.
+    moved = {(e["account"], e["region"]) for e in journal if e["action"] == "ModifyNetworkInterfaceAttribute"}
+    assert moved == set(COMPROMISED.values())
+
+
+def test_report_lists_every_instance_with_its_stages(incident):
+    report_task = "Report | write the incident report (incident_report)"
+    for run, check_mode in ((incident.check, True), (incident.first, False)):
+        written = [r for r in task(run, report_task).values() if not r.get("skipped")]
+        assert len(written) == 1   # once for the play
+        report = json.loads(pathlib.Path(written[0]["files"]["json"]).read_text())
+        assert report["incident_id"] == "INC-7" and report["check_mode"] is check_mode
+        rows = {row["host"]: row for row in report["instances"]}
+        assert sorted(rows) == sorted(COMPROMISED)
+        for name, (account, region) in COMPROMISED.items():
+            row = rows[name]
+            assert (row["instance_id"], row["account_id"], row["region"]) == (incident.lab.instance(name)["id"], account, region)
+            assert row["errors"] == [] and row["stages"]["isolation"]["status"] == "changed", row["stages"]
+            assert {"preflight", "protection", "snapshots", "evidence", "detach", "isolation", "public_ip", "credentials",
+                    "scan", "triage"} <= set(row["stages"])
+        summary = task(run, "Report | summary")
+        shown = "\n".join(next(r for r in summary.values() if not r.get("skipped"))["msg"])
+        assert all(incident.lab.instance(name)["id"] in shown for name in COMPROMISED)
+
+
+def test_second_run_changes_nothing(incident):
+    assert incident.second["rc"] == 0
+    assert all(s["changed"] == 0 and s["failures"] == 0 for s in incident.second["stats"].values()), incident.second["stats"]
+    assert writes(incident.second_journal) == []
+
+
+# -- selection and scale -----------------------------------------------------------------------
+def test_limit_selects_exactly_what_is_isolated(lab):
+    lab.reset("demo")
+    before = all_groups(lab)
+    mark = lab.mark()
+    run = run_isolate(lab, dict(ONLY_NETWORK, incident_id="INC-LIMIT"), limit="web-1")
+    journal = lab.journal(mark)
+    assert list(run["stats"]) == ["web-1"]
+    web_enis = set(lab.instance("web-1")["enis"])
+    touched = {e["params"].get("NetworkInterfaceId") for e in journal if e["action"] == "ModifyNetworkInterfaceAttribute"}
+    assert touched == web_enis
+    after = all_groups(lab)
+    assert [g[1] for g in after["web-1"][next(iter(web_enis))]] == ["guardduty-isolation"]
+    for name in [n for n in after if n != "web-1"]:
+        assert after[name] == before[name], name   # app-1 shares web-1's batch in a full run, not here
+
+
+def test_two_accounts_and_two_regions_in_one_run(lab, tmp_path):
+    """Any inventory works: here a static one, one account through its responder role, both in two regions."""
+    lab.reset("demo")
+    names = {"web-1": (ADMIN, "us-east-1", None), "api-1": (ADMIN, "eu-west-1", None),
+             "worker-1": (MEMBER, "us-east-1", MEMBER_ROLE), "idle-1": (MEMBER, "eu-west-1", MEMBER_ROLE)}
+    hosts = {}
+    for name, (account, region, role) in names.items():
+        hosts[name] = {"instance_id": lab.instance(name)["id"], "region": region, "account_id": account}
+        if role:
+            hosts[name]["responder_role_arn"] = role
+    inventory = tmp_path / "static.yml"
+    inventory.write_text(yaml.safe_dump({"all": {"children": {"compromised": {"hosts": hosts}}}}))
+    mark = lab.mark()
+    run = run_isolate(lab, dict(ONLY_NETWORK, incident_id="INC-2X2", isolate_public_ip=True), inventory=str(inventory))
+    journal = lab.journal(mark)
+    assert all(s["failures"] == 0 for s in run["stats"].values()) and sorted(run["stats"]) == sorted(names)
+    assert [e["params"].get("RoleArn") for e in responder_sessions(journal)] == [MEMBER_ROLE]
+    moved = {(e["account"], e["region"]) for e in journal if e["action"] == "ModifyNetworkInterfaceAttribute"}
+    assert moved == {(a, r) for a, r, _unused in names.values()}
+    assert len(batch_items(run, ISOLATION_TASK)) == 4
+    for name, (account, region, _unused) in names.items():
+        for eni_id, on in eni_groups(lab, name, account, region).items():
+            assert [g[1] for g in on] == ["guardduty-isolation"], (name, eni_id, on)
