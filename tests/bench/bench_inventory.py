@@ -24,7 +24,7 @@ import time
 from collections import Counter
 
 from tests.lab.generator import ACCOUNTS, REGIONS
-from tests.lab.pytest_plugin import LabClient, start_lab
+from tests.lab.pytest_plugin import LabClient, start_lab, stop_lab
 from tests.lab.scenario import LAB_CREDENTIALS, RESPONDER_ROLE
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
@@ -130,11 +130,7 @@ def main(argv=None):
         print(f"== written to {OUT.relative_to(REPO)}")
         return 0
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop_lab(proc)
 
 
 if __name__ == "__main__":
