@@ -8,11 +8,11 @@ PYTEST_WORKERS ?= 2
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: help bootstrap demo lab test sanity units lab-tests integration molecule lint changelog-lint bench bench-inventory lock clean
+.PHONY: help bootstrap demo lab test sanity units lab-tests integration molecule lint changelog-lint bench bench-inventory bench-isolate docs lock clean
 
 help:
 	@echo "make demo   - start the lab (demo scenario), run the main job against it, show what it did"
-	@echo "make test   - every test suite: sanity, units, lab, integration, molecule, lint"
+	@echo "make test   - every test suite: sanity, units, lab, integration, molecule, lint, reference docs"
 	@echo "make lab    - the lab in the foreground (SCENARIO=demo PORT=4566)"
 	@echo "make bench  - benchmarks, printed as ratios and written to .build/bench/"
 
@@ -47,8 +47,9 @@ test: bootstrap
 lab-tests: bootstrap
 	$(BIN)/python -m pytest -p tests.lab.pytest_plugin -n $(PYTEST_WORKERS) tests/lab_tests
 
+# --dist loadfile: a file's module-scoped fixtures (a whole playbook run sequence) run once, on one worker
 integration: bootstrap
-	$(BIN)/python -m pytest -p tests.lab.pytest_plugin -n $(PYTEST_WORKERS) tests/integration_lab
+	$(BIN)/python -m pytest -p tests.lab.pytest_plugin -n $(PYTEST_WORKERS) --dist loadfile --durations=15 tests/integration_lab
 
 # ansible-test in a built tree (.build/ansible-test/ansible_collections/...): see tests/tooling/ansible_test.sh,
 # which also lists the sanity tests that are skipped and why. ARGS passes options to ansible-test.
@@ -68,13 +69,33 @@ lint: bootstrap
 	$(BIN)/yamllint --strict .
 	$(BIN)/antsibull-changelog lint
 	$(BIN)/ansible-lint
+	$(BIN)/python -m tests.tooling.reference_docs --check
 
-bench: bootstrap bench-inventory
+# docs/reference/: one page per module, plugin and role, generated from their documentation (ansible-doc)
+docs: bootstrap
+	$(BIN)/python -m tests.tooling.reference_docs
+
+bench: bootstrap bench-inventory bench-isolate
 
 # The GuardDuty inventory beside amazon.aws.aws_ec2 on a generated lab (10,000 findings, 2 accounts x 4 regions):
 # printed as a ratio, written to .build/bench/inventory.json. BENCH_ARGS="--findings 2000 --rounds 1" for a quick one.
 bench-inventory: bootstrap
 	$(BIN)/python -m tests.bench.bench_inventory $(BENCH_ARGS)
+
+# Cloud Custodian pins its own boto3: it lives in its own venv, from the exact versions tested.
+BENCH_VENV := .build/bench-venv
+$(BENCH_VENV)/.installed: tests/bench/requirements-c7n.txt
+	@test -x $(BENCH_VENV)/bin/python || $(PYTHON) -m venv $(BENCH_VENV) || python3 -m venv $(BENCH_VENV)
+	$(BENCH_VENV)/bin/python -m pip install --quiet -r tests/bench/requirements-c7n.txt
+	touch $@
+
+# Network containment of N instances (1-3 ENIs, 2 accounts x 2 regions): the isolate playbook (evidence off
+# and on), ec2_isolation per batch, Cloud Custodian and a naive amazon.aws.ec2_eni playbook on the same lab,
+# then ours under EC2's token buckets beside their floor; CPU/RSS of the controller. Printed as ratios,
+# written to .build/bench/isolate.json (docs/benchmarks.md). BENCH_ISOLATE_ARGS="--sizes 50 --quick" is short.
+BENCH_ISOLATE_ARGS ?= $(BENCH_ARGS)
+bench-isolate: bootstrap $(BENCH_VENV)/.installed
+	$(BIN)/python -m tests.bench.bench_isolate $(BENCH_ISOLATE_ARGS)
 
 lock: $(BIN)/.installed
 	{ echo "# pip constraints: the full set resolved from requirements.txt on Python 3.11 (regenerate: make lock)"; \
