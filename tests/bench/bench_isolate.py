@@ -159,8 +159,8 @@ def create_their_groups(lab, resources):
     for (account, region), vpc_id in vpcs(resources).items():
         ec2 = lab.client("ec2", account, region)
         group_id = ec2.create_security_group(GroupName=THEIR_GROUP, Description="bench isolation", VpcId=vpc_id)["GroupId"]
-        ec2.revoke_security_group_egress(GroupId=group_id, IpPermissions=[{"IpProtocol": "-1",
-                                                                            "IpRanges": [{"CidrIp": "0.0.0.0/0"}]}])
+        everything_out = [{"IpProtocol": "-1", "IpRanges": [{"CidrIp": "0.0.0.0/0"}]}]
+        ec2.revoke_security_group_egress(GroupId=group_id, IpPermissions=everything_out)
         groups[(account, region)] = group_id
     return groups
 
