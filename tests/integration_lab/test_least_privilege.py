@@ -59,7 +59,7 @@ NOT_CALLED_BY_THE_DEMO = {
         "ec2:ReplaceIamInstanceProfileAssociation": "undoes isolate_credentials_profile_action: replace",
         "iam:PutRolePolicy": "rewrites the quarantine policy while other instances of the role stay quarantined",
         "iam:GetInstanceProfile": "an instance released with no credentials record: its current profile's role",
-        "iam:PassRole": "not a call: EC2 checks it on AssociateIamInstanceProfile, which the lab does not model",
+        "iam:PassRole": "not a call of its own: EC2 (and the lab) check it on AssociateIamInstanceProfile",
     },
 }
 # botocore service models holding each IAM prefix's operations

@@ -11,13 +11,14 @@ itself (COMPUTED_KEYS: aws:RequestedRegion, and for EC2 aws:TagKeys and aws:Requ
 and TagSpecification.N.Tag.M), with AWS's string, Null, IfExists and ForAllValues/ForAnyValue rules
 (an absent key fails StringEquals, passes ForAllValues and the negated operators). As in EC2, a create
 call with TagSpecification also needs ec2:CreateTags, evaluated with ec2:CreateAction set to the create
-call (a direct CreateTags call has no ec2:CreateAction).
+call (a direct CreateTags call has no ec2:CreateAction). As in EC2, associating an instance profile
+(AssociateIamInstanceProfile, ReplaceIamInstanceProfileAssociation) also needs iam:PassRole, evaluated
+with iam:PassedToService = ec2.amazonaws.com.
 
-Not evaluated: Resource ARNs, and conditions on any other key (aws:ResourceTag/*, ec2:CreateAction,
-iam:PassedToService, ...): such a condition counts as met, so an Allow statement applies whatever its
-resources, and a Deny applies only on Resource "*" with every condition computed and met. A run that
-passes here needs no action, and no tag key, beyond its policy; resource-level scoping is reviewed by
-reading the policy (docs/iam/README.md).
+Not evaluated: Resource ARNs, and conditions on any other key (aws:ResourceTag/*, ...): such a
+condition counts as met, so an Allow statement applies whatever its resources, and a Deny applies only
+on Resource "*" with every condition computed and met. A run that passes here needs no action, and no
+tag key, beyond its policy; resource-level scoping is reviewed by reading the policy (docs/iam/README.md).
 """
 
 import fnmatch
@@ -59,11 +60,8 @@ class IamEnforcement:
             return 403, "InvalidClientTokenId", "The security token included in the request is invalid."
         context = request_context(req)
         if evaluate(documents, action, context):
-            # Tags given at creation also need ec2:CreateTags, with ec2:CreateAction naming the create call
-            if not (req.protocol == "ec2" and any(k.startswith("TagSpecification.") for k in req.params or {})):
-                return None
-            action = "ec2:CreateTags"
-            if evaluate(documents, action, dict(context, **{"ec2:createaction": [req.action]})):
+            action = implied_action_denied(req, documents, context)
+            if action is None:
                 return None
         code = {"ec2": "UnauthorizedOperation"}.get(req.protocol) or (
             "AccessDenied" if req.protocol in ("query", "rest-xml") else "AccessDeniedException")
@@ -116,7 +114,24 @@ def _matches(patterns, action):
 
 
 # Condition keys computed from the request; a condition on another key is not evaluated (counts as met).
-COMPUTED_KEYS = ("aws:requestedregion", "aws:tagkeys", "aws:requesttag/", "ec2:createaction")
+COMPUTED_KEYS = ("aws:requestedregion", "aws:tagkeys", "aws:requesttag/", "ec2:createaction", "iam:passedtoservice")
+# EC2 calls that hand a role to EC2: the caller also needs iam:PassRole on the profile's role
+PASSES_ROLE_TO_EC2 = frozenset(["AssociateIamInstanceProfile", "ReplaceIamInstanceProfileAssociation"])
+def implied_action_denied(req, documents, context):
+    """The permission an allowed EC2 call also needs and the caller lacks, or None. Handing a role to EC2
+    needs iam:PassRole (iam:PassedToService ec2.amazonaws.com); tags given at creation need ec2:CreateTags,
+    with ec2:CreateAction naming the create call."""
+    if req.protocol != "ec2":
+        return None
+    if req.action in PASSES_ROLE_TO_EC2 and not evaluate(
+            documents, "iam:PassRole", dict(context, **{"iam:passedtoservice": ["ec2.amazonaws.com"]})):
+        return "iam:PassRole"
+    if any(k.startswith("TagSpecification.") for k in req.params or {}) and not evaluate(
+            documents, "ec2:CreateTags", dict(context, **{"ec2:createaction": [req.action]})):
+        return "ec2:CreateTags"
+    return None
+
+
 EC2_TAG_KEY = re.compile(r"^((?:TagSpecification\.\d+\.)?Tag\.\d+\.)Key$")
 
 

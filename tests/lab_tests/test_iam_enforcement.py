@@ -147,3 +147,37 @@ def test_tag_keys_and_tags_at_creation_are_enforced_on_the_wire(enforced):
     names = [g["GroupName"] for g in enforced.client("ec2").describe_security_groups(
         Filters=[{"Name": "vpc-id", "Values": [vpc]}])["SecurityGroups"]]
     assert "tagged" in names and "other" not in names
+
+
+def test_associating_an_instance_profile_needs_pass_role_to_ec2(enforced):
+    """AWS: AssociateIamInstanceProfile is refused (UnauthorizedOperation, naming iam:PassRole) unless the
+    caller may pass the profile's role to EC2; iam:PassedToService is ec2.amazonaws.com."""
+    operator = enforced.client("ec2")
+    instance_id = enforced.instance("healthy-1")["id"]
+    association = operator.describe_iam_instance_profile_associations(
+        Filters=[{"Name": "instance-id", "Values": [instance_id]}])["IamInstanceProfileAssociations"][0]
+    profile = {"Arn": association["IamInstanceProfile"]["Arn"]}
+    iam = enforced.client("iam")
+    associate = {"Effect": "Allow", "Action": ["ec2:AssociateIamInstanceProfile", "ec2:DisassociateIamInstanceProfile"],
+                 "Resource": "*"}
+
+    def user(name, *statements):
+        return _user_client(enforced, iam, name, {"Version": "2012-10-17", "Statement": [associate, *statements]}, "ec2")
+
+    without = user("no-pass-role")
+    to_lambda = user("pass-role-to-lambda", {"Effect": "Allow", "Action": "iam:PassRole", "Resource": "*",
+                                              "Condition": {"StringEquals": {"iam:PassedToService": "lambda.amazonaws.com"}}})
+    to_ec2 = user("pass-role-to-ec2", {"Effect": "Allow", "Action": "iam:PassRole", "Resource": "*",
+                                        "Condition": {"StringEquals": {"iam:PassedToService": "ec2.amazonaws.com"}}})
+    enforced.iam_enforcement(True)
+    without.disassociate_iam_instance_profile(AssociationId=association["AssociationId"])
+    for refused_client in (without, to_lambda):
+        with pytest.raises(botocore.exceptions.ClientError) as refused:
+            refused_client.associate_iam_instance_profile(IamInstanceProfile=profile, InstanceId=instance_id)
+        assert refused.value.response["Error"]["Code"] == "UnauthorizedOperation"
+        assert "iam:PassRole" in refused.value.response["Error"]["Message"]
+    to_ec2.associate_iam_instance_profile(IamInstanceProfile=profile, InstanceId=instance_id)
+    enforced.iam_enforcement(False)
+    states = [a["State"] for a in operator.describe_iam_instance_profile_associations(
+        Filters=[{"Name": "instance-id", "Values": [instance_id]}])["IamInstanceProfileAssociations"]]
+    assert "associated" in states or "associating" in states
