@@ -206,6 +206,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 try:
+    import botocore.config
     import botocore.exceptions
     # A timeout or a dropped connection (BotoCoreError) is an error of the call like any ClientError:
     # the ENI it concerned must not be left on the conversion group because of it.
@@ -427,7 +428,10 @@ def run(module):
     except isolation.PlanError as exc:
         module.fail_json(msg=str(exc))
 
-    client = module.client("ec2")
+    # The ENI moves of a batch share one client across max_concurrency threads: botocore's adaptive mode
+    # paces them to the rate EC2's token bucket allows, instead of each thread retrying into the throttle
+    # while an ENI sits on the open conversion group. A user's aws_config still overrides it.
+    client = module.client("ec2", config=botocore.config.Config(retries={"mode": "adaptive", "max_attempts": 10}))
     valid, bad = split_instance_ids(params["instance_ids"])
     problems = {i: f"{i}: {reason}" for i, reason in bad.items()}
     instances, enis, described_problems = describe_batch(module, client, valid) if valid else ({}, {}, {})
@@ -509,8 +513,10 @@ def run(module):
             module.warn(warning)
     if any_failed:
         failed_ids = [r["instance_id"] for r in results if r["error"]]
-        module.fail_json(msg=f"{len(failed_ids)} of {len(results)} instances failed: " +
-                         " | ".join(r["error"] for r in results if r["error"]), **output)
+        # Each error is prefixed with its instance: the ENI-level messages name only the interface.
+        module.fail_json(msg=f"{len(failed_ids)} of {len(results)} instances failed: " + " | ".join(
+            r["error"] if r["error"].startswith(r["instance_id"]) else f"{r['instance_id']}: {r['error']}"
+            for r in results if r["error"]), **output)
     module.exit_json(**output)
 
 
