@@ -343,24 +343,30 @@ class Isolation:
             # No answer: the move may have happened. Put the original groups back (idempotent) so the ENI is
             # not on the open group; isolation is retried on the next run.
             error = failure(eni_id, "ModifyNetworkInterfaceAttribute", exc) + " (moving to the conversion group)"
-            try:
-                ec2_network.set_interface_groups(self.client, eni_id, original)
+            refused = self.put_back(eni_id, original)
+            if refused is None:
                 return list(original), None, error + "; the ENI was put back on its original groups"
-            except AWS_ERRORS as exc2:
-                return None, None, (error + f"; putting it back failed too ({error_code(exc2)}): check that {eni_id} "
-                                    f"is not on the conversion group {conversion}")
+            return None, None, (error + f"; putting it back failed too ({refused}): check that {eni_id} "
+                                f"is not on the conversion group {conversion}")
         converted = time.monotonic()
         try:
             ec2_network.set_interface_groups(self.client, eni_id, [final])
             return [final], time.monotonic() - converted, None
         except AWS_ERRORS as exc:
             error = failure(eni_id, "ModifyNetworkInterfaceAttribute", exc) + " (moving to the isolation group)"
+        refused = self.put_back(eni_id, original)
+        if refused is None:
+            return list(original), time.monotonic() - converted, error + "; the ENI was put back on its original groups"
+        return [conversion], None, (error + f"; putting it back failed too ({refused}): the ENI is on the "
+                                    f"conversion group {conversion}, move it to {final} by hand")
+
+    def put_back(self, eni_id, original):
+        """Put the ENI back on its original groups; None, or AWS's error code when that fails too."""
         try:
             ec2_network.set_interface_groups(self.client, eni_id, original)
-            return list(original), time.monotonic() - converted, error + "; the ENI was put back on its original groups"
+            return None
         except AWS_ERRORS as exc:
-            return [conversion], None, (error + f"; putting it back failed too ({error_code(exc)}): the ENI is on the "
-                                        f"conversion group {conversion}, move it to {final} by hand")
+            return error_code(exc)
 
     def restore_interface(self, step):
         try:
