@@ -19,7 +19,11 @@ Contenders (each from the same freshly reset lab):
   ENI (forks 20 from ansible.cfg);
 - playbook_throttled: playbook_network again with the lab's EC2-like token buckets on (per account,
   region, service and category: mutating 200 burst / 5 per s, describes 100 / 20 per s), printed beside
-  the floor those buckets allow for the calls it made; module_throttled: the same for `module` (opt-in).
+  the floor those buckets allow for the calls it made; module_throttled: the same for `module` (opt-in);
+- playbook_latency, module_latency, c7n_latency: the same three with the lab answering each call after an
+  AWS-like answer time (--latency-ms, default 80-200 ms, uniform; tests/lab/faults.py). Without it moto
+  answers at once and the lab's own CPU per call (one process, about one core) is the bottleneck: a
+  contender's time is then about its call count, which is not how AWS behaves.
 
 Measured: wall time (process start included), AWS calls (lab journal) per action and per instance,
 CPU user+sys and peak RSS of the controller (the ansible-playbook / custodian process tree: wait4 rusage,
@@ -55,8 +59,10 @@ HERE = pathlib.Path(__file__).resolve().parent
 OUR_GROUP = "guardduty-isolation"
 OUR_CONVERSION_GROUP = "guardduty-isolation-conversion"
 THEIR_GROUP = "bench-isolation"
-ALL_CONTENDERS = ("playbook_network", "playbook_evidence", "module", "c7n", "naive", "playbook_throttled", "module_throttled")
-QUICK_CONTENDERS = ("playbook_network", "module", "c7n", "naive", "playbook_throttled")
+ALL_CONTENDERS = ("playbook_network", "playbook_evidence", "module", "c7n", "naive", "playbook_throttled",
+                  "module_throttled", "playbook_latency", "module_latency", "c7n_latency")
+QUICK_CONTENDERS = ("playbook_network", "module", "c7n", "naive", "playbook_throttled", "module_latency", "c7n_latency")
+LATENCY_MS = (80, 200)
 NETWORK_ONLY = {
     "isolate_preflight_summary": False, "isolate_protection": False, "isolate_snapshots": False,
     "isolate_evidence": False, "isolate_detach": False, "isolate_network": True, "isolate_public_ip": False,
@@ -259,8 +265,18 @@ def c7n_commands(lab, tmp, regions):
     return commands, env
 
 
-def run_contender(name, lab, scenario, enis, size, tmp, logs):
-    faults = {"token_buckets": True} if name.endswith("_throttled") else None
+def contender_faults(name, latency_ms):
+    if name.endswith("_throttled"):
+        return {"token_buckets": True}
+    if name.endswith("_latency"):
+        return {"latency_ms": list(latency_ms), "seed": 1}
+    return None
+
+
+def run_contender(name, lab, scenario, enis, size, tmp, logs, latency_ms=LATENCY_MS):
+    faults = contender_faults(name, latency_ms)
+    kind = name.removesuffix("_throttled").removesuffix("_latency")
+    kind = "playbook_network" if kind == "playbook" else kind
     started = time.perf_counter()
     resources = lab.reset(scenario, enis=enis)
     reset_seconds = time.perf_counter() - started
@@ -269,25 +285,25 @@ def run_contender(name, lab, scenario, enis, size, tmp, logs):
     incident = f"bench-{size}"
     extra = tmp / "vars.json"
     group_name = OUR_GROUP
-    if name in ("playbook_network", "playbook_throttled", "playbook_evidence"):
+    if kind in ("playbook_network", "playbook_evidence"):
         inventory = tmp / "ours.yml"
         ours_inventory(resources, inventory)
-        variables = dict(WITH_EVIDENCE if name == "playbook_evidence" else NETWORK_ONLY, incident_id=incident,
+        variables = dict(WITH_EVIDENCE if kind == "playbook_evidence" else NETWORK_ONLY, incident_id=incident,
                          isolate_evidence_dir=str(tmp / "evidence"))
         extra.write_text(json.dumps(variables))
         commands, env = [ansible_command(REPO / "playbooks" / "isolate.yml", inventory, extra)], ansible_env(lab)
-    elif name in ("module", "module_throttled"):
+    elif kind == "module":
         inventory = tmp / "module.yml"
         module_inventory(lab, resources, inventory)
         extra.write_text(json.dumps({"incident_id": incident}))
         commands, env = [ansible_command(HERE / "playbooks" / "module_isolate.yml", inventory, extra)], ansible_env(lab)
-    elif name == "naive":
+    elif kind == "naive":
         group_name = THEIR_GROUP
         inventory = tmp / "naive.yml"
         naive_inventory(lab, resources, create_their_groups(lab, resources), inventory)
         extra.write_text("{}")
         commands, env = [ansible_command(HERE / "playbooks" / "naive_isolate.yml", inventory, extra)], ansible_env(lab)
-    elif name == "c7n":
+    elif kind == "c7n":
         group_name = THEIR_GROUP
         create_their_groups(lab, resources)
         commands, env = c7n_commands(lab, tmp, sources)
@@ -309,8 +325,10 @@ def run_contender(name, lab, scenario, enis, size, tmp, logs):
             "peak_tree_pss_mb": round(tree_peak / 2**20, 1)},
         **calls_summary(journal, len(instances)),
     }
-    if faults:
+    if faults and "token_buckets" in faults:
         result["token_buckets"] = floor(journal, wall, fault_counts)
+    if faults and "latency_ms" in faults:
+        result["latency_ms"] = faults["latency_ms"]
     return result
 
 
@@ -380,6 +398,9 @@ def print_size(size, results):
         for other in ("c7n", "naive"):
             if ours in results and other in results:
                 ratios[f"{ours}_over_{other}"] = ratio(results[ours]["wall_seconds"], results[other]["wall_seconds"])
+    for ours in ("playbook_latency", "module_latency"):
+        if ours in results and "c7n_latency" in results:
+            ratios[f"{ours}_over_c7n_latency"] = ratio(results[ours]["wall_seconds"], results["c7n_latency"]["wall_seconds"])
     if "module" in results and "playbook_network" in results:
         ratios["playbook_network_over_module"] = ratio(results["playbook_network"]["wall_seconds"],
                                                        results["module"]["wall_seconds"])
@@ -387,7 +408,7 @@ def print_size(size, results):
         ratios["playbook_evidence_over_network"] = ratio(results["playbook_evidence"]["wall_seconds"],
                                                          results["playbook_network"]["wall_seconds"])
     for key, value in ratios.items():
-        print(f"   ratio {key} = {value}" + ("  (below 1: ours faster)" if key.endswith(("_c7n", "_naive")) else ""))
+        print(f"   ratio {key} = {value}" + ("  (below 1: ours faster)" if key.endswith(("_c7n", "_naive", "_c7n_latency")) else ""))
     for throttled in ("playbook_throttled", "module_throttled"):
         tb = results.get(throttled, {}).get("token_buckets")
         if not tb:
@@ -416,16 +437,19 @@ def main(argv=None):
     parser.add_argument("--enis", type=int, default=3, help="instances get 1..ENIS network interfaces (default 3)")
     parser.add_argument("--accounts", type=int, default=2)
     parser.add_argument("--regions", type=int, default=2)
+    parser.add_argument("--latency-ms", default=",".join(map(str, LATENCY_MS)),
+                        help="LOW,HIGH: the *_latency contenders' AWS-like answer time (default %(default)s)")
     parser.add_argument("--out", default=str(OUT), help=f"the JSON written (default {OUT.relative_to(REPO)})")
     args = parser.parse_args(argv)
     out = pathlib.Path(args.out).resolve()
     sizes = [int(s) for s in args.sizes.split(",") if s.strip()]
+    latency_ms = tuple(float(v) for v in args.latency_ms.split(","))
     contenders = (args.contenders.split(",") if args.contenders else
                   list(QUICK_CONTENDERS if args.quick else ALL_CONTENDERS))
     unknown = set(contenders) - set(ALL_CONTENDERS)
     if unknown:
         parser.error(f"unknown contenders: {', '.join(sorted(unknown))}")
-    if "c7n" in contenders:
+    if {"c7n", "c7n_latency"} & set(contenders):
         ensure_c7n()
     logs = OUT_DIR / "logs"
     logs.mkdir(parents=True, exist_ok=True)
@@ -435,7 +459,7 @@ def main(argv=None):
     output = {"sizes": {}, "machine": {"cpus": os.cpu_count(), "load_at_start": os.getloadavg(),
                                        "python": sys.version.split()[0]},
               "regions": REGIONS[:args.regions], "accounts": ACCOUNTS[:args.accounts], "enis_max": args.enis,
-              "forks": 20, "contenders": contenders,
+              "forks": 20, "contenders": contenders, "latency_ms": list(latency_ms),
               "note": "wall time includes process start; calls are answered (status < 400) lab journal entries"}
     try:
         for size in sizes:
@@ -444,7 +468,7 @@ def main(argv=None):
             for name in contenders:
                 with tempfile.TemporaryDirectory(prefix=f"bench-{name}-") as tmp:
                     print(f"   N={size} {name}: resetting the lab and running...", flush=True)
-                    results[name] = run_contender(name, lab, scenario, args.enis, size, pathlib.Path(tmp), logs)
+                    results[name] = run_contender(name, lab, scenario, args.enis, size, pathlib.Path(tmp), logs, latency_ms)
                     r = results[name]
                     print(f"   N={size} {name}: {r['wall_seconds']:.2f}s, {r['aws_calls']} calls, "
                           f"{r['enis_not_isolated']} ENIs not isolated, rc {r['rc']} (reset {r['reset_seconds']}s)", flush=True)

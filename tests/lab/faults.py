@@ -1,8 +1,12 @@
-"""Fault injection: EC2-like token buckets, random throttling and 5xx, forced errors.
+"""Fault injection: EC2-like token buckets, random throttling and 5xx, forced errors, API latency.
 
 EC2 throttles per account and region with a token bucket per action category: a bucket of
 capacity C refilled at R tokens a second, one token a call, `RequestLimitExceeded` when empty.
 Defaults follow EC2's documented buckets: mutating 200 / 5 per s, describes 100 / 20 per s.
+
+AWS answers an API call in tens to hundreds of milliseconds; moto answers at once, and then the lab's
+CPU per call is all a run measures. `latency_ms: [low, high]` holds each answer for a time drawn
+uniformly in that range (the request thread sleeps: concurrent calls overlap, as they do on AWS).
 """
 
 import random
@@ -53,6 +57,7 @@ class Faults:
                 "token_buckets": self._buckets_config(config.get("token_buckets")),
                 "forced": [dict(f, used=0) for f in config.get("forced", [])],
                 "services": config.get("services"),
+                "latency_ms": self._latency_config(config.get("latency_ms")),
             }
             self._random = random.Random(self.config["seed"])
             self._buckets = {}
@@ -67,6 +72,21 @@ class Faults:
         merged = {k: list(v) for k, v in DEFAULT_BUCKETS.items()}
         merged.update({k: list(v) for k, v in value.items()})
         return merged
+
+    @staticmethod
+    def _latency_config(value):
+        if not value:
+            return None
+        low, high = (float(v) for v in value)
+        if not 0 <= low <= high:
+            raise ValueError(f"latency_ms must be [low, high] with 0 <= low <= high, not {value!r}")
+        return [low, high]
+
+    def latency(self):
+        """Seconds to hold the next answer (0 without `latency_ms`)."""
+        with self._lock:
+            bounds = self.config["latency_ms"]
+            return self._random.uniform(*bounds) / 1000.0 if bounds else 0.0
 
     def describe(self):
         with self._lock:

@@ -1,5 +1,6 @@
 """The lab itself: scenarios, accounts, the journal and each fault mode."""
 
+import concurrent.futures
 import json
 import subprocess
 import sys
@@ -193,6 +194,26 @@ def test_token_buckets_are_per_account_and_region(demo):
     ec2_eu.create_tags(Resources=[demo.instance("api-1")["id"]], Tags=[{"Key": "a", "Value": "1"}])
     with pytest.raises(botocore.exceptions.ClientError):
         ec2_us.create_tags(Resources=[demo.instance("web-1")["id"]], Tags=[{"Key": "a", "Value": "2"}])
+
+
+def test_latency_holds_each_answer_within_the_range_and_concurrent_calls_overlap(demo):
+    demo.faults({"latency_ms": [1000, 1000]})
+    ec2 = demo.client("ec2")
+    started = time.monotonic()
+    with concurrent.futures.ThreadPoolExecutor(4) as pool:
+        list(pool.map(lambda _i: ec2.describe_vpcs(), range(4)))
+    assert time.monotonic() - started >= 1.0  # a lower bound: sleep never returns early
+    # The four holds overlap (each call is received before any is answered), as concurrent calls do
+    # on AWS: one slow caller does not stand in for many.
+    calls = demo.journal(action="DescribeVpcs")
+    assert len(calls) == 4
+    assert max(c["started"] for c in calls) < min(c["time"] for c in calls)
+    assert demo.faults()["latency_ms"] == [1000.0, 1000.0]
+
+
+def test_latency_rejects_a_reversed_range(demo):
+    with pytest.raises(Exception, match="latency_ms"):
+        demo.faults({"latency_ms": [200, 100]})
 
 
 def test_token_bucket_arithmetic():
