@@ -8,6 +8,7 @@ from ansible.errors import AnsibleFilterError
 
 from ansible_collections.cloudsec.guardduty.plugins.module_utils.batches import BatchError
 from ansible_collections.cloudsec.guardduty.plugins.module_utils.batches import account_batches as _account_batches
+from ansible_collections.cloudsec.guardduty.plugins.module_utils import batches as _batches
 from ansible_collections.cloudsec.guardduty.plugins.module_utils.batches import result_for as _result_for
 
 
@@ -22,6 +23,28 @@ def instance_result(results, instance_id):
     return _result_for(results, instance_id)
 
 
+def record_stage(record, stage, results):
+    return _batches.record_parts(record, stage, _batches.stage_parts(results))
+
+
+def record_parts(record, stage, parts):
+    return _batches.record_parts(record, stage, parts)
+
+
+def failed_instances(record):
+    return _batches.failed_instances(record)
+
+
+def remaining_batches(batches, record, hosts=None):
+    return _batches.remaining_batches(batches, record, hosts)
+
+
+def preflight_parts(batches, role_errors, callers, verify=True):
+    return _batches.preflight_parts(batches, role_errors, callers, verify)
+
+
 class FilterModule:
     def filters(self):
-        return {"account_batches": account_batches, "instance_result": instance_result}
+        return {"account_batches": account_batches, "instance_result": instance_result, "record_stage": record_stage,
+                "record_parts": record_parts, "failed_instances": failed_instances,
+                "remaining_batches": remaining_batches, "preflight_parts": preflight_parts}

@@ -101,3 +101,126 @@ def result_for(results, instance_id):
             return {"changed": False, "error": {"instance_id": instance_id, "action": "batch",
                                                 "message": item.get("msg") or "the batch failed"}}
     return None
+
+
+# -- the play-wide record ---------------------------------------------------------------------------
+# The roles keep one record for the whole play, {instance_id: {stage: part}}, set once per stage on one
+# host (run_once): per-host bookkeeping costs Ansible a task per host per stage, which at hundreds of
+# hosts is most of a run. A host reads its own part through the lazy `batches_results` variable.
+
+def batch_outcomes(results):
+    """(batch, result) for each batch a stage ran its module on, from what the stage registered.
+
+    `results` is a registered loop (or a list of them, one per leader host). An item is either the
+    module's result for a batch (item: the batch) or, for a module started in the background, the
+    async_status result whose item is the start's result (item: the batch); a start that failed or was
+    skipped left no job, and its own result stands for the batch.
+    """
+    registers = results if isinstance(results, list) else [results]
+    seen = set()
+    for register in registers:
+        if not isinstance(register, dict):
+            continue
+        items = register.get("results", [register])
+        for item in items:
+            if not isinstance(item, dict):
+                continue
+            result, batch = item, item.get("item")
+            if isinstance(batch, dict) and "instance_ids" not in batch and isinstance(batch.get("item"), dict):
+                start = batch
+                batch = start.get("item")
+                if item.get("skipped") or "ansible_job_id" not in start:
+                    result = start
+            if not isinstance(batch, dict) or "instance_ids" not in batch:
+                continue
+            key = (batch.get("account_id"), batch.get("region"), batch.get("role_arn"), tuple(batch["instance_ids"]))
+            if key in seen:  # run_once registers the same loop on every host
+                continue
+            seen.add(key)
+            yield batch, result
+
+
+def stage_parts(results):
+    """{instance_id: part} for every instance of every batch the stage ran on (see result_for)."""
+    parts = {}
+    for batch, result in batch_outcomes(results):
+        if result.get("skipped"):
+            continue
+        for instance_id in batch["instance_ids"]:
+            part = result_for([result], instance_id)
+            if part is None and instance_id in batch["instance_ids"]:
+                part = {"changed": False, "error": {"instance_id": instance_id, "action": "batch",
+                                                    "message": result.get("msg") or "the batch failed"}}
+            parts[instance_id] = part
+    return parts
+
+
+def record_parts(record, stage, parts):
+    """The play-wide record with `parts` ({instance_id: part}) kept under `stage`; a new dict."""
+    updated = dict(record or {})
+    for instance_id, part in (parts or {}).items():
+        if part is None:
+            continue
+        updated[instance_id] = dict(updated.get(instance_id) or {}, **{stage: part})
+    return updated
+
+
+def error_text(error):
+    """One line for a part's error: a string, or {action, code, message} as the modules return it."""
+    if isinstance(error, dict):
+        words = [str(error.get("action") or ""), str(error.get("code") or ""), str(error.get("message") or error)]
+        return " ".join(w for w in words if w)
+    return str(error)
+
+
+def instance_failure(record, instance_id):
+    """'STAGE failed: CAUSE' for the first stage of the instance's record with an error, else None."""
+    for stage, part in ((record or {}).get(instance_id) or {}).items():
+        if isinstance(part, dict) and part.get("error"):
+            return f"{stage} failed: {error_text(part['error'])}"
+    return None
+
+
+def failed_instances(record):
+    """{instance_id: 'STAGE failed: CAUSE'} for every instance of the record with a failed stage."""
+    failures = {i: instance_failure(record, i) for i in (record or {})}
+    return {i: message for i, message in failures.items() if message}
+
+
+def remaining_batches(batches, record, hosts=None):
+    """The batches without the instances whose record has a failed stage, and, given `hosts` (the hosts
+    still in the play), without the instances of the other hosts; empty batches dropped."""
+    in_play = set(hosts) if hosts is not None else None
+    remaining = []
+    for batch in batches or []:
+        ids = [i for i in batch["instance_ids"] if instance_failure(record, i) is None
+               and (in_play is None or batch["hosts"][i] in in_play)]
+        if ids:
+            remaining.append(dict(batch, instance_ids=ids, hosts={i: batch["hosts"][i] for i in ids}))
+    return remaining
+
+
+def preflight_parts(batches, role_errors, callers, verify):
+    """{instance_id: preflight part} for every instance: the role used, the caller proven, or why not.
+
+    `role_errors` is {role_arn: why it could not be assumed}; `callers` the registered
+    sts:GetCallerIdentity loop over the batches (each result: account, arn, or msg).
+    """
+    by_key = {(b.get("account_id"), b.get("region"), b.get("role_arn"), tuple(b["instance_ids"])): r
+              for b, r in batch_outcomes(callers or [])}
+    parts = {}
+    for batch in batches or []:
+        identity = by_key.get((batch.get("account_id"), batch.get("region"), batch.get("role_arn"),
+                               tuple(batch["instance_ids"]))) or {}
+        role_arn = batch.get("role_arn")
+        error = None
+        if role_arn and role_arn in (role_errors or {}):
+            error = f"cannot assume {role_arn}: {role_errors[role_arn]}"
+        elif verify and identity.get("account") is None:
+            error = f"sts:GetCallerIdentity in {batch['region']} failed: {identity.get('msg') or 'no answer'}"
+        elif verify and batch.get("account_id") and str(identity["account"]) != str(batch["account_id"]):
+            error = f"the credentials are account {identity['account']}'s, the instance is in account {batch['account_id']}"
+        for instance_id in batch["instance_ids"]:
+            parts[instance_id] = {"changed": False, "account_id": batch.get("account_id") or identity.get("account"),
+                                  "role_arn": role_arn, "caller_arn": identity.get("arn"), "error": error}
+    return parts

@@ -61,6 +61,18 @@ def batch_items(run, name):
     return [item for host in task(run, name).values() for item in host.get("results", []) if not item.get("skipped")]
 
 
+def static_inventory(lab, tmp_path, names):
+    """A static inventory of the named demo instances, {name: (account, region, responder role or None)}."""
+    hosts = {}
+    for name, (account, region, role) in names.items():
+        hosts[name] = {"instance_id": lab.instance(name)["id"], "region": region, "account_id": account}
+        if role:
+            hosts[name]["responder_role_arn"] = role
+    inventory = tmp_path / "static.yml"
+    inventory.write_text(yaml.safe_dump({"all": {"children": {"compromised": {"hosts": hosts}}}}))
+    return inventory
+
+
 def run_isolate(lab, extra_vars, **kwargs):
     kwargs.setdefault("inventory", INVENTORY)
     kwargs.setdefault("limit", "compromised")
@@ -243,13 +255,7 @@ def test_two_accounts_and_two_regions_in_one_run(lab, tmp_path):
     lab.reset("demo")
     names = {"web-1": (ADMIN, "us-east-1", None), "api-1": (ADMIN, "eu-west-1", None),
              "worker-1": (MEMBER, "us-east-1", MEMBER_ROLE), "idle-1": (MEMBER, "eu-west-1", MEMBER_ROLE)}
-    hosts = {}
-    for name, (account, region, role) in names.items():
-        hosts[name] = {"instance_id": lab.instance(name)["id"], "region": region, "account_id": account}
-        if role:
-            hosts[name]["responder_role_arn"] = role
-    inventory = tmp_path / "static.yml"
-    inventory.write_text(yaml.safe_dump({"all": {"children": {"compromised": {"hosts": hosts}}}}))
+    inventory = static_inventory(lab, tmp_path, names)
     mark = lab.mark()
     run = run_isolate(lab, dict(ONLY_NETWORK, incident_id="INC-2X2", isolate_public_ip=True), inventory=str(inventory))
     journal = lab.journal(mark)
@@ -261,3 +267,39 @@ def test_two_accounts_and_two_regions_in_one_run(lab, tmp_path):
     for name, (account, region, _unused) in names.items():
         for eni_id, on in eni_groups(lab, name, account, region).items():
             assert [g[1] for g in on] == ["guardduty-isolation"], (name, eni_id, on)
+
+
+def test_an_account_whose_responder_role_does_not_exist_fails_only_its_own_hosts_by_name(lab, tmp_path):
+    """Bad input: the wrong role for one member account. AWS refuses the AssumeRole (AccessDenied): that
+    account's hosts fail, each naming its instance, the preflight and the role; nothing is changed there;
+    the other account's instances are isolated all the same, and the report says what happened to both."""
+    lab.reset("demo")
+    wrong_role = f"arn:aws:iam::{MEMBER}:role/NoSuchResponder"
+    names = {"web-1": (ADMIN, "us-east-1", None), "worker-1": (MEMBER, "us-east-1", wrong_role),
+             "idle-1": (MEMBER, "eu-west-1", wrong_role)}
+    inventory = static_inventory(lab, tmp_path, names)
+    before = {name: eni_groups(lab, name, account, region) for name, (account, region, _r) in names.items()}
+    mark = lab.mark()
+    run = run_isolate(lab, dict(ONLY_NETWORK, incident_id="INC-ROLE", isolate_report=True,
+                                isolate_report_dir=str(tmp_path / "reports")), inventory=str(inventory), expect_rc=(2,))
+    journal = lab.journal(mark)
+
+    assert run["stats"]["web-1"]["failures"] == 0
+    failed = task(run, "Batches | fail the instances whose stage failed")
+    for name in ("worker-1", "idle-1"):
+        assert run["stats"][name]["failures"] == 1, run["stats"]
+        message = failed[name]["msg"]
+        assert message.startswith(f"{name} ({lab.instance(name)['id']}): preflight failed: cannot assume {wrong_role}"), message
+        assert "AccessDenied" in message or "not authorized" in message, message
+        assert eni_groups(lab, name, *names[name][:2]) == before[name]
+    assert not [e for e in writes(journal) if e["account"] == MEMBER], "nothing may change in the account without a role"
+    assert [e["outcome"] for e in responder_sessions(journal)] == ["AccessDenied"]  # assumed once, not per host
+    for eni_id, on in eni_groups(lab, "web-1", ADMIN, "us-east-1").items():
+        assert [g[1] for g in on] == ["guardduty-isolation"], (eni_id, on)
+    report = json.loads(next((tmp_path / "reports").rglob("*.json")).read_text())
+    rows = {row["host"]: row for row in report["instances"]}
+    assert rows["worker-1"]["stages"]["preflight"]["status"] == "failed", rows["worker-1"]["stages"]
+    assert [e["stage"] for e in rows["worker-1"]["errors"]] == ["preflight"]
+    assert f"cannot assume {wrong_role}" in rows["worker-1"]["errors"][0]["message"]
+    assert "isolation" not in rows["worker-1"]["stages"]
+    assert rows["web-1"]["stages"]["isolation"]["status"] == "changed" and rows["web-1"]["errors"] == []

@@ -23,7 +23,7 @@ from moto.moto_api._internal.models import moto_api_backend
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
 from werkzeug.serving import make_server
 
-from tests.lab import fixes, protocol
+from tests.lab import fixes, protocol, sts_roles
 from tests.lab.faults import Faults
 from tests.lab.guardduty import GuardDutyLab
 from tests.lab.iam_enforcement import IamEnforcement
@@ -77,6 +77,12 @@ class Lab:
             status, code, message = denied
             status, headers, body = protocol.error_response(req, status, code, message)
             self.journal.record(req, status, code, started, injected="iam")
+            return _respond(start_response, status, headers, body)
+        missing = sts_roles.check(req)
+        if missing is not None:
+            status, code, message = missing
+            status, headers, body = protocol.error_response(req, status, code, message)
+            self.journal.record(req, status, code, started)
             return _respond(start_response, status, headers, body)
         fault = self.faults.check(req)
         if fault is not None:

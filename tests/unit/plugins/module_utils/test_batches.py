@@ -1,5 +1,6 @@
 import pytest
 
+from ansible_collections.cloudsec.guardduty.plugins.module_utils import batches
 from ansible_collections.cloudsec.guardduty.plugins.module_utils.batches import BatchError, account_batches, result_for
 
 ROLE_A = "arn:aws:iam::111122223333:role/GuardDutyResponder"
@@ -71,3 +72,72 @@ def test_result_for_reads_list_shaped_instances_as_ec2_isolation_returns_them():
                                              {"instance_id": "i-2", "state": "failed", "error": "boom"}]}]}
     assert result_for(registered, "i-2") == {"instance_id": "i-2", "state": "failed", "error": "boom"}
     assert result_for(registered, "i-1")["state"] == "isolated"
+
+
+# -- the play-wide record ---------------------------------------------------------------------------
+BATCH_US = {"account_id": "123456789012", "region": "us-east-1", "role_arn": None,
+            "instance_ids": ["i-1", "i-2"], "hosts": {"i-1": "web", "i-2": "api"}}
+BATCH_EU = {"account_id": "111122223333", "region": "eu-west-1", "role_arn": ROLE_A,
+            "instance_ids": ["i-3"], "hosts": {"i-3": "w1"}}
+
+
+def leader_registers(*items):
+    """What record.yml reads: each batch leader's registered loop (non-leaders registered nothing)."""
+    return [{"results": [item]} for item in items] + [{"results": [], "skipped": True}]
+
+
+def test_stage_parts_take_each_instance_from_its_batch_and_blame_the_batch_when_it_failed_whole():
+    ok = {"item": BATCH_US, "changed": True, "instances": [{"instance_id": "i-1", "changed": True, "error": None},
+                                                           {"instance_id": "i-2", "changed": False, "error": "i-2: gone"}]}
+    failed = {"item": BATCH_EU, "failed": True, "msg": "AccessDenied: sts"}
+    parts = batches.stage_parts(leader_registers(ok, failed))
+    assert parts["i-1"] == {"instance_id": "i-1", "changed": True, "error": None}
+    assert parts["i-2"]["error"] == "i-2: gone"
+    assert parts["i-3"] == {"changed": False, "error": {"instance_id": "i-3", "action": "batch", "message": "AccessDenied: sts"}}
+
+
+def test_stage_parts_leave_out_batches_the_stage_skipped_and_read_a_duplicated_loop_once():
+    skipped = {"item": BATCH_EU, "skipped": True, "false_condition": "pending | length > 0"}
+    ok = {"item": BATCH_US, "instances": {"i-1": {"changed": False}, "i-2": {"changed": True}}}
+    parts = batches.stage_parts([{"results": [ok, skipped]}, {"results": [ok, skipped]}])
+    assert parts == {"i-1": {"changed": False}, "i-2": {"changed": True}}
+
+
+def test_record_keeps_stages_in_order_and_failures_name_the_first_failed_stage():
+    record = batches.record_parts({}, "preflight", {"i-1": {"error": None}, "i-2": {"error": None}})
+    record = batches.record_parts(record, "isolation", {
+        "i-1": {"changed": True, "error": None},
+        "i-2": {"changed": False, "error": {"action": "ec2:ModifyNetworkInterfaceAttribute", "code": "UnauthorizedOperation",
+                                            "message": "not allowed"}}})
+    record = batches.record_parts(record, "tags", {"i-2": {"error": "later"}, "i-9": None})
+    assert list(record["i-2"]) == ["preflight", "isolation", "tags"]
+    assert "i-9" not in record
+    assert batches.instance_failure(record, "i-1") is None
+    assert batches.instance_failure(record, "i-2") == (
+        "isolation failed: ec2:ModifyNetworkInterfaceAttribute UnauthorizedOperation not allowed")
+    assert batches.instance_failure(record, "i-404") is None
+    assert batches.failed_instances(record) == {"i-2": batches.instance_failure(record, "i-2")}
+
+
+def test_remaining_batches_drop_failed_instances_hosts_out_of_the_play_and_empty_batches():
+    record = {"i-1": {"isolation": {"error": "i-1: refused"}}, "i-2": {"isolation": {"error": None}}}
+    assert batches.remaining_batches([BATCH_US, BATCH_EU], record) == [
+        dict(BATCH_US, instance_ids=["i-2"], hosts={"i-2": "api"}), BATCH_EU]
+    assert batches.remaining_batches([BATCH_US, BATCH_EU], record, hosts=["api"]) == [
+        dict(BATCH_US, instance_ids=["i-2"], hosts={"i-2": "api"})]
+
+
+@pytest.mark.parametrize("role_errors, caller, verify, error", [
+    ({}, {"account": "111122223333", "arn": "arn:aws:sts::111122223333:assumed-role/GuardDutyResponder/s"}, True, None),
+    ({ROLE_A: "AccessDenied"}, {}, True, f"cannot assume {ROLE_A}: AccessDenied"),
+    ({}, {"failed": True, "msg": "could not connect"}, True, "sts:GetCallerIdentity in eu-west-1 failed: could not connect"),
+    ({}, {"account": "999999999999", "arn": "arn:aws:iam::999999999999:user/x"}, True,
+     "the credentials are account 999999999999's, the instance is in account 111122223333"),
+    ({}, None, False, None),
+])
+def test_preflight_parts_say_why_an_instance_cannot_be_worked_on(role_errors, caller, verify, error):
+    callers = leader_registers(dict(caller, item=BATCH_EU)) if caller is not None else []
+    parts = batches.preflight_parts([BATCH_EU], role_errors, callers, verify)
+    assert parts["i-3"]["error"] == error
+    assert parts["i-3"]["role_arn"] == ROLE_A
+    assert parts["i-3"]["account_id"] == "111122223333"
