@@ -141,17 +141,26 @@ def batch_outcomes(results):
 
 
 def stage_parts(results):
-    """{instance_id: part} for every instance of every batch the stage ran on (see result_for)."""
+    """{instance_id: part} for the instances of the batches the stage ran on, from the module's results.
+
+    A result without per-instance results is the batch's failure before any instance's own work (the
+    stages register with failed_when: false, so `failed` cannot tell): every instance of the batch gets
+    its message. A result that has them but does not mention an instance was not asked about it (the
+    modules answer for every instance they are given): no part (evidence already captured, for one).
+    """
     parts = {}
     for batch, result in batch_outcomes(results):
         if result.get("skipped"):
             continue
+        instances = result.get("instances") or {}
+        if isinstance(instances, list):
+            instances = {i.get("instance_id"): i for i in instances if isinstance(i, dict)}
         for instance_id in batch["instance_ids"]:
-            part = result_for([result], instance_id)
-            if part is None and instance_id in batch["instance_ids"]:
-                part = {"changed": False, "error": {"instance_id": instance_id, "action": "batch",
-                                                    "message": result.get("msg") or "the batch failed"}}
-            parts[instance_id] = part
+            if instance_id in instances:
+                parts[instance_id] = instances[instance_id]
+            elif not instances:
+                parts[instance_id] = {"changed": False, "error": {"instance_id": instance_id, "action": "batch",
+                                                                  "message": result.get("msg") or "the batch failed"}}
     return parts
 
 

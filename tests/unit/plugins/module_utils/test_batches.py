@@ -103,6 +103,20 @@ def test_stage_parts_leave_out_batches_the_stage_skipped_and_read_a_duplicated_l
     assert parts == {"i-1": {"changed": False}, "i-2": {"changed": True}}
 
 
+def test_stage_parts_give_no_part_to_an_instance_a_successful_call_was_not_asked_about():
+    # evidence: i-2 was captured earlier for the incident, so only i-1 was passed to the module
+    ok = {"item": BATCH_US, "changed": True, "instances": {"i-1": {"changed": True, "path": "/e/i-1"}}}
+    assert batches.stage_parts(leader_registers(ok)) == {"i-1": {"changed": True, "path": "/e/i-1"}}
+    # failed for i-1 (registered with failed_when: false, so `failed` is false): still no part for i-2
+    refused = dict(ok, failed=False, msg="1 of 1 instances failed", instances={"i-1": {"error": "i-1: refused"}})
+    assert batches.stage_parts(leader_registers(refused)) == {"i-1": {"error": "i-1: refused"}}
+    # a call that failed before any per-instance work (ec2_isolation answers instances=[]): the whole batch
+    early = {"item": BATCH_US, "failed": False, "failed_when_result": False, "msg": "DescribeSecurityGroups: throttled",
+             "instances": []}
+    assert {i: p["error"]["message"] for i, p in batches.stage_parts(leader_registers(early)).items()} == {
+        "i-1": "DescribeSecurityGroups: throttled", "i-2": "DescribeSecurityGroups: throttled"}
+
+
 def test_record_keeps_stages_in_order_and_failures_name_the_first_failed_stage():
     record = batches.record_parts({}, "preflight", {"i-1": {"error": None}, "i-2": {"error": None}})
     record = batches.record_parts(record, "isolation", {
