@@ -303,3 +303,28 @@ def test_an_account_whose_responder_role_does_not_exist_fails_only_its_own_hosts
     assert f"cannot assume {wrong_role}" in rows["worker-1"]["errors"][0]["message"]
     assert "isolation" not in rows["worker-1"]["stages"]
     assert rows["web-1"]["stages"]["isolation"]["status"] == "changed" and rows["web-1"]["errors"] == []
+
+
+def test_a_second_wave_in_the_same_incident_keeps_the_earlier_evidence_and_captures_the_new(lab, tmp_path):
+    """web-1 is contained with its evidence first; app-1 (same account and region, so the same batch) is
+    reported later in the same incident. The second run captures app-1 only, records web-1's earlier
+    capture, and fails neither (an instance the evidence module was not given has no error of its batch)."""
+    lab.reset("demo")
+    extra = dict(ONLY_NETWORK, incident_id="INC-WAVE", isolate_evidence=True, isolate_evidence_screenshot=False,
+                 isolate_evidence_dir=str(tmp_path / "evidence"), isolate_report=True,
+                 isolate_report_dir=str(tmp_path / "reports"))
+    first = run_isolate(lab, extra, limit="web-1")
+    assert first["stats"]["web-1"]["failures"] == 0
+    web_capture = sorted((tmp_path / "evidence").rglob("manifest.json"))
+    assert len(web_capture) == 1 and lab.instance("web-1")["id"] in str(web_capture[0])
+
+    second = run_isolate(lab, extra, limit="web-1,app-1")
+    assert all(s["failures"] == 0 for s in second["stats"].values()), second["stats"]
+    captures = sorted((tmp_path / "evidence").rglob("manifest.json"))
+    assert len(captures) == 2 and web_capture[0] in captures   # web-1's first capture kept, not redone
+    report = json.loads(next((tmp_path / "reports").rglob("*.json")).read_text())
+    rows = {row["host"]: row for row in report["instances"]}
+    assert rows["web-1"]["stages"]["evidence"]["result"]["note"].startswith("captured earlier"), rows["web-1"]["stages"]
+    assert rows["app-1"]["stages"]["evidence"]["status"] == "changed", rows["app-1"]["stages"]
+    for name in ("web-1", "app-1"):
+        assert rows[name]["errors"] == [] and rows[name]["stages"]["isolation"]["status"] in ("changed", "ok")
