@@ -73,6 +73,15 @@ def account_batches(hosts, hostvars, size=None):
     return batches
 
 
+def instances_of(result):
+    """A module result's per-instance answers as {instance_id: part}."""
+    instances = result.get("instances") or {}
+    if isinstance(instances, list):
+        # ec2_isolation returns a list of {"instance_id": ...} in the order given
+        instances = {i.get("instance_id"): i for i in instances if isinstance(i, dict)}
+    return instances
+
+
 def result_for(results, instance_id):
     """The per-instance part of batched module results (a registered loop, or one result).
 
@@ -89,10 +98,7 @@ def result_for(results, instance_id):
     for item in items:
         if not isinstance(item, dict) or item.get("skipped"):
             continue
-        instances = item.get("instances") or {}
-        if isinstance(instances, list):
-            # ec2_isolation returns a list of {"instance_id": ...} in the order given
-            instances = {i.get("instance_id"): i for i in instances if isinstance(i, dict)}
+        instances = instances_of(item)
         if instance_id in instances:
             return instances[instance_id]
         batch = item.get("item") or {}
@@ -108,35 +114,28 @@ def result_for(results, instance_id):
 # host (run_once): per-host bookkeeping costs Ansible a task per host per stage, which at hundreds of
 # hosts is most of a run. A host reads its own part through the lazy `batches_results` variable.
 
+def batch_key(batch):
+    return batch.get("account_id"), batch.get("region"), batch.get("role_arn"), tuple(batch["instance_ids"])
+
+
 def batch_outcomes(results):
     """(batch, result) for each batch a stage ran its module on, from what the stage registered.
 
-    `results` is a registered loop (or a list of them, one per leader host). An item is either the
-    module's result for a batch (item: the batch) or, for a module started in the background, the
-    async_status result whose item is the start's result (item: the batch); a start that failed or was
-    skipped left no job, and its own result stands for the batch.
+    `results` is a registered loop over batches_loop, or a list of them (one per batch's first host); each
+    item is the module's result for a batch, the batch as its `item`.
     """
     registers = results if isinstance(results, list) else [results]
     seen = set()
     for register in registers:
         if not isinstance(register, dict):
             continue
-        items = register.get("results", [register])
-        for item in items:
-            if not isinstance(item, dict):
-                continue
-            result, batch = item, item.get("item")
-            if isinstance(batch, dict) and "instance_ids" not in batch and isinstance(batch.get("item"), dict):
-                start = batch
-                batch = start.get("item")
-                if item.get("skipped") or "ansible_job_id" not in start:
-                    result = start
+        for result in register.get("results", [register]):
+            batch = result.get("item") if isinstance(result, dict) else None
             if not isinstance(batch, dict) or "instance_ids" not in batch:
                 continue
-            key = (batch.get("account_id"), batch.get("region"), batch.get("role_arn"), tuple(batch["instance_ids"]))
-            if key in seen:  # run_once registers the same loop on every host
+            if batch_key(batch) in seen:  # the same batch read from two registers
                 continue
-            seen.add(key)
+            seen.add(batch_key(batch))
             yield batch, result
 
 
@@ -152,9 +151,7 @@ def stage_parts(results):
     for batch, result in batch_outcomes(results):
         if result.get("skipped"):
             continue
-        instances = result.get("instances") or {}
-        if isinstance(instances, list):
-            instances = {i.get("instance_id"): i for i in instances if isinstance(i, dict)}
+        instances = instances_of(result)
         for instance_id in batch["instance_ids"]:
             if instance_id in instances:
                 parts[instance_id] = instances[instance_id]
@@ -215,12 +212,10 @@ def preflight_parts(batches, role_errors, callers, verify):
     `role_errors` is {role_arn: why it could not be assumed}; `callers` the registered
     sts:GetCallerIdentity loop over the batches (each result: account, arn, or msg).
     """
-    by_key = {(b.get("account_id"), b.get("region"), b.get("role_arn"), tuple(b["instance_ids"])): r
-              for b, r in batch_outcomes(callers or [])}
+    identities = {batch_key(b): r for b, r in batch_outcomes(callers or [])}
     parts = {}
     for batch in batches or []:
-        identity = by_key.get((batch.get("account_id"), batch.get("region"), batch.get("role_arn"),
-                               tuple(batch["instance_ids"]))) or {}
+        identity = identities.get(batch_key(batch)) or {}
         role_arn = batch.get("role_arn")
         error = None
         if role_arn and role_arn in (role_errors or {}):
