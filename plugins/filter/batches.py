@@ -35,8 +35,16 @@ def failed_instances(record):
     return _batches.failed_instances(record)
 
 
-def remaining_batches(batches, record, hosts=None):
-    return _batches.remaining_batches(batches, record, hosts)
+def remaining_batches(batches, record, hosts=None, by_leader=False):
+    return _batches.remaining_batches(batches, record, hosts, by_leader=bool(by_leader))
+
+
+def batch_leaders(batches):
+    return _batches.batch_leaders(batches)
+
+
+def run_failures(placed, remaining, failures):
+    return _batches.run_failures(placed, remaining, failures)
 
 
 def preflight_parts(batches, role_errors, callers, verify=True):
@@ -47,4 +55,5 @@ class FilterModule:
     def filters(self):
         return {"account_batches": account_batches, "instance_result": instance_result, "record_stage": record_stage,
                 "record_parts": record_parts, "failed_instances": failed_instances,
-                "remaining_batches": remaining_batches, "preflight_parts": preflight_parts}
+                "remaining_batches": remaining_batches, "preflight_parts": preflight_parts,
+                "batch_leaders": batch_leaders, "run_failures": run_failures}

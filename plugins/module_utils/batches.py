@@ -193,17 +193,56 @@ def failed_instances(record):
     return {i: message for i, message in failures.items() if message}
 
 
-def remaining_batches(batches, record, hosts=None):
-    """The batches without the instances whose record has a failed stage, and, given `hosts` (the hosts
-    still in the play), without the instances of the other hosts; empty batches dropped."""
+def batch_leader(batch):
+    """The host that runs a batch's module calls: the one it was given (`leader`), else its first host."""
+    return batch.get("leader") or next(iter(batch["hosts"].values()))
+
+
+def batch_leaders(batches):
+    """{leader host: batch}: what each host looks up to find the batch it runs (batches_loop)."""
+    return {batch_leader(batch): batch for batch in batches or []}
+
+
+def remaining_batches(batches, record, hosts=None, by_leader=False):
+    """The batches without the instances whose record has a failed stage; empty batches dropped.
+
+    Given `hosts` (the hosts still in the play): by default the instances of the other hosts are left
+    out too, and the first host left leads the batch. With `by_leader` (a play of the batches' leaders
+    only, the other hosts are not in it) a batch keeps its leader, and is dropped when that leader has
+    left the play: roles/batches `tasks_from: outcome` then fails its instances as unfinished.
+    """
     in_play = set(hosts) if hosts is not None else None
     remaining = []
     for batch in batches or []:
+        leader = batch_leader(batch)
+        if by_leader and in_play is not None and leader not in in_play:
+            continue
         ids = [i for i in batch["instance_ids"] if instance_failure(record, i) is None
-               and (in_play is None or batch["hosts"][i] in in_play)]
+               and (by_leader or in_play is None or batch["hosts"][i] in in_play)]
         if ids:
-            remaining.append(dict(batch, instance_ids=ids, hosts={i: batch["hosts"][i] for i in ids}))
+            kept = dict(batch, instance_ids=ids, hosts={i: batch["hosts"][i] for i in ids})
+            if by_leader:
+                kept["leader"] = leader
+            else:
+                kept.pop("leader", None)
+            remaining.append(kept)
     return remaining
+
+
+def run_failures(placed, remaining, failures):
+    """{instance_id: why} for every instance placed in a batch that did not finish: its stage failure, or,
+    for an instance that left the batches without one (its batch's leader left the play), that the run
+    stopped before its batch's stages ended. Nothing for the instances still in `remaining`."""
+    still = {i for batch in remaining or [] for i in batch["instance_ids"]}
+    unfinished = {}
+    for batch in placed or []:
+        for instance_id in batch["instance_ids"]:
+            if instance_id in (failures or {}):
+                unfinished[instance_id] = failures[instance_id]
+            elif instance_id not in still:
+                unfinished[instance_id] = (f"not finished: the run stopped on {batch_leader(batch)}, the host running "
+                                           "its batch, before the batch's stages ended")
+    return unfinished
 
 
 def preflight_parts(batches, role_errors, callers, verify):

@@ -25,7 +25,8 @@ Contenders (each from the same freshly reset lab):
   answers at once and the lab's own CPU per call (one process, about one core) is the bottleneck: a
   contender's time is then about its call count, which is not how AWS behaves.
 
-Measured: wall time (process start included), AWS calls (lab journal) per action and per instance,
+Measured: wall time (process start included), the time to contain (start to the last ENI moved, from
+the lab journal: the containment itself, before the run's bookkeeping), AWS calls (lab journal) per action and per instance,
 CPU user+sys and peak RSS of the controller (the ansible-playbook / custodian process tree: wait4 rusage,
 and /proc sampled every 0.25 s for the tree's summed PSS). Results are printed and written to
 .build/bench/isolate.json. A benchmark, not a test: nothing asserts a timing; a contender that leaves an
@@ -312,13 +313,15 @@ def run_contender(name, lab, scenario, enis, size, tmp, logs, latency_ms=LATENCY
     if faults:
         lab.faults(faults)
     mark = lab.mark()
+    epoch_started = time.time()  # the journal's clock: when the last ENI moved, counted from the start
     wall, rcs, cpu, maxrss, tree_peak = run_processes(commands, env, str(logs / f"{name}-{size}"))
     journal = lab.journal(since=mark)
     fault_counts = lab.faults().get("counts", {}) if faults else {}
     lab.faults({})
     wrong = check_isolated(lab, resources, group_name)
     result = {
-        "wall_seconds": round(wall, 3), "reset_seconds": round(reset_seconds, 1), "rc": rcs,
+        "wall_seconds": round(wall, 3), "contained_seconds": contained_seconds(journal, epoch_started),
+        "reset_seconds": round(reset_seconds, 1), "rc": rcs,
         "instances": len(instances), "enis": sum(len(i["enis"]) for i in instances.values()),
         "enis_not_isolated": len(wrong), "controller": {
             "cpu_seconds": round(cpu, 2), "max_rss_one_process_mb": round(maxrss / 2**20, 1),
@@ -333,6 +336,13 @@ def run_contender(name, lab, scenario, enis, size, tmp, logs, latency_ms=LATENCY
 
 
 # -- journal arithmetic ---------------------------------------------------------------------------
+def contained_seconds(journal, epoch_started):
+    """From the start to the last answered ModifyNetworkInterfaceAttribute: when the network containment
+    was done, before the run's bookkeeping (record, tags, report, recap)."""
+    moves = [e["time"] for e in journal if e["action"] == "ModifyNetworkInterfaceAttribute" and e["status"] < 400]
+    return round(max(moves) - epoch_started, 3) if moves else None
+
+
 def calls_summary(journal, instances):
     ok = [e for e in journal if e["status"] < 400]
     by_action = Counter(f"{e['service']}:{e['action']}" for e in ok)
@@ -383,11 +393,12 @@ def ratio(a, b):
 def print_size(size, results):
     print(f"\n== N={size}: {results[next(iter(results))]['instances']} instances, "
           f"{results[next(iter(results))]['enis']} ENIs, 2 accounts x 2 regions")
-    print(f"   {'contender':19s} {'wall s':>8s} {'calls':>7s} {'calls/inst':>10s} {'not isol.':>9s} "
+    print(f"   {'contender':19s} {'wall s':>8s} {'contained s':>11s} {'calls':>7s} {'calls/inst':>10s} {'not isol.':>9s} "
           f"{'cpu s':>7s} {'rss MB':>7s} {'tree PSS':>8s}  rc")
     for name, r in results.items():
         c = r["controller"]
-        print(f"   {name:19s} {r['wall_seconds']:8.2f} {r['aws_calls']:7d} {r['calls_per_instance']:10.2f} "
+        contained = f"{r['contained_seconds']:11.2f}" if r.get("contained_seconds") is not None else f"{'-':>11s}"
+        print(f"   {name:19s} {r['wall_seconds']:8.2f} {contained} {r['aws_calls']:7d} {r['calls_per_instance']:10.2f} "
               f"{r['enis_not_isolated']:9d} {c['cpu_seconds']:7.1f} {c['max_rss_one_process_mb']:7.1f} "
               f"{c['peak_tree_pss_mb']:8.1f}  {r['rc']}")
     for name, r in results.items():
@@ -401,6 +412,12 @@ def print_size(size, results):
     for ours in ("playbook_latency", "module_latency"):
         if ours in results and "c7n_latency" in results:
             ratios[f"{ours}_over_c7n_latency"] = ratio(results[ours]["wall_seconds"], results["c7n_latency"]["wall_seconds"])
+    # the network containment itself: from the start to the last ENI moved, beside Custodian's
+    for ours, theirs in (("playbook_network", "c7n"), ("module", "c7n"), ("playbook_latency", "c7n_latency"),
+                         ("module_latency", "c7n_latency")):
+        if ours in results and theirs in results:
+            ratios[f"{ours}_contained_over_{theirs}"] = ratio(results[ours].get("contained_seconds"),
+                                                              results[theirs].get("contained_seconds"))
     if "module" in results and "playbook_network" in results:
         ratios["playbook_network_over_module"] = ratio(results["playbook_network"]["wall_seconds"],
                                                        results["module"]["wall_seconds"])

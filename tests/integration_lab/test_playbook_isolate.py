@@ -328,3 +328,64 @@ def test_a_second_wave_in_the_same_incident_keeps_the_earlier_evidence_and_captu
     assert rows["app-1"]["stages"]["evidence"]["status"] == "changed", rows["app-1"]["stages"]
     for name in ("web-1", "app-1"):
         assert rows[name]["errors"] == [] and rows[name]["stages"]["isolation"]["status"] in ("changed", "ok")
+
+
+def test_a_batch_goes_on_when_its_leaders_own_instance_cannot_be_contained(lab, tmp_path):
+    """The playbook runs each batch's stages on its leader (its first host) in a play of the leaders only.
+    app-1 leads the batch (first in the inventory) and its instance is terminated: isolation fails for app-1
+    alone, the leader still runs the later stage (credentials) for web-1, and only app-1's host fails, naming
+    its instance."""
+    lab.reset("demo")
+    names = {"app-1": (ADMIN, "us-east-1", None), "web-1": (ADMIN, "us-east-1", None)}
+    inventory = static_inventory(lab, tmp_path, names)
+    app_id, web_id = lab.instance("app-1")["id"], lab.instance("web-1")["id"]
+    lab.client("ec2", ADMIN, "us-east-1").terminate_instances(InstanceIds=[app_id])
+    mark = lab.mark()
+    run = run_isolate(lab, dict(ONLY_NETWORK, incident_id="INC-LEADER", isolate_credentials=True, isolate_report=True,
+                                isolate_report_dir=str(tmp_path / "reports")), inventory=str(inventory), expect_rc=(2,))
+    journal = lab.journal(mark)
+
+    assert sorted(run["stats"]) == ["app-1", "web-1"]   # the recap lists every host, not only the leader
+    assert run["stats"]["app-1"]["failures"] == 1 and run["stats"]["web-1"]["failures"] == 0, run["stats"]
+    assert list(task(run, ISOLATION_TASK)) == ["app-1"]   # the leaders' play: the batch's module calls on app-1 only
+    credentials = batch_items(run, "Contain | cut the instance credentials (ec2_instance_credentials)")
+    assert [item["item"]["instance_ids"] for item in credentials] == [[web_id]]
+    failed = task(run, "Batches | fail the instances whose stage failed")
+    assert failed["app-1"]["msg"].startswith(f"app-1 ({app_id}): isolation failed:"), failed["app-1"]["msg"]
+    assert "terminated" in failed["app-1"]["msg"], failed["app-1"]["msg"]
+    web_groups = [g[1] for on in eni_groups(lab, "web-1", ADMIN, "us-east-1").values() for g in on]
+    assert web_groups == ["guardduty-isolation"] * len(lab.instance("web-1")["enis"])
+    assert not [e for e in writes(journal) if app_id in json.dumps(e["params"])]
+    report = json.loads(next((tmp_path / "reports").rglob("*.json")).read_text())
+    rows = {row["host"]: row for row in report["instances"]}
+    assert [e["stage"] for e in rows["app-1"]["errors"]] == ["isolation"] and "credentials" not in rows["app-1"]["stages"]
+    assert rows["web-1"]["errors"] == [] and {"isolation", "credentials"} <= set(rows["web-1"]["stages"])
+
+
+def test_a_batch_whose_leader_fails_outside_the_stages_fails_all_its_hosts_as_not_finished(lab, tmp_path):
+    """Bad input: a stage switch that cannot be templated (an undefined variable) on web-1, the leader of the
+    us-east-1 batch. The stages' include fails on web-1, which leaves the leaders' play before any stage:
+    app-1, in the same batch, was never worked on and must not pass as contained. It fails by name as not
+    finished; api-1's batch (eu-west-1) is isolated all the same. (An option the module task cannot template
+    is the module's failure instead: recorded as the batch's error, every host of the batch failed with it.)"""
+    lab.reset("demo")
+    names = {"api-1": (ADMIN, "eu-west-1", None), "app-1": (ADMIN, "us-east-1", None), "web-1": (ADMIN, "us-east-1", None)}
+    inventory = static_inventory(lab, tmp_path, names)
+    hosts = yaml.safe_load(inventory.read_text())
+    # app-1 sorts first, but web-1 leads: the inventory's order makes the leader, and web-1 comes first here
+    ordered = {name: hosts["all"]["children"]["compromised"]["hosts"][name] for name in ("api-1", "web-1", "app-1")}
+    ordered["web-1"]["isolate_subnet_containment"] = "{{ no_such_variable }}"
+    inventory.write_text(yaml.safe_dump({"all": {"children": {"compromised": {"hosts": ordered}}}}, sort_keys=False))
+    before = eni_groups(lab, "app-1", ADMIN, "us-east-1")
+    run = run_isolate(lab, ONLY_NETWORK, inventory=str(inventory), expect_rc=(2,))
+
+    assert run["stats"]["api-1"]["failures"] == 0 and run["stats"]["web-1"]["failures"] == 1, run["stats"]
+    assert run["stats"]["app-1"]["failures"] == 1, run["stats"]
+    failed = task(run, "Batches | fail the instances whose stage failed")
+    assert failed["app-1"]["msg"] == (f"app-1 ({lab.instance('app-1')['id']}): not finished: the run stopped on web-1, "
+                                      "the host running its batch, before the batch's stages ended"), failed["app-1"]
+    assert "no_such_variable" in task(run, "Isolate | stages")["web-1"]["msg"]
+    assert "web-1" not in task(run, ISOLATION_TASK)
+    assert eni_groups(lab, "app-1", ADMIN, "us-east-1") == before
+    for on in eni_groups(lab, "api-1", ADMIN, "eu-west-1").values():
+        assert [g[1] for g in on] == ["guardduty-isolation"], on

@@ -141,6 +141,36 @@ def test_remaining_batches_drop_failed_instances_hosts_out_of_the_play_and_empty
         dict(BATCH_US, instance_ids=["i-2"], hosts={"i-2": "api"})]
 
 
+def test_batch_leaders_map_each_batch_to_its_leader_or_first_host():
+    assert batches.batch_leaders([BATCH_US, BATCH_EU]) == {"web": BATCH_US, "w1": BATCH_EU}
+    led = dict(BATCH_US, instance_ids=["i-2"], hosts={"i-2": "api"}, leader="web")
+    assert batches.batch_leaders([led]) == {"web": led}
+    assert batches.batch_leaders(None) == {}
+
+
+def test_remaining_batches_by_leader_keep_the_leader_and_drop_a_batch_whose_leader_left():
+    # the leaders' play: only "web" and "w1" are in it; web's own instance failed isolation
+    record = {"i-1": {"isolation": {"error": "i-1: refused"}}}
+    left = batches.remaining_batches([BATCH_US, BATCH_EU], record, hosts=["web", "w1"], by_leader=True)
+    assert left == [dict(BATCH_US, instance_ids=["i-2"], hosts={"i-2": "api"}, leader="web"), dict(BATCH_EU, leader="w1")]
+    assert batches.batch_leaders(left) == {"web": left[0], "w1": left[1]}   # still run by web, not by api
+    # w1 left the play (a task failed on it): its batch goes, and api's instance is kept though api is not in the play
+    assert batches.remaining_batches(left, record, hosts=["web"], by_leader=True) == [left[0]]
+    # the play of every host: a batch from the leaders' play is led again by its first host left
+    assert batches.remaining_batches(left, record, hosts=["api"]) == [dict(BATCH_US, instance_ids=["i-2"], hosts={"i-2": "api"})]
+
+
+def test_run_failures_give_every_unfinished_instance_a_cause():
+    failures = {"i-1": "isolation failed: i-1: refused"}
+    left = [dict(BATCH_US, instance_ids=["i-2"], hosts={"i-2": "api"}, leader="web")]   # EU's leader w1 left
+    assert batches.run_failures([BATCH_US, BATCH_EU], left, failures) == {
+        "i-1": "isolation failed: i-1: refused",
+        "i-3": "not finished: the run stopped on w1, the host running its batch, before the batch's stages ended"}
+    assert batches.run_failures([BATCH_US, BATCH_EU], [BATCH_US, BATCH_EU], {}) == {}
+    # nothing came back from the leaders at all: every instance is unfinished
+    assert set(batches.run_failures([BATCH_US, BATCH_EU], [], {})) == {"i-1", "i-2", "i-3"}
+
+
 @pytest.mark.parametrize("role_errors, caller, verify, error", [
     ({}, {"account": "111122223333", "arn": "arn:aws:sts::111122223333:assumed-role/GuardDutyResponder/s"}, True, None),
     ({ROLE_A: "AccessDenied"}, {}, True, f"cannot assume {ROLE_A}: AccessDenied"),
