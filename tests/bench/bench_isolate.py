@@ -330,6 +330,9 @@ def run_contender(name, lab, scenario, enis, size, tmp, logs, latency_ms=LATENCY
     }
     if faults and "token_buckets" in faults:
         result["token_buckets"] = floor(journal, wall, fault_counts)
+        floor_s = result["token_buckets"]["floor_seconds"]
+        result["token_buckets"]["ratio_contained_over_floor"] = (round(result["contained_seconds"] / floor_s, 3)
+                                                                 if floor_s and result["contained_seconds"] else None)
     if faults and "latency_ms" in faults:
         result["latency_ms"] = faults["latency_ms"]
     return result
@@ -432,7 +435,8 @@ def print_size(size, results):
             continue
         print(f"   token buckets, {throttled}: floor {tb['floor_seconds']}s ({tb['slowest_bucket']}, {tb['calls_in_slowest_bucket']} "
               f"calls), AWS window {tb['aws_window_seconds']}s, wall {tb['wall_seconds']}s: window/floor "
-              f"{tb['ratio_window_over_floor']}, wall/floor {tb['ratio_wall_over_floor']}; "
+              f"{tb['ratio_window_over_floor']}, contained/floor {tb.get('ratio_contained_over_floor')}, "
+              f"wall/floor {tb['ratio_wall_over_floor']}; "
               f"{tb['throttled_answers']} throttled answers, "
               f"{results[throttled]['enis_not_isolated']} ENIs not isolated, rc {results[throttled]['rc']}")
     return ratios
