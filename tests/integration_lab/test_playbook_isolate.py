@@ -390,3 +390,27 @@ def test_a_batch_whose_leader_fails_outside_the_stages_fails_all_its_hosts_as_no
     assert eni_groups(lab, "app-1", ADMIN, "us-east-1") == before
     for on in eni_groups(lab, "api-1", ADMIN, "eu-west-1").values():
         assert [g[1] for g in on] == ["guardduty-isolation"], on
+
+
+def test_the_outcome_read_from_a_leader_that_failed_is_still_the_whole_runs(lab, tmp_path):
+    """The last play reads the play-wide record from the first leader. Here that leader (api-1, whose
+    eu-west-1 batch sorts first) fails its options check early; the records written after it left still
+    reach it (run-once facts go to every host of the play, failed or not), so app-1's later isolation
+    failure fails app-1, and web-1 passes."""
+    lab.reset("demo")
+    names = {"api-1": (ADMIN, "eu-west-1", None), "app-1": (ADMIN, "us-east-1", None), "web-1": (ADMIN, "us-east-1", None)}
+    inventory = static_inventory(lab, tmp_path, names)
+    hosts = yaml.safe_load(inventory.read_text())["all"]["children"]["compromised"]["hosts"]
+    ordered = {name: hosts[name] for name in ("web-1", "app-1", "api-1")}   # the first play checks web-1's options
+    ordered["api-1"]["isolate_subnet_containment"] = "{{ no_such_variable }}"
+    inventory.write_text(yaml.safe_dump({"all": {"children": {"compromised": {"hosts": ordered}}}}, sort_keys=False))
+    app_id = lab.instance("app-1")["id"]
+    lab.client("ec2", ADMIN, "us-east-1").terminate_instances(InstanceIds=[app_id])
+    run = run_isolate(lab, ONLY_NETWORK, inventory=str(inventory), expect_rc=(2,))
+
+    assert run["stats"]["api-1"]["failures"] == 1 and run["stats"]["web-1"]["failures"] == 0, run["stats"]
+    assert run["stats"]["app-1"]["failures"] == 1, run["stats"]
+    failed = task(run, "Batches | fail the instances whose stage failed")
+    assert failed["app-1"]["msg"] == f"app-1 ({app_id}): isolation failed: {app_id}: instance is terminated", failed["app-1"]
+    for on in eni_groups(lab, "web-1", ADMIN, "us-east-1").values():
+        assert [g[1] for g in on] == ["guardduty-isolation"], on
