@@ -26,8 +26,8 @@ Contenders (each from the same freshly reset lab):
   contender's time is then about its call count, which is not how AWS behaves.
 
 Measured: wall time (process start included), the time to contain (start to the last ENI moved, from
-the lab journal: the containment itself, before the run's bookkeeping), AWS calls (lab journal) per action and per instance,
-CPU user+sys and peak RSS of the controller (the ansible-playbook / custodian process tree: wait4 rusage,
+the lab journal: the containment itself, before the run's bookkeeping), AWS calls (lab journal) per
+action and per instance, CPU user+sys and peak RSS of the controller (the ansible-playbook / custodian process tree: wait4 rusage,
 and /proc sampled every 0.25 s for the tree's summed PSS). Results are printed and written to
 .build/bench/isolate.json. A benchmark, not a test: nothing asserts a timing; a contender that leaves an
 ENI unisolated is reported as such.
