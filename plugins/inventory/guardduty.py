@@ -66,8 +66,8 @@ options:
     description:
       - The role assumed in each account listed in O(accounts) to read its findings (and to check its
         instances), as a template where C({account_id}) is replaced by the account id and C({partition}) by
-        the partition of the current credentials (from the ARN C(sts:GetCallerIdentity) returns: V(aws),
-        V(aws-cn), V(aws-us-gov), V(aws-iso), V(aws-iso-b), V(aws-iso-e), V(aws-iso-f), V(aws-eusc)).
+        the partition of the current credentials, read from the ARN that C(sts:GetCallerIdentity) returns
+        (V(aws), V(aws-cn), V(aws-us-gov), V(aws-iso), V(aws-iso-b), V(aws-iso-e), V(aws-iso-f) or V(aws-eusc)).
     type: str
     default: "arn:{partition}:iam::{account_id}:role/GuardDutyResponder"
   use_current_credentials:
