@@ -20,6 +20,10 @@ _original = {}
 
 
 def _run_instances(self, image_id, count, user_data, security_group_names, **kwargs):
+    if "launch_config" in kwargs:
+        # An Auto Scaling group's own launch (moto's autoscaling passes launch_config): AWS's group places the
+        # subnet on the template's interface itself, so the RunInstances API's rule does not apply here.
+        return _original["run"](self, image_id, count, user_data, security_group_names, **kwargs)
     template_nics = []
     if kwargs.get("launch_template"):
         template_nics = self._get_template_from_args(kwargs["launch_template"]).data.get("NetworkInterfaces") or []
