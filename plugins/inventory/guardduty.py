@@ -65,9 +65,11 @@ options:
   account_role_arn:
     description:
       - The role assumed in each account listed in O(accounts) to read its findings (and to check its
-        instances), as a template where C({account_id}) is replaced by the account id.
+        instances), as a template where C({account_id}) is replaced by the account id and C({partition}) by
+        the partition of the current credentials, read from the ARN that C(sts:GetCallerIdentity) returns
+        (V(aws), V(aws-cn), V(aws-us-gov), V(aws-iso), V(aws-iso-b), V(aws-iso-e), V(aws-iso-f) or V(aws-eusc)).
     type: str
-    default: "arn:aws:iam::{account_id}:role/GuardDutyResponder"
+    default: "arn:{partition}:iam::{account_id}:role/GuardDutyResponder"
   use_current_credentials:
     description:
       - Read GuardDuty in the account of the current credentials (after O(assume_role_arn) if set).
@@ -77,10 +79,11 @@ options:
   responder_role_arn:
     description:
       - The role later tasks assume to act in each host's account, as a template where C({account_id})
-        is replaced by the host's account id; it becomes the C(responder_role_arn) host variable.
+        is replaced by the host's account id and C({partition}) by the partition of the current credentials
+        (as in O(account_role_arn)); it becomes the C(responder_role_arn) host variable.
       - An empty string sets C(responder_role_arn) to null (act with the current credentials).
     type: str
-    default: "arn:aws:iam::{account_id}:role/GuardDutyResponder"
+    default: "arn:{partition}:iam::{account_id}:role/GuardDutyResponder"
   min_severity:
     description: Ignore findings whose severity is below this value (GuardDuty severities go from 1 to 10).
     type: float
@@ -160,8 +163,8 @@ accounts:
   - "111122223333"
   - account_id: "444455556666"
     role_arn: arn:aws:iam::444455556666:role/SecurityAudit
-account_role_arn: "arn:aws:iam::{account_id}:role/GuardDutyResponder"
-responder_role_arn: "arn:aws:iam::{account_id}:role/GuardDutyResponder"
+account_role_arn: "arn:{partition}:iam::{account_id}:role/GuardDutyResponder"
+responder_role_arn: "arn:{partition}:iam::{account_id}:role/GuardDutyResponder"
 
 ---
 # Only backdoor and crypto-mining findings on production instances, named after their Name tag,
@@ -211,6 +214,7 @@ from ansible_collections.amazon.aws.plugins.plugin_utils.botocore import get_aws
 from ansible_collections.amazon.aws.plugins.plugin_utils.inventory import AWSInventoryBase
 
 from ansible_collections.cloudsec.guardduty.plugins.module_utils import findings as fnd
+from ansible_collections.cloudsec.guardduty.plugins.module_utils.arns import caller_partition
 from ansible_collections.cloudsec.guardduty.plugins.module_utils.instances import describe_instances
 from ansible_collections.cloudsec.guardduty.plugins.module_utils.instances import error_code
 
@@ -331,16 +335,16 @@ class InventoryModule(AWSInventoryBase):
             raise AnsibleError(f"{path}: {e}") from None
 
         cached, results = self.get_cached_result(path, cache)
-        if not cached:
-            results = self._query(selection)
+        if not cached or "partition" not in results:  # a cache written before the partition was kept
+            cached, results = False, self._query(selection)
         self._report(results["problems"], cached)
-        self._populate(results["hosts"])
+        self._populate(results["hosts"], results["partition"])
         self.update_cached_result(path, cache, results)
 
     # -- query --------------------------------------------------------------------------------------
 
     def _query(self, selection):
-        """{"hosts": [host], "problems": [message]}: plain data, what the cache stores."""
+        """{"hosts": [host], "problems": [message], "partition": the caller's}: plain data, what the cache stores."""
         problems = []
         workers = max(1, int(self.get_option("max_concurrency") or 1))
         with ThreadPoolExecutor(max_workers=workers) as pool:
@@ -377,26 +381,31 @@ class InventoryModule(AWSInventoryBase):
             hosts, _ignored = fnd.build_hosts(findings, selection)
             if self.get_option("check_instances") and hosts:
                 self._check_instances(pool, hosts, accounts, problems)
-        return {"hosts": [hosts[key] for key in sorted(hosts)], "problems": _merge_problems(problems)}
+        return {"hosts": [hosts[key] for key in sorted(hosts)], "problems": _merge_problems(problems),
+                "partition": self._partition}
 
     def _accounts(self, pool, problems):
         """{account id: credentials} for every account to read."""
         accounts = {}
+        base = self._base_credentials()
+        try:
+            # Always asked: its ARN gives the partition of every role ARN built from a template.
+            identity = _get_caller_identity(self._client(base, "sts", self._home_region()))
+            self._partition = caller_partition(identity)
+        except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as e:
+            self.fail_aws("GuardDuty inventory: cannot identify the current credentials", exception=e)
+        except ValueError as e:
+            raise AnsibleError(f"GuardDuty inventory: cannot read the partition of the current credentials: {e}") from None
         if self.get_option("use_current_credentials"):
-            base = self._base_credentials()
-            try:
-                identity = _get_caller_identity(self._client(base, "sts", self._home_region()))
-            except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as e:
-                self.fail_aws("GuardDuty inventory: cannot identify the current credentials", exception=e)
             accounts[identity["Account"]] = base
         template = self.get_option("account_role_arn")
         jobs = {}
         for entry in self.get_option("accounts") or []:
             if isinstance(entry, dict):
                 account = str(entry.get("account_id") or entry.get("id") or "")
-                role_arn = entry.get("role_arn") or fnd.responder_role_arn(template, account)
+                role_arn = entry.get("role_arn") or fnd.responder_role_arn(template, account, self._partition)
             else:
-                account, role_arn = str(entry), fnd.responder_role_arn(template, str(entry))
+                account, role_arn = str(entry), fnd.responder_role_arn(template, str(entry), self._partition)
             if not account:
                 raise AnsibleError(f"GuardDuty inventory: accounts entry {entry!r} has no account_id")
             if account not in accounts and account not in jobs:
@@ -488,7 +497,7 @@ class InventoryModule(AWSInventoryBase):
     def _describe_source(self, accounts, role_template, account, region, instance_ids):
         creds = accounts.get(account)
         if creds is None:
-            role_arn = fnd.responder_role_arn(role_template, account)
+            role_arn = fnd.responder_role_arn(role_template, account, self._partition)
             if not role_arn:
                 raise SourceProblem(account, region, "no credentials to check its instances (responder_role_arn is empty); "
                                     f"{len(instance_ids)} host(s) kept unchecked")
@@ -558,7 +567,7 @@ class InventoryModule(AWSInventoryBase):
         for message in problems:
             self.warn(message + (" [cached result]" if cached else ""))
 
-    def _populate(self, hosts):
+    def _populate(self, hosts, partition):
         prefix = self.get_option("hostvars_prefix") or ""
         role_template = self.get_option("responder_role_arn")
         strict = self.get_option("strict")
@@ -568,7 +577,7 @@ class InventoryModule(AWSInventoryBase):
         for name, host in named:
             for group in fnd.host_groups(host):
                 self.inventory.add_group(group)
-            hostvars = fnd.host_variables(host, prefix, role_template)
+            hostvars = fnd.host_variables(host, partition, prefix, role_template)
             self.inventory.add_host(name)
             for group in fnd.host_groups(host):
                 self.inventory.add_child(group, name)

@@ -11,8 +11,12 @@ Guards, all checked before anything is changed:
   - protection:   termination protection on means refuse, unless override_protection (then it is
                   recorded in a tag and turned off first).
 Replacement: through its Auto Scaling group (TerminateInstanceInAutoScalingGroup without decrementing
-the desired capacity, so the group launches a new one), else from the launch template it was launched
-from (RunInstances in the same subnet, tagged guardduty:replaces), else none ("no replacement source").
+the desired capacity, so the group launches a new one; an instance in Standby is no longer counted in the
+desired capacity, so none is launched and the result says so); none when isolate detached it from its
+group (the group launched the replacement then, as the detach record says); else from the launch template
+it was launched from (RunInstances in the same subnet, tagged guardduty:replaces: the subnet goes into the
+template's primary network interface when the template defines interfaces), else none ("no replacement
+source").
 """
 
 from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry
@@ -27,6 +31,11 @@ TEMPLATE_VERSION_TAG = "aws:ec2launchtemplate:version"
 ASG_TAG = "aws:autoscaling:groupName"
 FILTER_VALUES_MAX = 200
 NO_REPLACEMENT = "no replacement source: not in an Auto Scaling group and not launched from a launch template"
+# Fields of a launch template's network interface that RunInstances takes as they are. Fixed addresses and
+# an existing ENI are left out: they belong to the instance being replaced.
+INTERFACE_FIELDS = ("AssociatePublicIpAddress", "AssociateCarrierIpAddress", "DeleteOnTermination", "Description",
+                    "DeviceIndex", "Groups", "InterfaceType", "Ipv6AddressCount", "SecondaryPrivateIpAddressCount",
+                    "NetworkCardIndex", "SubnetId", "Ipv4PrefixCount", "Ipv6PrefixCount")
 
 
 def confirmed(confirm, instance_ids, incident_id):
@@ -47,22 +56,55 @@ def missing_evidence(instance, snapshots, incident_id):
     return [v["volume_id"] for v in attached_volumes(instance) if v["volume_id"] not in done]
 
 
-def replacement_source(instance, asg_name):
-    """{"kind": "autoscaling", "group"} | {"kind": "launch_template", "id", "version"} | None."""
+def detached_group(record):
+    """The Auto Scaling group isolate detached the instance from (asg_mode=detach, the desired capacity kept, so
+    the group launched a replacement), from a detach record as detach.read_tag_record decodes it; else None."""
+    asg = (record or {}).get("a")
+    return asg[0] if asg and len(asg) > 3 and asg[3] == "detach" else None
+
+
+def replacement_source(instance, asg_name, detached_from=None):
+    """{"kind": "autoscaling", "group"} | {"kind": "detached", "group"} | {"kind": "launch_template", "id",
+    "version"} | None."""
     tags = tag_dict(instance.get("Tags"))
     if asg_name:
         return {"kind": "autoscaling", "group": asg_name}
+    if detached_from:
+        return {"kind": "detached", "group": detached_from}
     if tags.get(TEMPLATE_ID_TAG):
         return {"kind": "launch_template", "id": tags[TEMPLATE_ID_TAG], "version": tags.get(TEMPLATE_VERSION_TAG) or "$Default"}
     return None
 
 
+def launch_network(subnet_id, template_interfaces):
+    """RunInstances parameters placing the replacement in `subnet_id`.
+
+    A template that defines network interfaces refuses an instance-level SubnetId (InvalidParameterCombination,
+    EC2 API reference RunInstances, SubnetId: "If you specify a network interface, you must specify any
+    subnets as part of the network interface"): the template's interfaces are given again, the subnet on the
+    primary one (DeviceIndex 0).
+    """
+    if not template_interfaces:
+        return {"SubnetId": subnet_id}
+    interfaces = []
+    for interface in template_interfaces:
+        spec = {k: interface[k] for k in INTERFACE_FIELDS if k in interface}
+        if int(spec.get("DeviceIndex") or 0) == 0:
+            spec["DeviceIndex"] = 0
+            if subnet_id:
+                spec["SubnetId"] = subnet_id
+        interfaces.append(spec)
+    return {"NetworkInterfaces": interfaces}
+
+
 def plan_eradicate(instance, incident_id, snapshots, asg_name, termination_protection, override_protection,
-                   replace, existing_replacement):
+                   replace, existing_replacement, asg_lifecycle_state=None, detached_from=None, template_interfaces=None):
     """(refusal message or None, calls, replacement) for one instance.
 
     existing_replacement: the id of a live instance already tagged guardduty:replaces=<this instance>
-    (a rerun after a failed terminate must not launch a second one).
+    (a rerun after a failed terminate must not launch a second one). asg_lifecycle_state: the instance's
+    state in its group (DescribeAutoScalingInstances). detached_from: the group isolate detached it from
+    (`detached_group`). template_interfaces: the NetworkInterfaces of its launch template version.
     """
     instance_id = instance["InstanceId"]
     missing = missing_evidence(instance, snapshots, incident_id)
@@ -76,17 +118,28 @@ def plan_eradicate(instance, incident_id, snapshots, asg_name, termination_prote
         # Recorded before it changes, on the instance (tags stay readable for a while after termination).
         calls.append(("CreateTags", {"Resources": [instance_id], "Tags": [{"Key": TAG_PROTECTION_WAS, "Value": "true"}]}))
         calls.append(("ModifyInstanceAttribute", {"InstanceId": instance_id, "DisableApiTermination": {"Value": False}}))
-    source = replacement_source(instance, asg_name) if replace else None
+    source = replacement_source(instance, asg_name, detached_from) if replace else None
     replacement = {"source": source, "instance_id": existing_replacement, "note": None}
     if source and source["kind"] == "autoscaling":
         calls.append(("TerminateInstanceInAutoScalingGroup", {"InstanceId": instance_id, "ShouldDecrementDesiredCapacity": False}))
-        replacement["note"] = f"Auto Scaling group {source['group']} launches the replacement"
+        if asg_lifecycle_state == "Standby":
+            # EnterStandby with ShouldDecrementDesiredCapacity=true took it out of the desired capacity (EC2 Auto
+            # Scaling API reference, EnterStandby); terminating without a decrement leaves the capacity as it
+            # is, so the group has nothing to replace (with a decrement it would scale in one more instance).
+            replacement["note"] = (f"the instance is in Standby in Auto Scaling group {source['group']}, outside its desired "
+                                   "capacity: terminating it without decrementing the capacity launches no replacement; "
+                                   "raise the group's desired capacity by 1 (SetDesiredCapacity) if one is needed")
+        else:
+            replacement["note"] = f"Auto Scaling group {source['group']} launches the replacement"
         return None, calls, replacement
+    if source and source["kind"] == "detached":
+        replacement["note"] = (f"isolate detached the instance from Auto Scaling group {source['group']} keeping its desired "
+                               "capacity, so the group already launched the replacement; none is launched here")
     if source and source["kind"] == "launch_template" and not existing_replacement:
         tags = [{"Key": TAG_REPLACES, "Value": instance_id}, {"Key": TAG_INCIDENT, "Value": incident_id}]
         calls.append(("RunInstances", {
             "LaunchTemplate": {"LaunchTemplateId": source["id"], "Version": str(source["version"])},
-            "SubnetId": instance.get("SubnetId"), "MinCount": 1, "MaxCount": 1,
+            **launch_network(instance.get("SubnetId"), template_interfaces), "MinCount": 1, "MaxCount": 1,
             # Idempotent across retries: a retried RunInstances with the same token launches nothing more.
             "ClientToken": f"guardduty-{instance_id}-{incident_id}"[:64],
             "TagSpecifications": [{"ResourceType": "instance", "Tags": tags}]}))
@@ -124,14 +177,14 @@ def _describe_asg_instances(client, **kwargs):
 
 
 def autoscaling_groups(autoscaling, instance_ids):
-    """{instance_id: Auto Scaling group name} for the instances in a group."""
+    """{instance_id: (Auto Scaling group name, lifecycle state)} for the instances in a group."""
     out = {}
     for start in range(0, len(instance_ids), 50):  # DescribeAutoScalingInstances takes at most 50 ids
         kwargs = {"InstanceIds": instance_ids[start:start + 50]}
         while True:
             page = _describe_asg_instances(autoscaling, **kwargs)
             for item in page.get("AutoScalingInstances", []):
-                out[item["InstanceId"]] = item["AutoScalingGroupName"]
+                out[item["InstanceId"]] = (item["AutoScalingGroupName"], item.get("LifecycleState"))
             if not page.get("NextToken"):
                 break
             kwargs["NextToken"] = page["NextToken"]
@@ -164,6 +217,18 @@ def existing_replacements(ec2, instance_ids):
                 break
             kwargs["NextToken"] = page["NextToken"]
     return out
+
+
+@AWSRetry.jittered_backoff(retries=10, delay=0.5, max_delay=20)
+def _describe_launch_template_versions(ec2, **kwargs):
+    return ec2.describe_launch_template_versions(**kwargs)
+
+
+def template_interfaces(ec2, template_id, version):
+    """The NetworkInterfaces of a launch template version ([] when it defines none)."""
+    versions = _describe_launch_template_versions(ec2, LaunchTemplateId=template_id, Versions=[str(version)])
+    data = (versions.get("LaunchTemplateVersions") or [{}])[0].get("LaunchTemplateData") or {}
+    return data.get("NetworkInterfaces") or []
 
 
 @AWSRetry.jittered_backoff(retries=10, delay=0.5, max_delay=20)

@@ -26,7 +26,7 @@ FILE_NETWORK_INTERFACES = "network-interfaces.json"
 FILE_VOLUMES = "volumes.json"
 FILE_ATTRIBUTES = "attributes.json"
 FILE_CONSOLE_OUTPUT = "console-output.txt"
-FILE_SCREENSHOT = "console-screenshot.png"
+FILE_SCREENSHOT = "console-screenshot.jpg"  # GetConsoleScreenshot returns a JPG (EC2 API reference)
 FILE_MANIFEST = "manifest.json"
 PATH_PART = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:@+=-]{0,127}$")
 FILTER_VALUES_MAX = 200

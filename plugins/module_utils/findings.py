@@ -22,6 +22,8 @@ import datetime
 import fnmatch
 import re
 
+from ansible_collections.cloudsec.guardduty.plugins.module_utils.arns import role_arn as arn_of_role
+
 GET_FINDINGS_BATCH = 50  # GetFindings accepts at most 50 ids a call
 LIST_FINDINGS_PAGE = 50  # ListFindings MaxResults is at most 50
 # ResourceType of the findings that can name an instance: "Instance", and the EC2 instance-credential
@@ -369,11 +371,12 @@ def instance_from_ec2(instance, account_id, region):
     }
 
 
-def responder_role_arn(template, account_id):
-    """The role later tasks assume to act in the host's account; None when no template is set."""
-    if not template:
-        return None
-    return template.format(account_id=account_id)
+def responder_role_arn(template, account_id, partition):
+    """The role later tasks assume to act in the host's account; None when no template is set.
+
+    `partition` fills {partition}: the caller's, from GetCallerIdentity's ARN (arns.py).
+    """
+    return arn_of_role(template, account_id, partition)
 
 
 def build_hosts(findings, selection):
@@ -448,10 +451,10 @@ def host_groups(host):
     return groups
 
 
-def host_variables(host, prefix="guardduty_", role_template=None):
+def host_variables(host, partition, prefix="guardduty_", role_template=None):
     """Host vars: everything under `prefix`, plus the plain keys later roles use to act on the host."""
     instance = host["instance"]
-    role_arn = responder_role_arn(role_template, instance["account_id"])
+    role_arn = responder_role_arn(role_template, instance["account_id"], partition)
     enis = instance["network_interfaces"]
     security_group_ids = []
     for nic in enis:

@@ -14,6 +14,7 @@ Decisions (`finding_state`, `plan_finding_updates`) are pure: GetFindings result
 
 from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry
 
+from ansible_collections.cloudsec.guardduty.plugins.module_utils.arns import caller_partition
 from ansible_collections.cloudsec.guardduty.plugins.module_utils.findings import GET_FINDINGS_BATCH
 from ansible_collections.cloudsec.guardduty.plugins.module_utils.findings import LIST_FINDINGS_PAGE
 from ansible_collections.cloudsec.guardduty.plugins.module_utils.findings import chunks
@@ -216,11 +217,14 @@ def _describe_malware_scans_page(client, **kwargs):
     return client.describe_malware_scans(**kwargs)
 
 
-def describe_malware_scans(client, detector_id, criteria=None, max_results=50, first_page_only=False):
-    """Scans matching the FilterCriterion list (ANDed), newest first; all pages unless `first_page_only`."""
+def describe_malware_scans(client, detector_id, criteria=None, max_results=50, first_page_only=False, sort=None):
+    """Scans matching the FilterCriterion list (AWS takes at most one), in `sort` order (SortCriteria);
+    all pages unless `first_page_only`."""
     kwargs = {"DetectorId": detector_id, "MaxResults": max_results}
     if criteria:
         kwargs["FilterCriteria"] = {"FilterCriterion": criteria}
+    if sort:
+        kwargs["SortCriteria"] = sort
     scans = []
     try:
         while True:
@@ -234,5 +238,7 @@ def describe_malware_scans(client, detector_id, criteria=None, max_results=50, f
 
 
 @retry
-def caller_account(sts_client):
-    return sts_client.get_caller_identity()["Account"]
+def caller_identity(sts_client):
+    """(account id, partition) of the caller: the partition from GetCallerIdentity's Arn (arns.py)."""
+    identity = sts_client.get_caller_identity()
+    return identity["Account"], caller_partition(identity)

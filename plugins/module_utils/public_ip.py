@@ -7,8 +7,12 @@
 The Elastic IPs of the whole batch are described in one DescribeAddresses call (by network interface),
 planned per instance by pure functions (`plan_disassociate`, `plan_reassociate`) and recorded in the
 instance tag `guardduty:eip-record` ([[allocation id, ENI, private IP], ...]) before any change.
-An auto-assigned public IPv4 address has no allocation: it cannot be removed without stopping the
-instance or changing the subnet, so it is reported per ENI as remaining exposure.
+An auto-assigned public IPv4 address has no allocation. Disassociating an Elastic IP gives the instance a
+new one when its primary ENI auto-assigns and it has a single ENI (EC2 User Guide, Public IPv4 addresses:
+"When you disassociate the Elastic IP address from your instance, it receives a new public IP address"). It
+is reported per ENI as remaining exposure, and on request (`plan_remove_auto_assigned`) removed from the
+primary ENI with ModifyNetworkInterfaceAttribute AssociatePublicIpAddress=false (botocore ec2 model: the
+option "will only apply to the primary network interface (eth0)").
 """
 
 from ansible_collections.cloudsec.guardduty.plugins.module_utils.detach import (
@@ -16,7 +20,7 @@ from ansible_collections.cloudsec.guardduty.plugins.module_utils.detach import (
 
 RECORD_TAG = "guardduty:eip-record"
 ENI_FILTER_BATCH = 200
-WRITE_ACTIONS = ("CreateTags", "DeleteTags", "DisassociateAddress", "AssociateAddress")
+WRITE_ACTIONS = ("CreateTags", "DeleteTags", "DisassociateAddress", "AssociateAddress", "ModifyNetworkInterfaceAttribute")
 
 
 def network_interfaces(instance):
@@ -48,10 +52,40 @@ def public_addresses(instance, addresses):
     return sorted(elastic, key=lambda a: (a["network_interface_id"], a["private_ip"] or "")), auto
 
 
-def exposure_notes(auto_assigned):
-    return [f"{a['network_interface_id']}: auto-assigned public IPv4 {a['public_ip']} (on {a['private_ip']}) cannot be removed "
-            "without stopping the instance or changing the subnet's auto-assign setting; the isolation security group already "
-            "blocks traffic to it" for a in auto_assigned]
+def primary_eni(instance):
+    enis = network_interfaces(instance)
+    return enis[0]["NetworkInterfaceId"] if enis else None
+
+
+def exposure_notes(auto_assigned, primary=None):
+    """One sentence per auto-assigned public IPv4 address: what it is and how it can go."""
+    notes = []
+    for a in auto_assigned:
+        if a["network_interface_id"] == primary:
+            how = ("remove it with remove_auto_assigned=true (ModifyNetworkInterfaceAttribute AssociatePublicIpAddress=false "
+                   "on the primary network interface)")
+        else:
+            how = ("AssociatePublicIpAddress=false applies only to the primary network interface, so it stays until the "
+                   "interface is detached or the instance stopped")
+        notes.append(f"{a['network_interface_id']}: auto-assigned public IPv4 {a['public_ip']} (on {a['private_ip']}); {how}; "
+                     "the isolation security group already blocks traffic to it")
+    return notes
+
+
+def gets_new_public_ip(instance, elastic):
+    """Whether removing these Elastic IPs can give the instance a new auto-assigned public IPv4: one on its primary
+    ENI, and a single ENI (EC2 User Guide, Public IPv4 addresses; it happens when that ENI auto-assigns)."""
+    primary = primary_eni(instance)
+    return len(network_interfaces(instance)) == 1 and any(a["network_interface_id"] == primary for a in elastic)
+
+
+def plan_remove_auto_assigned(instance, elastic, auto_assigned):
+    """ModifyNetworkInterfaceAttribute AssociatePublicIpAddress=false on the primary ENI, when it holds an
+    auto-assigned public IPv4 or will get one once its Elastic IP is gone; [] otherwise (reruns make no call)."""
+    primary = primary_eni(instance)
+    if primary and (any(a["network_interface_id"] == primary for a in auto_assigned) or gets_new_public_ip(instance, elastic)):
+        return [("ec2", "ModifyNetworkInterfaceAttribute", {"NetworkInterfaceId": primary, "AssociatePublicIpAddress": False})]
+    return []
 
 
 def plan_disassociate(instance_id, elastic, record, record_keys):

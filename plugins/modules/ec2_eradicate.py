@@ -20,10 +20,15 @@ description:
     C(guardduty:termination-protection-was=true) is written and the protection turned off first.
   - Replacement, when O(replace=true). An instance in an Auto Scaling group is terminated with
     C(TerminateInstanceInAutoScalingGroup) and C(ShouldDecrementDesiredCapacity=false), so the group launches a new
-    one; an instance launched from a launch template (tags C(aws:ec2launchtemplate:id) and
-    C(aws:ec2launchtemplate:version)) is replaced by C(RunInstances) from that template version in the same subnet,
-    tagged C(guardduty:replaces=<instance id>) (a rerun finds it and launches no second one); otherwise the result
-    says C(no replacement source).
+    one; an instance in C(Standby) there (the isolate role's O(cloudsec.guardduty.ec2_instance_detach#module:asg_mode=standby))
+    is outside the desired capacity, so the group launches none, and the note says so. An instance the isolate role
+    detached from its group (its C(guardduty:detach-record) says C(asg_mode=detach)) is not replaced again, since the group
+    launched the replacement when it was detached. An instance launched from a launch template (tags
+    C(aws:ec2launchtemplate:id) and C(aws:ec2launchtemplate:version)) is replaced by C(RunInstances) from that
+    template version in the same subnet (given on the template's primary network interface when the template
+    defines network interfaces, since EC2 refuses an instance-level subnet then), tagged
+    C(guardduty:replaces=<instance id>) (a rerun finds it and launches no second one); otherwise the result says
+    C(no replacement source).
   - An instance already terminated (or shutting down) is reported unchanged.
 options:
   instance_ids:
@@ -85,7 +90,7 @@ instances:
       description: Whether the instance is terminated (or terminating) once done.
       type: bool
     replacement:
-      description: The replacement source (C(autoscaling) or C(launch_template)), the replacement instance id when known, and a note.
+      description: The replacement source (C(autoscaling), C(detached) or C(launch_template)), the replacement instance id when known, and a note.
       type: dict
       sample: {"source": {"kind": "autoscaling", "group": "web-asg"}, "instance_id": null,
                "note": "Auto Scaling group web-asg launches the replacement"}
@@ -111,6 +116,8 @@ from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleA
 from ansible_collections.cloudsec.guardduty.plugins.module_utils import eradicate as er
 from ansible_collections.cloudsec.guardduty.plugins.module_utils.batch_runner import (
     failing_on_error, finish, run_per_instance, validate_ids, with_result)
+from ansible_collections.cloudsec.guardduty.plugins.module_utils.detach import RECORD_TAG as DETACH_RECORD_TAG
+from ansible_collections.cloudsec.guardduty.plugins.module_utils.detach import read_tag_record
 from ansible_collections.cloudsec.guardduty.plugins.module_utils.instances import (
     InstanceProblem, describe_instances, problem_from_error)
 from ansible_collections.cloudsec.guardduty.plugins.module_utils.snapshots import attached_volumes
@@ -123,14 +130,38 @@ def describe_call(call):
     return f"{action} {json.dumps(params, sort_keys=True, separators=(',', ':'), default=str)}"
 
 
-def work_on(ec2, autoscaling, instance, params, snapshots, asg_name, replacement_id, check_mode):
+def detached_from(instance):
+    """The group isolate detached the instance from, read through detach's record decoder."""
+    try:
+        return er.detached_group(read_tag_record(instance.get("Tags"), DETACH_RECORD_TAG))
+    except ValueError as exc:
+        raise InstanceProblem(instance["InstanceId"], "ReadDetachRecord", f"{exc}; not terminated (a replacement "
+                              "might be launched twice)", "InvalidDetachRecord") from None
+
+
+def interfaces_of_template(ec2, instance, asg, detached):
+    """The NetworkInterfaces of the launch template a replacement would be launched from ([] if none)."""
+    source = er.replacement_source(instance, asg[0] if asg else None, detached)
+    if not source or source["kind"] != "launch_template":
+        return []
+    try:
+        return er.template_interfaces(ec2, source["id"], source["version"])
+    except Exception as exc:
+        raise problem_from_error(instance["InstanceId"], "DescribeLaunchTemplateVersions", exc) from None
+
+
+def work_on(ec2, autoscaling, instance, params, snapshots, asg, replacement_id, check_mode):
     instance_id = instance["InstanceId"]
     try:
         protected = er.termination_protection(ec2, instance_id)
     except Exception as exc:
         raise problem_from_error(instance_id, "DescribeInstanceAttribute", exc) from None
-    refusal, calls, replacement = er.plan_eradicate(instance, params["incident_id"], snapshots, asg_name, protected,
-                                                    params["override_protection"], params["replace"], replacement_id)
+    detached = detached_from(instance)
+    interfaces = interfaces_of_template(ec2, instance, asg, detached) if params["replace"] else []
+    refusal, calls, replacement = er.plan_eradicate(instance, params["incident_id"], snapshots, asg[0] if asg else None,
+                                                    protected, params["override_protection"], params["replace"],
+                                                    replacement_id, asg_lifecycle_state=asg[1] if asg else None,
+                                                    detached_from=detached, template_interfaces=interfaces)
     if refusal:
         raise with_result(InstanceProblem(instance_id, "Guard", refusal, "Refused"), dict(NOT_TERMINATED, calls=[]))
     result = {"changed": True, "terminated": True, "replacement": replacement, "calls": []}

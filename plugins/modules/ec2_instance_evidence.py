@@ -15,7 +15,7 @@ description:
     C(instance.json) (its DescribeInstances document), C(network-interfaces.json) (DescribeNetworkInterfaces of its
     network interfaces), C(volumes.json) (DescribeVolumes of its volumes), C(attributes.json),
     C(console-output.txt) (GetConsoleOutput with Latest=true, the raw bytes after base64 decoding) and
-    C(console-screenshot.png) (GetConsoleScreenshot), then C(manifest.json) listing each file's SHA-256 and size.
+    C(console-screenshot.jpg) (GetConsoleScreenshot, a JPG), then C(manifest.json) listing each file's SHA-256 and size.
   - User data is not stored, because it often holds secrets; C(attributes.json) records only its SHA-256 and size.
   - Evidence is never overwritten. Each run creates a new timestamped capture directory, refuses to use one that
     exists, and creates every file with O_EXCL. Directories are mode 0700, files 0600.

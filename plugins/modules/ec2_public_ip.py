@@ -15,10 +15,14 @@ description:
     account, so nobody else can take them."
   - Before any change, each association (allocation id, ENI, private IP) is written to the instance tag
     C(guardduty:eip-record) (compact JSON, continued in C(guardduty:eip-record:2), ... past 256 characters), and returned.
-  - An auto-assigned public IPv4 address has no allocation and cannot be removed without stopping the instance or
-    changing the subnet's setting; it is reported per ENI in RV(instances.remaining_exposure). The isolation
-    security group (M(cloudsec.guardduty.ec2_isolation)) already blocks traffic to it. AWS may give the primary ENI a new
-    auto-assigned address when its Elastic IP is removed, so the exposure is read again after the change.
+  - An auto-assigned public IPv4 address has no allocation; it is reported per ENI in RV(instances.remaining_exposure).
+    The isolation security group (M(cloudsec.guardduty.ec2_isolation)) already blocks traffic to it. AWS gives the
+    instance a new auto-assigned address when the Elastic IP of its primary ENI is removed and it has a single ENI
+    (EC2 User Guide, Public IPv4 addresses), so the exposure is read again after the change.
+  - With O(remove_auto_assigned=true), the auto-assigned public IPv4 address of the primary ENI (present, or given
+    by AWS once the Elastic IP is gone) is removed with C(ModifyNetworkInterfaceAttribute)
+    C(AssociatePublicIpAddress=false), which applies to the primary network interface only. O(state=associated)
+    does not turn it back on (the Elastic IP comes back; an auto-assigned address would be a new one anyway).
   - "O(state=associated): associate each recorded Elastic IP with the recorded ENI and private IP, with
     C(AllowReassociation=false): if the address was associated elsewhere meanwhile, it is not taken back and the
     instance fails with C(Resource.AlreadyAssociated), naming where it is. The record is deleted once all are back."
@@ -35,11 +39,19 @@ options:
     type: str
     choices: [disassociated, associated]
     default: disassociated
+  remove_auto_assigned:
+    description:
+      - With O(state=disassociated), also remove the auto-assigned public IPv4 address of each instance's primary
+        network interface (C(ModifyNetworkInterfaceAttribute) with C(AssociatePublicIpAddress=false)), including
+        the one AWS assigns when the Elastic IP is disassociated.
+    type: bool
+    default: false
 author:
   - cloudsec.guardduty contributors (@cloudsec)
 notes:
   - "IAM actions: ec2:DescribeInstances, ec2:DescribeAddresses, ec2:DisassociateAddress, ec2:AssociateAddress,
-    ec2:CreateTags, ec2:DeleteTags (policy: docs/iam/containment_paths.json)."
+    ec2:CreateTags, ec2:DeleteTags, ec2:ModifyNetworkInterfaceAttribute (O(remove_auto_assigned=true)) (policy:
+    docs/iam/containment_paths.json)."
 extends_documentation_fragment:
   - amazon.aws.common.modules
   - amazon.aws.region.modules
@@ -114,10 +126,10 @@ from ansible_collections.cloudsec.guardduty.plugins.module_utils.detach import (
 from ansible_collections.cloudsec.guardduty.plugins.module_utils.instances import InstanceProblem, describe_instances
 from ansible_collections.cloudsec.guardduty.plugins.module_utils.public_ip import (
     RECORD_TAG, describe_addresses_of, describe_allocations, exposure_notes, network_interfaces, plan_disassociate,
-    plan_reassociate, public_addresses)
+    plan_reassociate, plan_remove_auto_assigned, primary_eni, public_addresses)
 
 
-def work_on(clients, instance, addresses, allocations, state, check_mode):
+def work_on(clients, instance, addresses, allocations, state, check_mode, remove_auto_assigned=False):
     instance_id = instance["InstanceId"]
     tags = instance.get("Tags") or []
     keys = tag_record_keys(tags, RECORD_TAG)
@@ -130,6 +142,8 @@ def work_on(clients, instance, addresses, allocations, state, check_mode):
     try:
         if state == "disassociated":
             calls, shown, after = plan_disassociate(instance_id, elastic, record, keys)
+            if remove_auto_assigned:
+                calls += plan_remove_auto_assigned(instance, elastic, auto)
         else:
             enis = {n["NetworkInterfaceId"] for n in network_interfaces(instance)}
             calls, after = plan_reassociate(instance_id, record, keys, allocations, enis)
@@ -137,7 +151,7 @@ def work_on(clients, instance, addresses, allocations, state, check_mode):
     except PlanProblem as exc:
         raise InstanceProblem(instance_id, exc.action, str(exc), exc.code) from None
     result = {"changed": bool(calls), "before": shown_before, "after": after, "record": shown,
-              "remaining_exposure": exposure_notes(auto), "calls": [describe_call(c) for c in calls]}
+              "remaining_exposure": exposure_notes(auto, primary_eni(instance)), "calls": [describe_call(c) for c in calls]}
     return apply_with_partial_result(instance_id, result, calls, lambda c: apply_calls(clients, c), check_mode)
 
 
@@ -145,6 +159,7 @@ def main():
     argument_spec = dict(
         instance_ids=dict(type="list", elements="str", required=True),
         state=dict(type="str", choices=["disassociated", "associated"], default="disassociated"),
+        remove_auto_assigned=dict(type="bool", default=False),
     )
     module = AnsibleAWSModule(argument_spec=argument_spec, supports_check_mode=True)
     params = module.params
@@ -168,15 +183,15 @@ def main():
             allocations = describe_allocations(ec2, recorded)
 
     results, problems = {}, missing_problems(missing)
-    run_per_instance(ordered, lambda i: work_on(clients, found[i], addresses, allocations, params["state"], module.check_mode),
-                     results, problems)
+    run_per_instance(ordered, lambda i: work_on(clients, found[i], addresses, allocations, params["state"], module.check_mode,
+                                                params["remove_auto_assigned"]), results, problems)
     changed_ids = [i for i, r in results.items() if r["changed"] and not module.check_mode]
     if changed_ids:
         # Removing an Elastic IP can give the primary ENI a new auto-assigned address: read the exposure again.
         try:
             now, _gone = describe_instances(ec2, changed_ids)
             for instance_id, instance in now.items():
-                results[instance_id]["remaining_exposure"] = exposure_notes(public_addresses(instance, [])[1])
+                results[instance_id]["remaining_exposure"] = exposure_notes(public_addresses(instance, [])[1], primary_eni(instance))
         except Exception as exc:
             module.warn(f"could not read the remaining public addresses again: {exc}")
     exit_batch(module, valid, problems, batch_output(module, results, problems))

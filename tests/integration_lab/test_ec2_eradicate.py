@@ -90,3 +90,78 @@ def test_launch_template_replacement_and_no_source(demo):
     assert {"Key": "aws:ec2launchtemplate:id", "Value": template_id} in new["Tags"]
     assert result["instances"][bastion]["replacement"]["note"].startswith("no replacement source")
     assert state(demo, app) in ("shutting-down", "terminated") and state(demo, bastion) in ("shutting-down", "terminated")
+
+
+def test_template_with_network_interfaces_gets_the_subnet_on_its_primary_interface(demo):
+    # EC2 refuses RunInstances with an instance-level SubnetId when the launch template defines network
+    # interfaces (InvalidParameterCombination; EC2 API reference, RunInstances SubnetId): the lab does too.
+    ec2 = demo.client("ec2")
+    bastion = ec2.describe_instances(InstanceIds=[demo.instance("bastion-1")["id"]])["Reservations"][0]["Instances"][0]
+    group = bastion["SecurityGroups"][0]["GroupId"]
+    template_id = ec2.create_launch_template(LaunchTemplateName="nic-template", LaunchTemplateData={
+        "ImageId": "ami-12c6146b", "InstanceType": "t3.micro",
+        "NetworkInterfaces": [{"DeviceIndex": 0, "Groups": [group], "DeleteOnTermination": True}]}
+    )["LaunchTemplate"]["LaunchTemplateId"]
+    app = ec2.run_instances(LaunchTemplate={"LaunchTemplateId": template_id, "Version": "1"}, MinCount=1, MaxCount=1,
+                            NetworkInterfaces=[{"DeviceIndex": 0, "SubnetId": bastion["SubnetId"], "Groups": [group]}]
+                            )["Instances"][0]["InstanceId"]
+    snapshot(demo, [app])
+    mark = demo.mark()
+    result = demo.run_module(MODULE, {"instance_ids": [app], "incident_id": INCIDENT, "confirm": [app]})
+    [run] = demo.journal(since=mark, action="RunInstances")
+    assert run["outcome"] == "ok"
+    replacement = result["instances"][app]["replacement"]["instance_id"]
+    new = ec2.describe_instances(InstanceIds=[replacement])["Reservations"][0]["Instances"][0]
+    assert new["SubnetId"] == bastion["SubnetId"]
+    assert [g["GroupId"] for g in new["NetworkInterfaces"][0]["Groups"]] == [group]
+    assert state(demo, app) in ("shutting-down", "terminated")
+
+
+def _asg_instance_from_template(demo):
+    """An instance launched from a launch template and attached to web-asg (as the group launches them)."""
+    ec2, asg = demo.client("ec2"), demo.client("autoscaling")
+    subnet = ec2.describe_instances(InstanceIds=[demo.instance("web-1")["id"]])["Reservations"][0]["Instances"][0]["SubnetId"]
+    template_id = ec2.describe_launch_templates(LaunchTemplateNames=["web-asg-template"])["LaunchTemplates"][0]["LaunchTemplateId"]
+    instance = ec2.run_instances(LaunchTemplate={"LaunchTemplateId": template_id, "Version": "1"}, SubnetId=subnet,
+                                 MinCount=1, MaxCount=1)["Instances"][0]["InstanceId"]
+    asg.attach_instances(InstanceIds=[instance], AutoScalingGroupName="web-asg")
+    return instance
+
+
+def _group(demo):
+    return demo.client("autoscaling").describe_auto_scaling_groups(AutoScalingGroupNames=["web-asg"])["AutoScalingGroups"][0]
+
+
+def test_instance_isolate_detached_from_its_group_is_not_replaced_twice(demo):
+    instance = _asg_instance_from_template(demo)
+    demo.run_module("cloudsec.guardduty.ec2_instance_detach", {"instance_ids": [instance], "asg_mode": "detach"})
+    live = {i["InstanceId"] for i in _group(demo)["Instances"]}
+    assert instance not in live  # detached; the group launched its replacement (desired capacity kept)
+    snapshot(demo, [instance])
+    mark = demo.mark()
+    result = demo.run_module(MODULE, {"instance_ids": [instance], "incident_id": INCIDENT, "confirm": [instance]})
+    replacement = result["instances"][instance]["replacement"]
+    assert replacement["source"] == {"kind": "detached", "group": "web-asg"} and replacement["instance_id"] is None
+    assert "already launched the replacement" in replacement["note"]
+    assert demo.journal(since=mark, action="RunInstances") == []
+    assert [e["action"] for e in writes(demo, mark)] == ["TerminateInstances"]
+    assert {i["InstanceId"] for i in _group(demo)["Instances"]} == live
+    assert state(demo, instance) in ("shutting-down", "terminated")
+
+
+def test_terminating_an_instance_in_standby_says_the_group_launches_no_replacement(demo):
+    instance = _asg_instance_from_template(demo)
+    demo.run_module("cloudsec.guardduty.ec2_instance_detach", {"instance_ids": [instance], "asg_mode": "standby"})
+    before = _group(demo)
+    in_service = sorted(i["InstanceId"] for i in before["Instances"] if i["LifecycleState"] == "InService")
+    snapshot(demo, [instance])
+    mark = demo.mark()
+    result = demo.run_module(MODULE, {"instance_ids": [instance], "incident_id": INCIDENT, "confirm": [instance]})
+    replacement = result["instances"][instance]["replacement"]
+    assert replacement["source"] == {"kind": "autoscaling", "group": "web-asg"} and replacement["instance_id"] is None
+    assert "Standby" in replacement["note"] and "launches no replacement" in replacement["note"]
+    assert [e["action"] for e in writes(demo, mark)] == ["TerminateInstanceInAutoScalingGroup"]
+    after = _group(demo)
+    # what the note says is what the group did: the same desired capacity, no new instance
+    assert after["DesiredCapacity"] == before["DesiredCapacity"]
+    assert sorted(i["InstanceId"] for i in after["Instances"] if i["LifecycleState"] in ("Pending", "InService")) == in_service

@@ -7,10 +7,10 @@ import os
 import pathlib
 import stat
 
-from tests.lab.fixes.ec2_network_interfaces import CONSOLE_SCREENSHOT_PNG
+from tests.lab.fixes.ec2_network_interfaces import CONSOLE_SCREENSHOT_JPG
 
 MODULE = "cloudsec.guardduty.ec2_instance_evidence"
-FILES = ["attributes.json", "console-output.txt", "console-screenshot.png", "instance.json", "network-interfaces.json",
+FILES = ["attributes.json", "console-output.txt", "console-screenshot.jpg", "instance.json", "network-interfaces.json",
          "volumes.json"]
 
 
@@ -65,7 +65,9 @@ def test_batch_capture_files_hashes_modes(demo, tmp_path):
         assert sorted(n["NetworkInterfaceId"] for n in json.loads((path / "network-interfaces.json").read_text())) \
             == sorted(instance["enis"])
         assert sorted(v["VolumeId"] for v in json.loads((path / "volumes.json").read_text())) == sorted(instance["volumes"])
-        assert (path / "console-screenshot.png").read_bytes() == CONSOLE_SCREENSHOT_PNG
+        # GetConsoleScreenshot returns a JPG: the file is named for what it holds (JPEG magic bytes FF D8 FF)
+        assert (path / "console-screenshot.jpg").read_bytes() == CONSOLE_SCREENSHOT_JPG
+        assert CONSOLE_SCREENSHOT_JPG.startswith(b"\xff\xd8\xff")
         expected = ec2.get_console_output(InstanceId=instance["id"])["Output"].encode()  # boto3 decodes it
         assert (path / "console-output.txt").read_bytes() == expected
     suspect_path, _ = verify_capture(result["instances"][suspect["id"]], evidence_dir, "INC-1", "123456789012", suspect)

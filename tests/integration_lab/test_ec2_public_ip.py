@@ -67,3 +67,46 @@ def test_permission_error_on_one_instance_does_not_hide_the_other(demo):
     assert result["instances"][healthy["id"]]["changed"] is True
     assert "AssociationId" not in address(demo, extra)
     assert address(demo, web["allocation_id"])["AssociationId"] == association
+
+
+def _public_instance(demo):
+    """An instance whose primary ENI auto-assigns a public IPv4, with an Elastic IP on it."""
+    ec2 = demo.client("ec2")
+    subnet = ec2.describe_instances(InstanceIds=[demo.instance("web-1")["id"]])["Reservations"][0]["Instances"][0]["SubnetId"]
+    instance = ec2.run_instances(ImageId="ami-12c6146b", MinCount=1, MaxCount=1, NetworkInterfaces=[
+        {"DeviceIndex": 0, "SubnetId": subnet, "AssociatePublicIpAddress": True}])["Instances"][0]
+    eni = instance["NetworkInterfaces"][0]["NetworkInterfaceId"]
+    allocation = ec2.allocate_address(Domain="vpc")
+    ec2.associate_address(AllocationId=allocation["AllocationId"], NetworkInterfaceId=eni)
+    return instance["InstanceId"], eni, allocation["PublicIp"]
+
+
+def _public_ip(demo, eni):
+    interface = demo.client("ec2").describe_network_interfaces(NetworkInterfaceIds=[eni])["NetworkInterfaces"][0]
+    return (interface.get("Association") or {}).get("PublicIp")
+
+
+def test_new_public_ip_after_the_elastic_ip_is_reported_and_removed_on_request(demo):
+    # EC2 User Guide, Public IPv4 addresses: once its Elastic IP is disassociated, the instance receives a new
+    # public IP address (the lab does it too); AssociatePublicIpAddress=false removes it from the primary ENI.
+    instance_id, eni, elastic = _public_instance(demo)
+    reported = demo.run_module(MODULE, {"instance_ids": [instance_id]})
+    new_ip = _public_ip(demo, eni)
+    assert new_ip and new_ip != elastic
+    [note] = reported["instances"][instance_id]["remaining_exposure"]
+    assert new_ip in note and "remove_auto_assigned=true" in note
+
+    instance_id, eni, elastic = _public_instance(demo)
+    mark = demo.mark()
+    planned = demo.run_module(MODULE, {"instance_ids": [instance_id], "remove_auto_assigned": True}, check=True)
+    assert any("ModifyNetworkInterfaceAttribute" in c for c in planned["instances"][instance_id]["calls"])
+    assert writes(demo, mark) == [] and _public_ip(demo, eni) == elastic
+    result = demo.run_module(MODULE, {"instance_ids": [instance_id], "remove_auto_assigned": True})
+    actions = [e["action"] for e in demo.journal(since=mark, service="ec2")
+               if e["action"] in WRITES + ("ModifyNetworkInterfaceAttribute",)]
+    assert actions == ["CreateTags", "DisassociateAddress", "ModifyNetworkInterfaceAttribute"]
+    assert _public_ip(demo, eni) is None
+    assert result["instances"][instance_id]["remaining_exposure"] == []
+    mark = demo.mark()
+    again = demo.run_module(MODULE, {"instance_ids": [instance_id], "remove_auto_assigned": True})
+    assert again["changed"] is False and writes(demo, mark) == []

@@ -1,8 +1,14 @@
-"""Fault injection: EC2-like token buckets, random throttling and 5xx, forced errors, API latency.
+"""Fault injection: token buckets per service, random throttling and 5xx, forced errors, API latency.
 
 EC2 throttles per account and region with a token bucket per action category: a bucket of
 capacity C refilled at R tokens a second, one token a call, `RequestLimitExceeded` when empty.
-Defaults follow EC2's documented buckets: mutating 200 / 5 per s, describes 100 / 20 per s.
+Its buckets are documented (EC2 API reference, "Request throttling",
+https://docs.aws.amazon.com/ec2/latest/devguide/ec2-api-throttling.html): mutating 200 / 5 per s,
+non-mutating 100 / 20 per s. Those are EC2's only: GuardDuty, IAM, STS, Auto Scaling and ELB publish no
+bucket sizes or refill rates (IAM and STS calls "contribute to a maximum rate limit for your AWS account",
+AWS re:Post knowledge center, iam-sts-throttling-error), so `token_buckets: true` throttles EC2 alone and
+another service is throttled only with buckets given for it by name. IAM is a global service: its bucket
+is per account, whatever Region a call is signed for.
 
 AWS answers an API call in tens to hundreds of milliseconds; moto answers at once, and then the lab's
 CPU per call is all a run measures. `latency_ms: [low, high]` holds each answer for a time drawn
@@ -15,7 +21,10 @@ import time
 
 from tests.lab import protocol
 
-DEFAULT_BUCKETS = {"mutating": [200, 5.0], "describe": [100, 20.0]}
+DEFAULT_BUCKETS = {"mutating": [200, 5.0], "describe": [100, 20.0]}  # EC2's (see above)
+DOCUMENTED_BUCKETS = {"ec2": DEFAULT_BUCKETS}
+CATEGORIES = ("mutating", "describe")
+GLOBAL_SERVICES = ("iam",)
 NON_MUTATING_PREFIXES = ("Describe", "Get", "List")
 
 
@@ -65,13 +74,17 @@ class Faults:
 
     @staticmethod
     def _buckets_config(value):
+        """{service: {category: [capacity, refill per s]}}: `true` is what AWS documents (EC2's); a dict of
+        categories overrides EC2's; a dict of services gives each its own (a category left out is unthrottled)."""
         if not value:
             return None
+        documented = {svc: {k: list(v) for k, v in cats.items()} for svc, cats in DOCUMENTED_BUCKETS.items()}
         if value is True:
-            return {k: list(v) for k, v in DEFAULT_BUCKETS.items()}
-        merged = {k: list(v) for k, v in DEFAULT_BUCKETS.items()}
-        merged.update({k: list(v) for k, v in value.items()})
-        return merged
+            return documented
+        if set(value) <= set(CATEGORIES):
+            documented["ec2"].update({k: list(v) for k, v in value.items()})
+            return documented
+        return {svc: {k: list(v) for k, v in (cats or {}).items()} for svc, cats in value.items()}
 
     @staticmethod
     def _latency_config(value):
@@ -110,12 +123,14 @@ class Faults:
             if services and req.service not in services:
                 return None
             buckets = self.config["token_buckets"]
-            if buckets:
-                cat = category(req.action)
-                key = (req.account, req.region, req.service, cat)
+            cat = category(req.action)
+            spec = ((buckets or {}).get(req.service) or {}).get(cat)
+            if spec:
+                region = "global" if req.service in GLOBAL_SERVICES else req.region
+                key = (req.account, region, req.service, cat)
                 bucket = self._buckets.get(key)
                 if bucket is None:
-                    bucket = self._buckets[key] = TokenBucket(*buckets[cat])
+                    bucket = self._buckets[key] = TokenBucket(*spec)
                 if not bucket.take():
                     self.counts["bucket_throttled"] += 1
                     return (*protocol.throttling_code(req), "bucket")

@@ -10,6 +10,8 @@ AWS behaviour kept here:
 - a GuardDuty administrator lists, gets, archives and scans its members' findings and instances in
   the same region; a member sees only its own findings and may not archive them;
 - GetFindings takes at most 50 ids, ListFindings/DescribeMalwareScans MaxResults is 1..50;
+- DescribeMalwareScans takes at most one FilterCriterion and sorts only by scanStartTime; without
+  SortCriteria (order undocumented) it answers oldest first;
 - an on-demand scan of an instance less than an hour after the previous scan of that instance
   started is refused with AWS's documented message; an instance tagged GuardDutyExcluded=true is
   scanned and skipped (AWS: "GuardDuty will initiate the scan and then skip it");
@@ -348,9 +350,21 @@ class GuardDutyLab:
         scans = [r["scan"] for r in self.scans.values()
                  if r["scan"]["DetectorId"] == detector_id
                  or (req.account == self.administrator and r["scan"]["AdminDetectorId"] == detector_id)]
-        for criterion in (params.get("FilterCriteria") or {}).get("FilterCriterion") or []:
+        criteria = (params.get("FilterCriteria") or {}).get("FilterCriterion") or []
+        if len(criteria) > 1:
+            # botocore guardduty model: FilterCriterionList "max": 1 (botocore does not check it; AWS does).
+            raise bad_request("The request is rejected because the parameter filterCriterion has an invalid value: "
+                              "it accepts at most 1 criterion.")
+        for criterion in criteria:
             scans = [s for s in scans if _scan_matches(s, criterion)]
-        sort = params.get("SortCriteria") or {"AttributeName": "scanStartTime", "OrderBy": "DESC"}
+        sort = params.get("SortCriteria")
+        if sort and sort.get("AttributeName") != "scanStartTime":
+            # botocore guardduty model, DescribeMalwareScansRequest.SortCriteria: "attributeName is required and
+            # it must be scanStartTime".
+            raise bad_request("The request is rejected because the parameter sortCriteria.attributeName has an "
+                              "invalid value: it must be scanStartTime.")
+        # Without SortCriteria AWS documents no order; the lab answers oldest first, so code that wants the
+        # newest scan must ask for it (scanStartTime DESC).
         wires = [(s, wire.to_wire(wire.shape("Scan"), s)) for s in scans]
         page, token = _page(_sorted(wires, sort), params.get("NextToken"), max_results)
         out = {"Scans": [s for s, _ in page]}

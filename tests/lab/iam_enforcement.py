@@ -53,11 +53,14 @@ class IamEnforcement:
         if not self.enabled or not req.action or req.access_key in OPERATOR_ACCESS_KEYS:
             return None
         action = f"{ACTION_PREFIX.get(req.signing_name, req.signing_name)}:{req.action}"
-        if action in ALWAYS_ALLOWED:
-            return None
         principal, documents = caller_policies(req.account, req.access_key)
         if principal is None:
+            # An access key no user or session owns is refused before any policy, GetCallerIdentity included:
+            # "No permissions are required" for it (STS API reference, GetCallerIdentity), but the key must be
+            # valid; AWS answers HTTP 403 InvalidClientTokenId (STS API reference, Common Errors).
             return 403, "InvalidClientTokenId", "The security token included in the request is invalid."
+        if action in ALWAYS_ALLOWED:
+            return None
         context = request_context(req)
         if evaluate(documents, action, context):
             action = implied_action_denied(req, documents, context)

@@ -75,9 +75,11 @@ def test_eni_group_filter_sees_the_replaced_set(demo, ec2):
     assert web["enis"][0] not in [n["NetworkInterfaceId"] for n in found["NetworkInterfaces"]]
 
 
-def test_get_console_screenshot_returns_a_png(demo, ec2):
-    # AWS: GetConsoleScreenshot returns base64 image data (moto raised NotImplementedError).
+def test_get_console_screenshot_returns_a_jpg(demo, ec2):
+    # AWS: GetConsoleScreenshot returns a base64 JPG (EC2 API reference: "Retrieve a JPG-format screenshot");
+    # moto raised NotImplementedError.
     web = demo.instance("web-1")
     shot = ec2.get_console_screenshot(InstanceId=web["id"], WakeUp=True)
     assert shot["InstanceId"] == web["id"]
-    assert base64.b64decode(shot["ImageData"]).startswith(b"\x89PNG\r\n\x1a\n")
+    image = base64.b64decode(shot["ImageData"])
+    assert image.startswith(b"\xff\xd8\xff") and image.endswith(b"\xff\xd9")  # JPEG SOI ... EOI

@@ -370,6 +370,9 @@ def test_create_sample_findings(demo):
 
 
 # -- Malware Protection ------------------------------------------------------------------------
+NEWEST_FIRST = {"AttributeName": "scanStartTime", "OrderBy": "DESC"}
+
+
 def _scans(client, det, **kwargs):
     out, token = [], None
     while True:
@@ -421,8 +424,8 @@ def test_second_scan_within_an_hour_is_refused_and_accepted_after(demo):
     demo.advance_clock(1801)
     second = client.start_malware_scan(ResourceArn=arn)["ScanId"]
     scans = _scans(client, detector(demo), FilterCriteria={"FilterCriterion": [
-        {"CriterionKey": "EC2_INSTANCE_ARN", "FilterCondition": {"EqualsValue": arn}}]})
-    assert len(scans) == 2 and scans[0]["ScanId"] == second  # newest first
+        {"CriterionKey": "EC2_INSTANCE_ARN", "FilterCondition": {"EqualsValue": arn}}]}, SortCriteria=NEWEST_FIRST)
+    assert len(scans) == 2 and scans[0]["ScanId"] == second  # newest first, as asked
     outcomes = [e["outcome"] for e in demo.journal(action="StartMalwareScan")]
     assert outcomes == ["ok", "ConflictException", "ok", "ok"]
 
@@ -488,13 +491,16 @@ def test_describe_malware_scans_filters_sorts_and_paginates(demo):
     for name in names:
         started.append(client.start_malware_scan(ResourceArn=instance_arn(demo, name))["ScanId"])
         demo.advance_clock(10)
-    everything = _scans(client, det)
+    everything = _scans(client, det, SortCriteria=NEWEST_FIRST)
     assert [s["ScanId"] for s in everything] == started[::-1]
+    # AWS documents no default order: the lab answers oldest first, so whoever wants the newest must sort.
+    assert [s["ScanId"] for s in _scans(client, det)] == started
     ascending = _scans(client, det, SortCriteria={"AttributeName": "scanStartTime", "OrderBy": "ASC"})
     assert [s["ScanId"] for s in ascending] == started
-    first_page = client.describe_malware_scans(DetectorId=det, MaxResults=3)
+    first_page = client.describe_malware_scans(DetectorId=det, MaxResults=3, SortCriteria=NEWEST_FIRST)
     assert len(first_page["Scans"]) == 3 and first_page["NextToken"]
-    rest = client.describe_malware_scans(DetectorId=det, MaxResults=3, NextToken=first_page["NextToken"])
+    rest = client.describe_malware_scans(DetectorId=det, MaxResults=3, NextToken=first_page["NextToken"],
+                                         SortCriteria=NEWEST_FIRST)
     assert [s["ScanId"] for s in first_page["Scans"] + rest["Scans"]] == started[::-1]
     assert "NextToken" not in rest
     cut = int(everything[1]["ScanStartTime"].timestamp() * 1000)
@@ -504,6 +510,24 @@ def test_describe_malware_scans_filters_sorts_and_paginates(demo):
     running = _scans(client, det, FilterCriteria={"FilterCriterion": [
         {"CriterionKey": "SCAN_STATUS", "FilterCondition": {"EqualsValue": "RUNNING"}}]})
     assert {s["ScanId"] for s in running} == {s["ScanId"] for s in everything if s["ScanStatus"] == "RUNNING"}
+
+
+def test_describe_malware_scans_takes_one_criterion_and_sorts_by_start_time_only(demo):
+    # botocore guardduty model: FilterCriterionList "max": 1, and SortCriteria.attributeName "must be
+    # scanStartTime" (DescribeMalwareScansRequest); botocore sends both, AWS refuses them.
+    client = gd(demo)
+    det = detector(demo)
+    client.start_malware_scan(ResourceArn=instance_arn(demo, "app-1"))
+    two = {"FilterCriterion": [{"CriterionKey": "SCAN_START_TIME", "FilterCondition": {"GreaterThan": 1}},
+                               {"CriterionKey": "SCAN_TYPE", "FilterCondition": {"EqualsValue": "ON_DEMAND"}}]}
+    with pytest.raises(botocore.exceptions.ClientError) as several:
+        client.describe_malware_scans(DetectorId=det, FilterCriteria=two)
+    assert error_of(several)[0] == "BadRequestException" and "filterCriterion" in error_of(several)[1]
+    with pytest.raises(botocore.exceptions.ClientError) as by_status:
+        client.describe_malware_scans(DetectorId=det, SortCriteria={"AttributeName": "scanStatus", "OrderBy": "ASC"})
+    assert error_of(by_status)[0] == "BadRequestException"
+    assert len(client.describe_malware_scans(DetectorId=det, FilterCriteria={"FilterCriterion": two["FilterCriterion"][:1]})
+               ["Scans"]) == 1
 
 
 def test_malware_scan_settings_and_operations_left_to_moto(demo_once):

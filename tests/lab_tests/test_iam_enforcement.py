@@ -73,6 +73,22 @@ def test_unknown_access_key_is_refused_and_the_operator_key_is_exempt(enforced):
     assert enforced.client("ec2").describe_vpcs()["Vpcs"]
 
 
+def test_get_caller_identity_needs_no_permission_but_a_valid_key(enforced):
+    # AWS (STS API reference, GetCallerIdentity): "No permissions are required to perform this operation",
+    # yet an access key nobody owns is refused like any other call: HTTP 403 InvalidClientTokenId.
+    iam = enforced.client("iam")
+    nothing = {"Version": "2012-10-17", "Statement": [{"Effect": "Deny", "Action": "ec2:*", "Resource": "*"}]}
+    sts = _user_client(enforced, iam, "nobody", nothing, "sts")
+    stranger = boto3.client("sts", region_name="us-east-1", endpoint_url=enforced.endpoint, config=NO_RETRY,
+                            aws_access_key_id="AKIAUNKNOWN000000000", aws_secret_access_key="x")
+    enforced.iam_enforcement(True)
+    assert sts.get_caller_identity()["Arn"].endswith(":user/nobody")
+    with pytest.raises(botocore.exceptions.ClientError) as refused:
+        stranger.get_caller_identity()
+    assert refused.value.response["Error"]["Code"] == "InvalidClientTokenId"
+    assert refused.value.response["ResponseMetadata"]["HTTPStatusCode"] == 403
+
+
 def test_policy_evaluation_rules():
     allow = {"Statement": [{"Effect": "Allow", "Action": ["ec2:Describe*", "ec2:CreateTags"], "Resource": "*"}]}
     assert evaluate([allow], "ec2:DescribeInstances")

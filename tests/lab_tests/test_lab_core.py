@@ -196,6 +196,41 @@ def test_token_buckets_are_per_account_and_region(demo):
         ec2_us.create_tags(Resources=[demo.instance("web-1")["id"]], Tags=[{"Key": "a", "Value": "2"}])
 
 
+def _burst(call, n):
+    outcomes = []
+    for _ in range(n):
+        try:
+            call()
+            outcomes.append("ok")
+        except botocore.exceptions.ClientError as exc:
+            outcomes.append(exc.response["Error"]["Code"])
+    return outcomes
+
+
+def test_token_buckets_are_each_services_own(demo):
+    # EC2 documents its buckets (EC2 API reference, Request throttling); GuardDuty, IAM and STS publish none,
+    # so `token_buckets: true` is EC2's alone, and a bucket given by category is EC2's: here its describe bucket
+    # runs dry after 5 while GuardDuty, IAM and STS reads go through.
+    demo.faults({"token_buckets": True})
+    assert demo.faults()["token_buckets"] == {"ec2": {"mutating": [200, 5.0], "describe": [100, 20.0]}}
+    demo.faults({"token_buckets": {"describe": [5, 0.001]}})
+    ec2, gd, iam, sts = (_no_retry_client(demo, s) for s in ("ec2", "guardduty", "iam", "sts"))
+    assert _burst(ec2.describe_vpcs, 6) == ["ok"] * 5 + ["RequestLimitExceeded"]
+    assert set(_burst(gd.list_detectors, 20)) == {"ok"}
+    assert set(_burst(iam.list_roles, 20)) == {"ok"}
+    assert set(_burst(sts.get_caller_identity, 20)) == {"ok"}
+
+
+def test_a_services_buckets_by_name_with_its_own_throttling_code_and_iam_is_global(demo):
+    demo.faults({"token_buckets": {"guardduty": {"describe": [2, 0.001]}, "iam": {"describe": [2, 0.001]}}})
+    gd = _no_retry_client(demo, "guardduty")
+    assert _burst(gd.list_detectors, 3) == ["ok", "ok", "TooManyRequestsException"]
+    assert set(_burst(_no_retry_client(demo, "ec2").describe_vpcs, 120)) == {"ok"}  # no bucket given for EC2
+    # IAM is global: a call signed for another Region draws from the same account bucket
+    assert _burst(_no_retry_client(demo, "iam").list_roles, 2) == ["ok", "ok"]
+    assert _burst(_no_retry_client(demo, "iam", region="eu-west-1").list_roles, 1) == ["Throttling"]
+
+
 def test_latency_holds_each_answer_within_the_range_and_concurrent_calls_overlap(demo):
     demo.faults({"latency_ms": [1000, 1000]})
     ec2 = demo.client("ec2")

@@ -39,8 +39,8 @@ WORKER = "i-000000000worker1"
 
 DEFAULTS = {
     "plugin": "cloudsec.guardduty.guardduty", "regions": [], "accounts": [], "use_current_credentials": True,
-    "account_role_arn": "arn:aws:iam::{account_id}:role/GuardDutyResponder",
-    "responder_role_arn": "arn:aws:iam::{account_id}:role/GuardDutyResponder",
+    "account_role_arn": "arn:{partition}:iam::{account_id}:role/GuardDutyResponder",
+    "responder_role_arn": "arn:{partition}:iam::{account_id}:role/GuardDutyResponder",
     "min_severity": None, "finding_types": [], "exclude_finding_types": [], "updated_since": None, "archived": "exclude",
     "tags": {}, "check_instances": False, "hostnames": ["instance-id"], "hostvars_prefix": "guardduty_",
     "max_concurrency": 1, "strict": False, "compose": {}, "groups": {}, "keyed_groups": [],
@@ -129,9 +129,9 @@ class Clients:
             client.assert_no_pending_responses()
 
 
-def identity(clients, account=ADMIN):
+def identity(clients, account=ADMIN, partition="aws"):
     clients.stub("sts", "us-east-1").add_response(
-        "get_caller_identity", {"UserId": "AIDA", "Account": account, "Arn": f"arn:aws:iam::{account}:user/lab"})
+        "get_caller_identity", {"UserId": "AIDA", "Account": account, "Arn": f"arn:{partition}:iam::{account}:user/lab"})
 
 
 def region_with_findings(clients, region, found, account=ADMIN, selection=None, page=2):
@@ -317,7 +317,7 @@ def populated(**options):
     region_with_findings(clients, "us-east-1", demo())
     clients.install(plugin)
     results = plugin._query(fnd.normalize_selection())
-    plugin._populate(results["hosts"])
+    plugin._populate(results["hosts"], results["partition"])
     return plugin.inventory
 
 
@@ -361,3 +361,23 @@ def test_constructed_options_and_hostnames():
     assert web["responder_role_arn"] == "arn:aws:iam::123456789012:role/IR"
     assert [h.name for h in inv.groups["critical"].get_hosts()] == ["web-1"]
     assert [h.name for h in inv.groups["env_staging"].get_hosts()] == ["worker-1"]
+
+
+def test_role_templates_take_the_partition_of_the_callers_arn():
+    # GovCloud credentials: every role ARN built from a template is in aws-us-gov, even without reading the
+    # current account (use_current_credentials=false still asks GetCallerIdentity, for the partition).
+    plugin = make_plugin(regions=["us-east-1"], accounts=[MEMBER], use_current_credentials=False)
+    clients = Clients()
+    identity(clients, partition="aws-us-gov")
+    region_with_findings(clients, "us-east-1", demo()[2:], account=MEMBER)
+    clients.install(plugin)
+    assumed = []
+    original = plugin._assume
+    plugin._assume = lambda arn: assumed.append(arn) or original(arn)
+    results = plugin._query(fnd.normalize_selection())
+    clients.assert_done()
+    assert assumed == [f"arn:aws-us-gov:iam::{MEMBER}:role/GuardDutyResponder"]
+    assert results["partition"] == "aws-us-gov"
+    plugin._populate(results["hosts"], results["partition"])
+    (host,) = plugin.inventory.hosts.values()
+    assert host.vars["responder_role_arn"] == f"arn:aws-us-gov:iam::{MEMBER}:role/GuardDutyResponder"

@@ -67,3 +67,37 @@ def test_launch_template_replacement_in_the_same_subnet_once():
 def test_no_replacement_source():
     dummy_refusal, calls, replacement = er.plan_eradicate(INSTANCE, "INC", EVIDENCE, None, False, False, True, None)
     assert actions(calls) == ["TerminateInstances"] and replacement["note"].startswith("no replacement source")
+
+
+def test_subnet_goes_into_the_templates_primary_interface():
+    # EC2 refuses SubnetId with a template that defines network interfaces (InvalidParameterCombination).
+    assert er.launch_network("subnet-1", []) == {"SubnetId": "subnet-1"}
+    interfaces = [{"DeviceIndex": 0, "Groups": ["sg-1"], "PrivateIpAddress": "10.0.0.5", "NetworkInterfaceId": "eni-1"},
+                  {"DeviceIndex": 1, "SubnetId": "subnet-2", "Groups": ["sg-2"]}]
+    assert er.launch_network("subnet-1", interfaces) == {"NetworkInterfaces": [
+        {"DeviceIndex": 0, "Groups": ["sg-1"], "SubnetId": "subnet-1"},
+        {"DeviceIndex": 1, "SubnetId": "subnet-2", "Groups": ["sg-2"]}]}
+    tagged = dict(INSTANCE, Tags=[{"Key": er.TEMPLATE_ID_TAG, "Value": "lt-1"}, {"Key": er.TEMPLATE_VERSION_TAG, "Value": "3"}])
+    dummy_refusal, calls, dummy_replacement = er.plan_eradicate(tagged, "INC", EVIDENCE, None, False, False, True, None,
+                                                                template_interfaces=interfaces[:1])
+    [run] = [params for action, params in calls if action == "RunInstances"]
+    assert "SubnetId" not in run and run["NetworkInterfaces"][0]["SubnetId"] == INSTANCE.get("SubnetId")
+
+
+def test_detached_instance_is_not_replaced_again():
+    record = {"a": ["web-asg", "InService", 2, "detach"], "t": [], "e": []}
+    assert er.detached_group(record) == "web-asg"
+    assert er.detached_group({"a": ["web-asg", "InService", 2, "standby"]}) is None and er.detached_group(None) is None
+    tagged = dict(INSTANCE, Tags=[{"Key": er.TEMPLATE_ID_TAG, "Value": "lt-1"}])
+    dummy_refusal, calls, replacement = er.plan_eradicate(tagged, "INC", EVIDENCE, None, False, False, True, None,
+                                                          detached_from="web-asg")
+    assert [action for action, dummy in calls] == ["TerminateInstances"]
+    assert replacement["source"] == {"kind": "detached", "group": "web-asg"}
+
+
+def test_standby_instance_terminated_in_its_group_is_not_replaced_and_the_note_says_so():
+    dummy_refusal, calls, replacement = er.plan_eradicate(INSTANCE, "INC", EVIDENCE, "web-asg", False, False, True, None,
+                                                          asg_lifecycle_state="Standby")
+    assert calls == [("TerminateInstanceInAutoScalingGroup", {"InstanceId": INSTANCE["InstanceId"],
+                                                               "ShouldDecrementDesiredCapacity": False})]
+    assert "launches no replacement" in replacement["note"] and "SetDesiredCapacity" in replacement["note"]

@@ -28,8 +28,9 @@ def test_user_data_is_hashed_never_kept():
 
 def test_console_output_and_screenshot_are_decoded_raw_bytes():
     raw = b"boot \xff\xfe log"
-    files = e.evidence_files({}, [], [], None, base64.b64encode(raw).decode(), base64.b64encode(b"\x89PNG").decode())
-    assert files[e.FILE_CONSOLE_OUTPUT] == raw and files[e.FILE_SCREENSHOT] == b"\x89PNG"
+    files = e.evidence_files({}, [], [], None, base64.b64encode(raw).decode(), base64.b64encode(b"\xff\xd8\xff").decode())
+    assert files[e.FILE_CONSOLE_OUTPUT] == raw and files[e.FILE_SCREENSHOT] == b"\xff\xd8\xff"
+    assert e.FILE_SCREENSHOT.endswith(".jpg")  # GetConsoleScreenshot returns a JPG
     assert sorted(files) == sorted(e.planned_files(True, True))
 
 

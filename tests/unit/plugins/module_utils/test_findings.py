@@ -266,7 +266,7 @@ def test_group_tokens(text, token):
 def test_host_variables_prefixed_and_plain():
     hosts, dummy = fnd.build_hosts(demo_findings(), select())
     web = hosts[("123456789012", "us-east-1", "i-0000000000000web1")]
-    hv = fnd.host_variables(web, "guardduty_", "arn:aws:iam::{account_id}:role/GuardDutyResponder")
+    hv = fnd.host_variables(web, "aws", "guardduty_", "arn:{partition}:iam::{account_id}:role/GuardDutyResponder")
     assert hv["instance_id"] == hv["guardduty_instance_id"] == "i-0000000000000web1"
     assert hv["account_id"] == "123456789012" and hv["region"] == "us-east-1"
     assert hv["responder_role_arn"] == hv["guardduty_responder_role_arn"] == \
@@ -285,7 +285,7 @@ def test_host_variables_prefixed_and_plain():
 
 def test_no_role_template_means_no_role():
     hosts, dummy = fnd.build_hosts(demo_findings(), select())
-    hv = fnd.host_variables(next(iter(hosts.values())), "gd_", "")
+    hv = fnd.host_variables(next(iter(hosts.values())), "aws", "gd_", "")
     assert hv["responder_role_arn"] is None and hv["gd_responder_role_arn"] is None
     assert "gd_instance_id" in hv
 
@@ -351,3 +351,12 @@ def test_every_severity_is_in_exactly_one_band(severity):
             if severity >= c["Criterion"]["severity"].get("GreaterThanOrEqual", 0)
             and severity < c["Criterion"]["severity"].get("LessThan", 11)]
     assert len(hits) == 1
+
+
+def test_responder_role_is_in_the_callers_partition():
+    # The inventory's default template; the partition is the one GetCallerIdentity's ARN carries (arns.py).
+    hosts, dummy = fnd.build_hosts(demo_findings(), select())
+    web = hosts[("123456789012", "us-east-1", "i-0000000000000web1")]
+    for partition in ("aws-us-gov", "aws-iso-f", "aws-eusc"):
+        hv = fnd.host_variables(web, partition, "gd_", "arn:{partition}:iam::{account_id}:role/GuardDutyResponder")
+        assert hv["responder_role_arn"] == f"arn:{partition}:iam::123456789012:role/GuardDutyResponder"

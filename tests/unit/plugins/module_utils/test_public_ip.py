@@ -6,6 +6,7 @@
 
 import pytest
 
+from ansible_collections.cloudsec.guardduty.plugins.module_utils import public_ip as pip
 from ansible_collections.cloudsec.guardduty.plugins.module_utils.detach import PlanProblem
 from ansible_collections.cloudsec.guardduty.plugins.module_utils.public_ip import (
     RECORD_TAG, exposure_notes, plan_disassociate, plan_reassociate, public_addresses)
@@ -55,3 +56,21 @@ def test_reassociate_never_takes_an_address_back():
     with pytest.raises(PlanProblem) as info:
         plan_reassociate(ID, record, [RECORD_TAG], {}, {"eni-1"})
     assert info.value.code == "InvalidAllocationID.NotFound"
+
+
+def test_auto_assigned_address_of_the_primary_eni_is_removed_on_request():
+    one_eni = {"InstanceId": "i-1", "NetworkInterfaces": [{"NetworkInterfaceId": "eni-0", "Attachment": {"DeviceIndex": 0}}]}
+    two_enis = {"InstanceId": "i-2", "NetworkInterfaces": [{"NetworkInterfaceId": "eni-0", "Attachment": {"DeviceIndex": 0}},
+                                                           {"NetworkInterfaceId": "eni-1", "Attachment": {"DeviceIndex": 1}}]}
+    elastic = [{"network_interface_id": "eni-0", "private_ip": "10.0.0.5"}]
+    remove = [("ec2", "ModifyNetworkInterfaceAttribute", {"NetworkInterfaceId": "eni-0", "AssociatePublicIpAddress": False})]
+    # AWS hands a new public IPv4 once the Elastic IP of the only ENI is gone (EC2 User Guide, Public IPv4 addresses)
+    assert pip.plan_remove_auto_assigned(one_eni, elastic, []) == remove
+    assert pip.plan_remove_auto_assigned(two_enis, elastic, []) == []
+    auto = [{"network_interface_id": "eni-0", "private_ip": "10.0.0.5", "public_ip": "203.0.113.9"}]
+    assert pip.plan_remove_auto_assigned(two_enis, [], auto) == remove
+    assert pip.plan_remove_auto_assigned(one_eni, [], []) == []  # nothing left: a rerun makes no call
+    [note] = pip.exposure_notes(auto, "eni-0")
+    assert "203.0.113.9" in note and "remove_auto_assigned=true" in note
+    [other] = pip.exposure_notes([dict(auto[0], network_interface_id="eni-1")], "eni-0")
+    assert "only to the primary network interface" in other
