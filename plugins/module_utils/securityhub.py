@@ -112,7 +112,7 @@ def finding_state(finding):
 
 def wanted_state(current, status, note, updated_by):
     after = dict(current, workflow_status=status)
-    if note:
+    if note and current["note"] != note:  # the same text already there (whoever wrote it): left as it is
         after.update(note=note, note_updated_by=updated_by)
     return after
 

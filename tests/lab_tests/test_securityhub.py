@@ -163,6 +163,5 @@ def test_batch_import_keeps_customer_fields_and_rejects_incomplete(demo):
     client.batch_import_findings(Findings=[dict(finding, Title="t2", UpdatedAt="2026-01-02T00:00:00Z")])
     stored = client.get_findings(Filters={"Id": [{"Value": "custom-1", "Comparison": "EQUALS"}]})["Findings"][0]
     assert stored["Title"] == "t2" and stored["Workflow"]["Status"] == "SUPPRESSED"
-    incomplete = {k: v for k, v in finding.items() if k != "Title"}
-    answer = client.batch_import_findings(Findings=[dict(incomplete, Id="custom-2")])
+    answer = client.batch_import_findings(Findings=[dict(finding, Id="custom-2", Resources=[])])  # no resource
     assert answer["FailedCount"] == 1 and answer["FailedFindings"][0]["ErrorCode"] == "InvalidInput"
