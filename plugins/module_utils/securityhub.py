@@ -213,3 +213,36 @@ def _batch_update_findings(client, params):
 def apply_call(client, call):
     """Make one BatchUpdateFindings call; its unprocessed findings, {Id: (code, message)}."""
     return unprocessed(_batch_update_findings(client, call[1]))
+
+
+# -- the custom action ("Contain with Ansible") ---------------------------------------------------
+INSTANCE_ARN = re.compile(r"^arn:aws[a-z-]*:ec2:([a-z]{2}(?:-[a-z]+)+-[0-9]):(\d{12}):instance/(i-[0-9a-f]{8,17})$")
+
+
+def instances_from_findings(findings):
+    """The EC2 instances a Security Hub custom action event's findings name, one entry per instance:
+    {instance_id, region, account_id, finding_ids, detector_id}, in the order first named.
+
+    Everything in an event is data from outside: only a resource of type AwsEc2Instance whose Id is a
+    well-formed instance ARN counts; the GuardDuty finding id and detector come from a GuardDuty finding
+    ARN (other products' findings give the instance only). `findings` may be the JSON text of the list."""
+    if isinstance(findings, str):
+        findings = json.loads(findings)
+    out = {}
+    for finding in findings or []:
+        if not isinstance(finding, dict):
+            continue
+        match = FINDING_ARN.match(str(finding.get("Id", "")))
+        for resource in finding.get("Resources") or []:
+            if not isinstance(resource, dict) or resource.get("Type") != "AwsEc2Instance":
+                continue
+            arn = INSTANCE_ARN.match(str(resource.get("Id", "")))
+            if not arn:
+                continue
+            region, account, instance_id = arn.groups()
+            entry = out.setdefault(instance_id, {"instance_id": instance_id, "region": region, "account_id": account,
+                                                 "finding_ids": [], "detector_id": None})
+            if match and match.group(3) == account and match.group(5) not in entry["finding_ids"]:
+                entry["finding_ids"].append(match.group(5))
+                entry["detector_id"] = entry["detector_id"] or match.group(4)
+    return list(out.values())

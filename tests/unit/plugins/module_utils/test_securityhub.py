@@ -1,3 +1,5 @@
+import json
+
 import pytest
 
 from ansible_collections.cloudsec.guardduty.plugins.module_utils import securityhub as sh
@@ -90,3 +92,23 @@ def test_unprocessed_findings_by_id():
     assert sh.unprocessed(response) == {"b": ("FindingNotFound", "Finding Not Found")}
     assert sh.describe_call(sh.update_call([("a", "P")], "RESOLVED", None, "me")) == \
         'BatchUpdateFindings {"Workflow":{"Status":"RESOLVED"},"findings":1}'
+
+
+def test_custom_action_findings_give_each_instance_once_and_ignore_hostile_values():
+    instance = f"arn:aws:ec2:us-east-1:123456789012:instance/{IID}"
+    other = "arn:aws:ec2:eu-west-1:111122223333:instance/i-0aaaaaaaaaaaaaaaa"
+    findings = [
+        {"Id": arn(GD1), "Resources": [{"Type": "AwsEc2Instance", "Id": instance}]},
+        {"Id": arn(GD2), "Resources": [{"Type": "AwsEc2Instance", "Id": instance}]},
+        {"Id": "inspector/finding/1", "Resources": [{"Type": "AwsEc2Instance", "Id": other}]},
+        {"Id": arn(GD1, account="999999999999"), "Resources": [{"Type": "AwsEc2Instance", "Id": other}]},  # another account
+        {"Id": arn(GD1), "Resources": [{"Type": "AwsEc2Instance", "Id": instance + "; rm -rf /"}]},
+        {"Id": arn(GD1), "Resources": [{"Type": "AwsS3Bucket", "Id": "arn:aws:s3:::bucket"}]},
+        "not a finding",
+    ]
+    assert sh.instances_from_findings(findings) == [
+        {"instance_id": IID, "region": "us-east-1", "account_id": "123456789012", "finding_ids": [GD1, GD2],
+         "detector_id": DET},
+        {"instance_id": "i-0aaaaaaaaaaaaaaaa", "region": "eu-west-1", "account_id": "111122223333", "finding_ids": [],
+         "detector_id": None}]
+    assert sh.instances_from_findings(json.dumps(findings[:1]))[0]["finding_ids"] == [GD1]
