@@ -2,6 +2,7 @@
 GuardDuty inventory plugin: the findings' workflow status and note as Security Hub reports them, and the calls
 in the journal (one BatchUpdateFindings per account/region batch, after containment)."""
 
+import json
 import pathlib
 
 import pytest
@@ -84,3 +85,15 @@ def test_eradicate_resolves_the_terminated_instances_findings(isolated):
     assert resolved and {s for s, unused_note in resolved.values()} == {"RESOLVED"}
     assert all("eradicated (terminated" in note and "cloudsec.guardduty.eradicate" in note
                for unused_status, note in resolved.values())
+
+
+def test_the_isolate_report_links_each_finding_to_the_consoles(isolated):
+    lab, tmp, unused_run, unused_journal = isolated
+    report = json.loads((tmp / "reports" / INCIDENT / "report.json").read_text())
+    web = next(i for i in report["instances"] if i["instance_id"] == lab.instance("web-1")["id"])
+    links = {link["finding_id"]: link for link in web["finding_links"]}
+    assert set(links) == {i for i, (status, unused_note) in hub_findings(lab, "web-1").items() if status == "NOTIFIED"}
+    for finding_id, link in links.items():
+        assert link["guardduty"].endswith(f"#/findings?macros=current&fId={finding_id}")
+        assert link["detective"].endswith(f"#findings/GuardDuty/{finding_id}")
+        assert finding_id in link["securityhub"] and "securityhub/home?region=us-east-1" in link["securityhub"]
