@@ -92,7 +92,7 @@ def test_the_isolate_report_links_each_finding_to_the_consoles(isolated):
     report = json.loads((tmp / "reports" / INCIDENT / "report.json").read_text())
     web = next(i for i in report["instances"] if i["instance_id"] == lab.instance("web-1")["id"])
     links = {link["finding_id"]: link for link in web["finding_links"]}
-    assert set(links) == {i for i, (status, unused_note) in hub_findings(lab, "web-1").items() if status == "NOTIFIED"}
+    assert set(links) == {i for i, (status, unused_note) in hub_findings(lab, "web-1").items() if status != "NEW"}
     for finding_id, link in links.items():
         assert link["guardduty"].endswith(f"#/findings?macros=current&fId={finding_id}")
         assert link["detective"].endswith(f"#findings/GuardDuty/{finding_id}")
