@@ -7,7 +7,7 @@
 DOCUMENTATION = r"""
 ---
 module: securityhub_finding
-version_added: 1.1.0
+version_added: 1.0.0
 short_description: Set the Security Hub workflow status and a note on the GuardDuty findings of contained instances
 description:
   - GuardDuty sends every finding to AWS Security Hub in ASFF, in the same account and Region. This module finds, for
