@@ -215,6 +215,26 @@ def apply_call(client, call):
     return unprocessed(_batch_update_findings(client, call[1]))
 
 
+def apply_calls(client, calls, owner):
+    """Make every call (a failed one does not stop the others, they carry other findings).
+
+    {instance_id: [(Security Hub Id, action, code, message)]} of what was not updated: each of a call's
+    UnprocessedFindings goes to the instance that owns it (`owner`: {Security Hub Id: instance_id}), and a
+    refused call to every instance whose findings it carried."""
+    failures = {}
+    for call in calls:
+        try:
+            for hub_id, (code, message) in apply_call(client, call).items():
+                failures.setdefault(owner[hub_id], []).append((hub_id, "BatchUpdateFindings", code, message))
+        except Exception as exc:
+            response = getattr(exc, "response", None) or {}
+            code = response.get("Error", {}).get("Code") or type(exc).__name__
+            message = response.get("Error", {}).get("Message") or str(exc)
+            for hub_id in (f["Id"] for f in call[1]["FindingIdentifiers"]):
+                failures.setdefault(owner[hub_id], []).append((hub_id, "BatchUpdateFindings", code, message))
+    return failures
+
+
 # -- the custom action ("Contain with Ansible") ---------------------------------------------------
 INSTANCE_ARN = re.compile(r"^arn:aws[a-z-]*:ec2:([a-z]{2}(?:-[a-z]+)+-[0-9]):(\d{12}):instance/(i-[0-9a-f]{8,17})$")
 

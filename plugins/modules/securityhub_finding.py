@@ -135,9 +135,9 @@ from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleA
 
 from ansible_collections.cloudsec.guardduty.plugins.module_utils.batch_runner import failing_on_error, finish, validate_ids
 from ansible_collections.cloudsec.guardduty.plugins.module_utils.guardduty import find_detector
-from ansible_collections.cloudsec.guardduty.plugins.module_utils.instances import InstanceProblem, error_code
+from ansible_collections.cloudsec.guardduty.plugins.module_utils.instances import InstanceProblem
 from ansible_collections.cloudsec.guardduty.plugins.module_utils.securityhub import (
-    DETECTOR_ID, FINDING_ARN, apply_call, asff_id, caller_arn, describe_call, get_findings, guardduty_product_arn,
+    DETECTOR_ID, FINDING_ARN, apply_calls, asff_id, caller_arn, describe_call, get_findings, guardduty_product_arn,
     note_text, partition_of, plan_updates, split_finding_refs)
 
 
@@ -163,22 +163,6 @@ def validate(module, params):
         module.fail_json(msg="invalid findings or note; nothing was changed: " + "; ".join(e["message"] for e in errors),
                          instances={}, errors=errors)
     return refs, note
-
-
-def apply_calls(client, calls, owner):
-    """{instance_id: [(Security Hub Id or None, action, code, message)]} of what failed; every call is tried."""
-    failures = {}
-    for call in calls:
-        ids = [f["Id"] for f in call[1]["FindingIdentifiers"]]
-        try:
-            for hub_id, (code, message) in apply_call(client, call).items():
-                failures.setdefault(owner[hub_id], []).append((hub_id, "BatchUpdateFindings", code, message))
-        except Exception as exc:
-            response = getattr(exc, "response", None) or {}
-            message = response.get("Error", {}).get("Message") or str(exc)
-            for hub_id in ids:
-                failures.setdefault(owner[hub_id], []).append((hub_id, "BatchUpdateFindings", error_code(exc), message))
-    return failures
 
 
 def main():

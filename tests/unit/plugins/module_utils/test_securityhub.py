@@ -112,3 +112,33 @@ def test_custom_action_findings_give_each_instance_once_and_ignore_hostile_value
         {"instance_id": "i-0aaaaaaaaaaaaaaaa", "region": "eu-west-1", "account_id": "111122223333", "finding_ids": [],
          "detector_id": None}]
     assert sh.instances_from_findings(json.dumps(findings[:1]))[0]["finding_ids"] == [GD1]
+
+
+class Answers:
+    """Security Hub's answers to BatchUpdateFindings, in order: a response dict, or an exception to raise."""
+
+    def __init__(self, *answers):
+        self.answers, self.requests = list(answers), []
+
+    def batch_update_findings(self, **params):
+        self.requests.append(params)
+        answer = self.answers.pop(0)
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+
+def test_unprocessed_findings_fail_their_own_instance_and_a_refused_call_fails_all_it_carried():
+    from botocore.exceptions import ClientError
+
+    owner = {arn(GD1): IID, arn(GD2): IID2, arn("a" * 32): IID2}
+    calls = [sh.update_call([(arn(GD1), "P"), (arn(GD2), "P")], "NOTIFIED", None, "me"),
+             sh.update_call([(arn("a" * 32), "P")], "NOTIFIED", None, "me")]
+    refused = ClientError({"Error": {"Code": "AccessDeniedException", "Message": "no"}}, "BatchUpdateFindings")
+    client = Answers({"ProcessedFindings": [{"Id": arn(GD1), "ProductArn": "P"}], "UnprocessedFindings": [
+        {"FindingIdentifier": {"Id": arn(GD2), "ProductArn": "P"}, "ErrorCode": "ConcurrentUpdateError",
+         "ErrorMessage": "Concurrent finding updates detected"}]}, refused)
+    failures = sh.apply_calls(client, calls, owner)
+    assert len(client.requests) == 2  # the second call is made although the first had an unprocessed finding
+    assert failures == {IID2: [(arn(GD2), "BatchUpdateFindings", "ConcurrentUpdateError", "Concurrent finding updates detected"),
+                               (arn("a" * 32), "BatchUpdateFindings", "AccessDeniedException", "no")]}
