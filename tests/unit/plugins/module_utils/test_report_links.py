@@ -33,8 +33,9 @@ def test_hostile_ids_make_no_link():
 
 
 def test_the_report_shows_the_links_in_every_format():
-    instances = {"i-0123456789abcdef0": {"host": "web-1", "account_id": ACCOUNT, "region": "us-east-1",
-                                          "findings": [FID], "detector_id": DET, "stages": {"network": {"changed": True}}}}
+    entry = {"host": "web-1", "account_id": ACCOUNT, "region": "us-east-1", "findings": [FID], "detector_id": DET,
+             "stages": {"network": {"changed": True}}}
+    instances = {"i-0123456789abcdef0": entry}
     report = r.build_report("INC-1", instances)
     links = report["instances"][0]["finding_links"]
     assert [link["finding_id"] for link in links] == [FID]
