@@ -18,6 +18,7 @@ loads nothing.
 import html
 import json
 import re
+from urllib.parse import quote
 
 SCHEMA = "cloudsec.guardduty.incident_report/1"
 REDACTED = "<redacted>"
@@ -45,6 +46,51 @@ SECRET_TEXT = (
      r"\1" + REDACTED),
     (re.compile(r"(?i)\b(Signature=)[0-9a-f]{16,}"), r"\1" + REDACTED),
 )
+
+
+# -- links to the consoles -------------------------------------------------------------------------------
+# Only ids that match these make a link: finding ids, detectors and accounts come from the inventory (GuardDuty).
+FINDING_ID = re.compile(r"^[0-9A-Za-z]{1,300}$")
+REGION_NAME = re.compile(r"^[a-z]{2}(-[a-z]+)+-[0-9]$")
+ACCOUNT_ID = re.compile(r"^[0-9]{12}$")
+
+
+def console(region):
+    """(console base URL, partition) of a Region: China and GovCloud have consoles of their own."""
+    if region.startswith("cn-"):
+        return "https://console.amazonaws.cn", "aws-cn"
+    if region.startswith("us-gov-"):
+        return "https://console.amazonaws-us-gov.com", "aws-us-gov"
+    return f"https://{region}.console.aws.amazon.com", "aws"
+
+
+def finding_links(finding_ids, region, account_id=None, detector_id=None):
+    """Per GuardDuty finding, its page in the GuardDuty console, in Security Hub, and in Amazon Detective.
+
+    GuardDuty: /guardduty/home?region=R#/findings?macros=current&fId=ID (the link GuardDuty's own
+    notifications use). Security Hub: the findings page searched on Id EQUALS the finding's ASFF Id
+    (arn:P:guardduty:R:ACCOUNT:detector/DETECTOR/finding/ID; needs the account and detector), the search
+    value encoded twice as the console does. Detective: /detective/home?region=R#findings/GuardDuty/ID
+    (Detective User Guide, "Navigating to a profile using a URL"); a link only, it opens where the account
+    has Detective. Ids that do not look like AWS's are left without links."""
+    if not isinstance(region, str) or not REGION_NAME.match(region):
+        return []
+    base, partition = console(region)
+    links = []
+    for finding_id in finding_ids or []:
+        if not isinstance(finding_id, str) or not FINDING_ID.match(finding_id):
+            continue
+        securityhub = None
+        if isinstance(account_id, str) and ACCOUNT_ID.match(account_id) and isinstance(detector_id, str) \
+                and FINDING_ID.match(detector_id):
+            asff_id = f"arn:{partition}:guardduty:{region}:{account_id}:detector/{detector_id}/finding/{finding_id}"
+            search = "Id%3D%255Coperator%255C%253AEQUALS%255C%253A" + quote(quote(asff_id, safe=""), safe="")
+            securityhub = f"{base}/securityhub/home?region={region}#/findings?search={search}"
+        links.append({"finding_id": finding_id,
+                      "guardduty": f"{base}/guardduty/home?region={region}#/findings?macros=current&fId={finding_id}",
+                      "securityhub": securityhub,
+                      "detective": f"{base}/detective/home?region={region}#findings/GuardDuty/{finding_id}"})
+    return links
 
 
 # -- redaction -----------------------------------------------------------------------------------------
@@ -164,7 +210,8 @@ def build_report(incident_id, instances, run=None, title=None):
                "region": redact(entry.get("region")), "status": "failed" if failed else "changed" if changed else "ok",
                "stages": statuses, "errors": len(errors)}
         summary.append(row)
-        report_instances.append(dict(row, stages=stages, errors=errors))
+        links = finding_links(entry.get("findings"), entry.get("region"), entry.get("account_id"), entry.get("detector_id"))
+        report_instances.append(dict(row, stages=stages, errors=errors, **({"finding_links": links} if links else {})))
     return {
         "schema": SCHEMA,
         "incident_id": redact_text(str(incident_id)),
@@ -338,6 +385,9 @@ def render_json(report):
 MD_SPECIAL = re.compile(r"([\\`*_\[\]<>|~&])")
 
 
+LINK_COLUMNS = (("guardduty", "GuardDuty"), ("securityhub", "Security Hub"), ("detective", "Detective"))
+
+
 def md(value):
     """Text safe in Markdown prose and table cells: one line, punctuation escaped (pipes, HTML, links)."""
     return MD_SPECIAL.sub(r"\\\1", " ".join(str(value).split()))
@@ -401,6 +451,12 @@ def render_markdown(report):
             lines += ["**Errors**", ""]
             lines += md_table(["stage", "action", "code", "message"],
                               [[e["stage"], cell(e["action"]), cell(e["code"]), e["message"]] for e in instance["errors"]])
+            lines.append("")
+        if instance.get("finding_links"):
+            lines += ["**Findings**", "", "| finding | GuardDuty | Security Hub | Detective |", "|---|---|---|---|"]
+            lines += [f"| {md(f['finding_id'])} | " + " | ".join(
+                f"[{label}](<{f[key]}>)" if f.get(key) else "" for key, label in LINK_COLUMNS) + " |"
+                for f in instance["finding_links"]]
             lines.append("")
         for name in order:
             stage = instance["stages"].get(name)
@@ -494,6 +550,13 @@ def render_html(report):
             out.append("<h3>Errors</h3>")
             out += html_table(["stage", "action", "code", "message"],
                               [[e["stage"], cell(e["action"]), cell(e["code"]), e["message"]] for e in instance["errors"]])
+        if instance.get("finding_links"):
+            out += ["<h3>Findings</h3>", "<table>", "<tr><th>finding</th><th>GuardDuty</th><th>Security Hub</th>"
+                    "<th>Detective</th></tr>"]
+            out += ["<tr>" + f"<td>{esc(f['finding_id'])}</td>" + "".join(
+                f'<td><a href="{esc(f[key])}" rel="noreferrer noopener">{esc(label)}</a></td>' if f.get(key) else "<td></td>"
+                for key, label in LINK_COLUMNS) + "</tr>" for f in instance["finding_links"]]
+            out.append("</table>")
         for name in order:
             stage = instance["stages"].get(name)
             if stage is None:

@@ -66,6 +66,9 @@ options:
   instances:
     description:
       - Per instance id, C(host) (inventory name), C(account_id), C(region) and C(stages).
+      - Optionally C(findings), the instance's GuardDuty finding ids, and C(detector_id), the GuardDuty detector that reported
+        them (the inventory's C(guardduty_finding_ids) and C(guardduty_detector_id)). The report links each finding to the
+        GuardDuty console, to Security Hub (with the detector) and to Amazon Detective (a link only).
       - C(stages) maps a stage name (any name, for example C(evidence), C(protection), C(snapshots), C(detach), C(network),
         C(public_ip), C(credentials), C(scan), C(triage), C(archive), C(release), C(eradicate)...) to that stage's
         per-instance module result, as the C(cloudsec.guardduty.instance_result) filter returns it.

@@ -106,6 +106,11 @@ def _load_region(lab, sessions, account, region, spec):
     if spec.get("guardduty", True):
         gd = sessions.client("guardduty", account, region)
         out["detector_id"] = gd.create_detector(Enable=True)["DetectorId"]
+    if spec.get("securityhub", spec.get("guardduty", True)):
+        # Security Hub with GuardDuty, as most organizations run them: the lab imports the GuardDuty
+        # findings as ASFF (tests/lab/securityhub.py); `securityhub: false` leaves it off
+        sessions.client("securityhub", account, region).enable_security_hub(EnableDefaultStandards=False)
+    out["securityhub"] = bool(spec.get("securityhub", spec.get("guardduty", True)))
     for vpc_name, vpc_spec in (spec.get("vpcs") or {}).items():
         _create_vpc(ec2, out, vpc_name, vpc_spec or {}, region)
     for profile_name in spec.get("instance_profiles") or []:

@@ -11,6 +11,7 @@ Control endpoints (JSON), for tests and benchmarks:
   POST   /_lab/clock                   {"advance": SECONDS} move the lab's clock forward
   GET    /_lab/iam, POST /_lab/iam     {"enforce": true}: answer only what callers' IAM policies allow
   GET    /_lab/guardduty?account=A&region=R   the GuardDuty findings and scans the lab holds there
+  GET    /_lab/securityhub?account=A&region=R the Security Hub findings (ASFF) the lab holds there
 """
 
 import json
@@ -27,6 +28,7 @@ from tests.lab import fixes, protocol, sts_roles
 from tests.lab.faults import Faults
 from tests.lab.guardduty import GuardDutyLab
 from tests.lab.iam_enforcement import IamEnforcement
+from tests.lab.securityhub import SecurityHubLab
 from tests.lab.journal import Journal
 
 
@@ -52,6 +54,7 @@ class Lab:
         self.iam = IamEnforcement()
         self.clock = LabClock()
         self.guardduty = GuardDutyLab(self.clock)
+        self.securityhub = SecurityHubLab(self.guardduty)
         self.scenario_name = None
         self.scenario = {}
         self.endpoint = None
@@ -92,6 +95,10 @@ class Lab:
             return _respond(start_response, status, headers, body)
         if self.guardduty.handles(req):
             status, headers, body, code = self.guardduty.handle(req)
+            self.journal.record(req, status, code, started)
+            return _respond(start_response, status, headers, body)
+        if self.securityhub.handles(req):
+            status, headers, body, code = self.securityhub.handle(req)
             self.journal.record(req, status, code, started)
             return _respond(start_response, status, headers, body)
         captured = {}
@@ -140,6 +147,8 @@ class Lab:
             out = {"now": self.clock.now()}
         elif path == "/_lab/guardduty":
             out = self.guardduty.snapshot(query.get("account", ""), query.get("region", ""))
+        elif path == "/_lab/securityhub":
+            out = self.securityhub.snapshot(query.get("account", ""), query.get("region", ""))
         else:
             return _respond(start_response, 404, [("Content-Type", "application/json")], b'{"error": "not found"}')
         return _respond(start_response, 200, [("Content-Type", "application/json")], json.dumps(out, default=str).encode())
@@ -153,6 +162,7 @@ class Lab:
             self.faults.configure({})  # a scenario loads without faults
             moto_api_backend.reset()
             self.guardduty.reset()
+            self.securityhub.reset()
             self.clock.offset = 0.0
             self.scenario = {}
             self.scenario_name = scenario_name
@@ -164,7 +174,7 @@ class Lab:
 
 
 def _respond(start_response, status, headers, body):
-    reason = {200: "OK", 400: "Bad Request", 403: "Forbidden", 404: "Not Found", 429: "Too Many Requests",
+    reason = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found", 429: "Too Many Requests",
               500: "Internal Server Error", 503: "Service Unavailable"}.get(status, "Error")
     start_response(f"{status} {reason}", list(headers) + [("Content-Length", str(len(body)))])
     return [body]
