@@ -351,3 +351,15 @@ def test_every_severity_is_in_exactly_one_band(severity):
             if severity >= c["Criterion"]["severity"].get("GreaterThanOrEqual", 0)
             and severity < c["Criterion"]["severity"].get("LessThan", 11)]
     assert len(hits) == 1
+
+
+@pytest.mark.parametrize("region", ["us-east-1", "eu-west-1", "us-gov-west-1", "cn-north-1", "us-isob-east-1",
+                                    "eu-isoe-west-1", "eusc-de-east-1", "ap-southeast-7", "mx-central-1"])
+def test_region_names_aws_has(region):
+    fnd.check_region_names([region])
+
+
+@pytest.mark.parametrize("region", ["eu-west1", "euwest-1", "us-east-1 ", "US-EAST-1", "", "us-east", 7])
+def test_misspelt_region_refused_by_name(region):
+    with pytest.raises(fnd.FilterError, match="is not an AWS region name"):
+        fnd.check_region_names(["us-east-1", region])
