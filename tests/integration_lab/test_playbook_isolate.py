@@ -296,7 +296,7 @@ def test_an_account_whose_responder_role_does_not_exist_fails_only_its_own_hosts
     assert [e["outcome"] for e in responder_sessions(journal)] == ["AccessDenied"]  # assumed once, not per host
     for eni_id, on in eni_groups(lab, "web-1", ADMIN, "us-east-1").items():
         assert [g[1] for g in on] == ["guardduty-isolation"], (eni_id, on)
-    report = json.loads(next((tmp_path / "reports").rglob("*.json")).read_text())
+    report = json.loads(next((tmp_path / "reports").rglob("runs/*/report.json")).read_text())
     rows = {row["host"]: row for row in report["instances"]}
     assert rows["worker-1"]["stages"]["preflight"]["status"] == "failed", rows["worker-1"]["stages"]
     assert [e["stage"] for e in rows["worker-1"]["errors"]] == ["preflight"]
@@ -322,7 +322,7 @@ def test_a_second_wave_in_the_same_incident_keeps_the_earlier_evidence_and_captu
     assert all(s["failures"] == 0 for s in second["stats"].values()), second["stats"]
     captures = sorted((tmp_path / "evidence").rglob("manifest.json"))
     assert len(captures) == 2 and web_capture[0] in captures   # web-1's first capture kept, not redone
-    report = json.loads(next((tmp_path / "reports").rglob("*.json")).read_text())
+    report = json.loads(next((tmp_path / "reports").rglob("runs/*/report.json")).read_text())
     rows = {row["host"]: row for row in report["instances"]}
     assert rows["web-1"]["stages"]["evidence"]["result"]["note"].startswith("captured earlier"), rows["web-1"]["stages"]
     assert rows["app-1"]["stages"]["evidence"]["status"] == "changed", rows["app-1"]["stages"]
@@ -347,6 +347,9 @@ def test_a_batch_goes_on_when_its_leaders_own_instance_cannot_be_contained(lab, 
 
     assert sorted(run["stats"]) == ["app-1", "web-1"]   # the recap lists every host, not only the leader
     assert run["stats"]["app-1"]["failures"] == 1 and run["stats"]["web-1"]["failures"] == 0, run["stats"]
+    # every host has its own outcome (AWX's host view): ok=1 with its instance, not ok=0 for a host whose batch ran elsewhere
+    outcome = task(run, "Batches | fail the instances whose stage failed")
+    assert run["stats"]["web-1"]["ok"] >= 1 and outcome["web-1"]["msg"].endswith("no stage failed"), outcome["web-1"]
     assert list(task(run, ISOLATION_TASK)) == ["app-1"]   # the leaders' play: the batch's module calls on app-1 only
     credentials = batch_items(run, "Contain | cut the instance credentials (ec2_instance_credentials)")
     assert [item["item"]["instance_ids"] for item in credentials] == [[web_id]]
@@ -356,7 +359,7 @@ def test_a_batch_goes_on_when_its_leaders_own_instance_cannot_be_contained(lab, 
     web_groups = [g[1] for on in eni_groups(lab, "web-1", ADMIN, "us-east-1").values() for g in on]
     assert web_groups == ["guardduty-isolation"] * len(lab.instance("web-1")["enis"])
     assert not [e for e in writes(journal) if app_id in json.dumps(e["params"])]
-    report = json.loads(next((tmp_path / "reports").rglob("*.json")).read_text())
+    report = json.loads(next((tmp_path / "reports").rglob("runs/*/report.json")).read_text())
     rows = {row["host"]: row for row in report["instances"]}
     assert [e["stage"] for e in rows["app-1"]["errors"]] == ["isolation"] and "credentials" not in rows["app-1"]["stages"]
     assert rows["web-1"]["errors"] == [] and {"isolation", "credentials"} <= set(rows["web-1"]["stages"])
