@@ -8,7 +8,7 @@ PYTEST_WORKERS ?= 2
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: help bootstrap demo lab test sanity units lab-tests integration molecule lint changelog-lint bench bench-inventory bench-isolate docs lock clean
+.PHONY: help bootstrap browser demo lab test sanity units lab-tests integration molecule lint changelog-lint bench bench-inventory bench-isolate docs lock clean
 
 help:
 	@echo "make demo   - start the lab (demo scenario), run the main job against it, show what it did"
@@ -28,6 +28,10 @@ $(COLLECTION_LINK):
 
 bootstrap: $(BIN)/.installed $(COLLECTION_LINK)
 
+# Debian's Chromium for the report's browser test (apt-get, as root)
+browser:
+	bash tests/tooling/install_chromium.sh
+
 SCENARIO ?= demo
 PORT ?= 4566
 lab: bootstrap
@@ -36,7 +40,7 @@ lab: bootstrap
 demo: bootstrap
 	$(BIN)/python -m tests.lab.demo
 
-test: bootstrap
+test: bootstrap browser
 	@echo "== sanity";      $(MAKE) --no-print-directory sanity
 	@echo "== units";       $(MAKE) --no-print-directory units
 	@echo "== lab";         $(MAKE) --no-print-directory lab-tests
@@ -48,7 +52,7 @@ lab-tests: bootstrap
 	$(BIN)/python -m pytest -p tests.lab.pytest_plugin -n $(PYTEST_WORKERS) tests/lab_tests
 
 # --dist loadfile: a file's module-scoped fixtures (a whole playbook run sequence) run once, on one worker
-integration: bootstrap
+integration: bootstrap browser
 	$(BIN)/python -m pytest -p tests.lab.pytest_plugin -n $(PYTEST_WORKERS) --dist loadfile --durations=15 tests/integration_lab
 
 # ansible-test in a built tree (.build/ansible-test/ansible_collections/...): see tests/tooling/ansible_test.sh,

@@ -190,6 +190,7 @@ cache_connection: ~/.cache/guardduty-inventory
 cache_timeout: 300
 """
 
+import re
 import threading
 from concurrent.futures import ThreadPoolExecutor, as_completed
 
@@ -214,6 +215,7 @@ from ansible_collections.amazon.aws.plugins.plugin_utils.botocore import get_aws
 from ansible_collections.amazon.aws.plugins.plugin_utils.inventory import AWSInventoryBase
 
 from ansible_collections.cloudsec.guardduty.plugins.module_utils import findings as fnd
+from ansible_collections.cloudsec.guardduty.plugins.module_utils import inventory_check
 from ansible_collections.cloudsec.guardduty.plugins.module_utils.arns import caller_partition
 from ansible_collections.cloudsec.guardduty.plugins.module_utils.instances import describe_instances
 from ansible_collections.cloudsec.guardduty.plugins.module_utils.instances import error_code
@@ -222,8 +224,9 @@ GUARDDUTY_RETRY = AWSRetry.jittered_backoff(retries=10, delay=0.5, max_delay=20,
                                             catch_extra_error_codes=["InternalServerErrorException", "ThrottlingException"])
 SESSION_NAME = "cloudsec-guardduty-inventory"
 ACCESS_DENIED = ("AccessDenied", "AccessDeniedException", "UnauthorizedOperation", "UnauthorizedAccess")
-REGION_DISABLED = ("UnrecognizedClientException", "InvalidClientTokenId", "AuthFailure", "OptInRequired",
-                   "InvalidSignatureException")
+CREDENTIALS_REFUSED = ("UnrecognizedClientException", "InvalidClientTokenId", "InvalidSignatureException",
+                       "SignatureDoesNotMatch", "ExpiredToken", "ExpiredTokenException")
+REGION_DISABLED = ("AuthFailure", "OptInRequired")
 
 
 # -- the AWS layer: one small retried function per call ----------------------------------------
@@ -278,8 +281,13 @@ def _problem(account, region, action, exc, consequence="its findings are not in 
     code = error_code(exc)
     if code in ACCESS_DENIED:
         what = f"missing permission for {action}"
+    elif code in CREDENTIALS_REFUSED:
+        # AWS answers an unknown or expired key like this in every region, and a region not enabled for the
+        # account the same way: both are named, the key first.
+        what = (f"{action} refused the credentials: an invalid or expired access key, or a region not enabled "
+                "for this account")
     elif code in REGION_DISABLED:
-        what = f"{action} refused: the region is probably not enabled for this account"
+        what = f"{action} refused: the region is not enabled for this account"
     elif isinstance(exc, botocore.exceptions.BotoCoreError):
         what = f"{action} failed: {_first_line(exc)}"
         code = type(exc).__name__
@@ -306,6 +314,20 @@ class InventoryModule(AWSInventoryBase):
         self._assume_lock = threading.Lock()
         self._assumed = {}
 
+    def verify_file(self, path):
+        # A file that names this plugin is meant for it, whatever its name: refusing it for its suffix turned a
+        # misnamed file into "no hosts matched" and rc 0 (nothing contained). The suffix still selects it alone.
+        if super().verify_file(path):
+            return True
+        if not BaseInventoryPlugin.verify_file(self, path) or not path.endswith((".yml", ".yaml")):
+            return False
+        try:
+            with open(path, encoding="utf-8") as handle:
+                head = handle.read(65536)
+        except OSError:
+            return False
+        return re.search(r"^plugin:\s*['\"]?" + re.escape(self.NAME) + r"['\"]?\s*$", head, flags=re.M) is not None
+
     def get_option(self, option, hostvars=None):
         # AWSInventoryBase templates list options with a deprecated templar argument (a warning on
         # every run with ansible-core 2.19); only `regions` is a list here, templated item by item.
@@ -331,6 +353,7 @@ class InventoryModule(AWSInventoryBase):
             )
             for preference in self.get_option("hostnames"):
                 fnd.preferred_hostname({"instance_id": "i-0", "tags": {}, "network_interfaces": []}, [preference])
+            fnd.check_region_names(self.get_option("regions") or [])
         except fnd.FilterError as e:
             raise AnsibleError(f"{path}: {e}") from None
 
@@ -338,6 +361,9 @@ class InventoryModule(AWSInventoryBase):
         if not cached or "partition" not in results:  # a cache written before the partition was kept
             cached, results = False, self._query(selection)
         self._report(results["problems"], cached)
+        if results.get("loaded", True):
+            # "loaded, no compromised instance" differs from "did not load" (the playbooks' checked_hosts filter)
+            self.inventory.add_group(inventory_check.LOADED_GROUP)
         self._populate(results["hosts"], results["partition"])
         self.update_cached_result(path, cache, results)
 
@@ -351,7 +377,7 @@ class InventoryModule(AWSInventoryBase):
             accounts = self._account_credentials = self._accounts(pool, problems)
             sources = self._sources(pool, accounts, problems)
             detectors = {pool.submit(self._detector, account, region): (account, region) for account, region in sources}
-            listings = {}
+            listings, read = {}, 0
             for future in as_completed(detectors):
                 account, region = detectors[future]
                 try:
@@ -359,6 +385,7 @@ class InventoryModule(AWSInventoryBase):
                 except SourceProblem as e:
                     problems.append(e)
                     continue
+                read += 1
                 for criteria in fnd.listing_criteria(selection):
                     listings[pool.submit(self._list_findings, account, region, detector_id, criteria)] = \
                         (account, region, detector_id)
@@ -382,7 +409,7 @@ class InventoryModule(AWSInventoryBase):
             if self.get_option("check_instances") and hosts:
                 self._check_instances(pool, hosts, accounts, problems)
         return {"hosts": [hosts[key] for key in sorted(hosts)], "problems": _merge_problems(problems),
-                "partition": self._partition}
+                "partition": self._partition, "loaded": read > 0}
 
     def _accounts(self, pool, problems):
         """{account id: credentials} for every account to read."""
@@ -581,6 +608,7 @@ class InventoryModule(AWSInventoryBase):
             self.inventory.add_host(name)
             for group in fnd.host_groups(host):
                 self.inventory.add_child(group, name)
+            self.inventory.add_child(inventory_check.LOADED_GROUP, name)
             for key, value in hostvars.items():
                 self.inventory.set_variable(name, key, value)
             self.inventory.set_variable(name, "ansible_connection", "local")

@@ -70,6 +70,18 @@ def parse_updated_since(value, now=None):
     return int((now - seconds) * 1000)
 
 
+# AWS region codes: us-east-1, us-gov-west-1, cn-north-1, us-isob-east-1, eu-isoe-west-1, eusc-de-east-1 ...
+# (https://docs.aws.amazon.com/global-infrastructure/latest/regions/aws-regions.html). A misspelt one
+# (eu-west1) is refused by name before any call, not left to become an endpoint error and a lost region.
+REGION_NAME = re.compile(r"^[a-z]{2,4}(-[a-z]+)+-[0-9]{1,2}$")
+
+
+def check_region_names(regions):
+    for region in regions:
+        if not isinstance(region, str) or not REGION_NAME.match(region):
+            raise FilterError(f"regions: {region!r} is not an AWS region name (like us-east-1 or eu-west-1)")
+
+
 def normalize_selection(min_severity=None, finding_types=None, exclude_finding_types=None, updated_since=None,
                         archived=False, tags=None, now=None):
     """The filter options as one plain dict, validated, with `updated_since` resolved to epoch ms."""

@@ -20,11 +20,13 @@ import json
 import re
 from urllib.parse import quote
 
+from ansible_collections.cloudsec.guardduty.plugins.module_utils import report_overview as overview
+
 SCHEMA = "cloudsec.guardduty.incident_report/1"
 REDACTED = "<redacted>"
 STATUSES = ("changed", "ok", "failed", "skipped")
 FILE_NAMES = {"json": "report.json", "markdown": "report.md", "html": "report.html"}
-# Timestamps that differ between two otherwise identical runs: kept in the files, left out of "did it change".
+# The run's times, written as UTC with its Z (YYYY-MM-DDTHH:MM:SSZ).
 VOLATILE_RUN_KEYS = ("started", "finished")
 
 # The isolate, release and eradicate roles' stages, in the order they run; other stages follow in the order met.
@@ -178,6 +180,9 @@ def build_report(incident_id, instances, run=None, title=None):
     `instances` maps instance id -> {host, account_id, region, stages: {stage name: module result}}.
     """
     run = redact(dict(run or {}))
+    for key in VOLATILE_RUN_KEYS:
+        if run.get(key):
+            run[key] = overview.utc_stamp(run[key])
     instances = {str(k): (v if isinstance(v, dict) else {}) for k, v in (instances or {}).items()}
     order = stage_order(instances)
     check_mode = bool(run.get("check_mode")) and str(run.get("check_mode")).lower() not in ("false", "0", "no")
@@ -206,13 +211,21 @@ def build_report(incident_id, instances, run=None, title=None):
         counts["instances"] += 1
         counts["errors"] += len(errors)
         counts["failed" if failed else "changed" if changed else "ok"] += 1
+        tags = redact(entry.get("tags")) if isinstance(entry.get("tags"), dict) else {}
         row = {"instance_id": instance_id, "host": redact(entry.get("host")), "account_id": redact(entry.get("account_id")),
                "region": redact(entry.get("region")), "status": "failed" if failed else "changed" if changed else "ok",
-               "stages": statuses, "errors": len(errors)}
+               "state": overview.instance_state(statuses, check_mode), "stages": statuses, "errors": len(errors)}
         summary.append(row)
-        links = finding_links(entry.get("findings"), entry.get("region"), entry.get("account_id"), entry.get("detector_id"))
-        report_instances.append(dict(row, stages=stages, errors=errors, **({"finding_links": links} if links else {})))
-    return {
+        findings = entry.get("findings") or []
+        finding_ids = [f.get("id") if isinstance(f, dict) else f for f in findings]
+        detector_id = entry.get("detector_id") or next((f.get("detector_id") for f in findings if isinstance(f, dict)), None)
+        links = finding_links(finding_ids, entry.get("region"), entry.get("account_id"), detector_id)
+        full = dict(row, stages=stages, errors=errors, name=tags.get("Name") or redact(entry.get("name")), tags=tags,
+                    findings=overview.short_findings(redact([f for f in findings if isinstance(f, dict)])),
+                    scan=overview.scan_verdict(stages), **({"finding_links": links} if links else {}))
+        full["exposed"] = overview.still_exposed(full)
+        report_instances.append(full)
+    report = {
         "schema": SCHEMA,
         "incident_id": redact_text(str(incident_id)),
         "title": redact_text(title) if title else f"Incident {redact_text(str(incident_id))}",
@@ -223,6 +236,10 @@ def build_report(incident_id, instances, run=None, title=None):
         "summary": summary,
         "instances": report_instances,
     }
+    report["overview"] = overview.executive_summary(report)
+    report["next_steps"] = overview.next_steps(report)
+    report["timeline"] = overview.timeline(report)
+    return report
 
 
 def _cell_width_text(value):
@@ -279,7 +296,7 @@ TABLE_KEYS = (
                                                           "CidrIpv4", "CidrIpv6")),
 )
 LIST_KEYS = (
-    ("calls", "Calls made (planned, in check mode)"), ("warnings", "Warnings"), ("notes", "Notes"),
+    ("calls", "Calls made"), ("warnings", "Warnings"), ("notes", "Notes"),
     ("remaining_exposure", "Remaining exposure"), ("findings", "Findings considered"),
 )
 QUIET_KEYS = ("changed", "failed", "skipped", "error", "msg", "instance_id", "invocation")
@@ -325,7 +342,7 @@ def _before_after(result):
     return blocks
 
 
-def stage_blocks(result):
+def stage_blocks(result, check_mode=False):
     """The blocks describing one stage's result; every key shows up somewhere."""
     if not isinstance(result, dict):
         return [("data", "Result", result)] if result is not None else []
@@ -360,6 +377,8 @@ def stage_blocks(result):
         if isinstance(value, list):
             used.add(key)
             if value:
+                if key == "calls" and check_mode:
+                    title = "Calls a real run would make (check mode: none was made)"
                 blocks.append(("list", title, [cell(v) for v in value]))
     if "record" in result:
         used.add("record")
@@ -438,15 +457,35 @@ def render_markdown(report):
                   "*would change*, and the calls listed are the ones a real run would make.", ""]
     lines += [f"- **Incident**: {md(report['incident_id'])}"]
     lines += [f"- **{md(k)}**: {md(v)}" for k, v in _run_fields(report) if v != ""]
-    lines += [f"- **Totals**: {md(_totals(report['counts'], report['check_mode']))}", "", "## Summary", ""]
+    summary = report["overview"]
+    lines += ["", "## Executive summary", ""]
+    lines += [f"- **{md(state)}**: {count}" for state, count in summary["states"].items()
+              if count or state in ("contained", "failed", "pending")]
+    lines += [f"- **Accounts**: {md(', '.join(summary['accounts']) or '-')}",
+              f"- **Regions**: {md(', '.join(summary['regions']) or '-')}", "", "### Still exposed", ""]
+    lines += [f"- {md(e['instance_id'])} ({md(cell(e['name']))}): {md('; '.join(e['reasons']))}" for e in summary["exposed"]] \
+        or ["Nothing known to be exposed."]
+    lines += ["", "## Instances", ""]
+    lines += md_table(["name", "instance", "host", "account", "region", "state", "malware scan", "findings"],
+                      [[cell(i["name"]), i["instance_id"], cell(i["host"]), cell(i["account_id"]), cell(i["region"]), i["state"],
+                        _scan_text(i["scan"]), str(len(i["findings"]))] for i in report["instances"]])
+    findings = [(i, f) for i in report["instances"] for f in i["findings"]]
+    if findings:
+        lines += ["", "## Findings", ""]
+        lines += md_table(["instance", "type", "severity", "title", "first seen", "last seen", "count"],
+                          [[i["instance_id"], cell(f["type"]), cell(f["severity"]), cell(f["title"]), cell(f["first_seen"]),
+                            cell(f["last_seen"]), cell(f["count"])] for i, f in findings])
+    lines += ["", "## Timeline", ""] + [f"1. {md((t['at'] + ' ') if t['at'] else '')}{md(t['what'])}" for t in report["timeline"]]
+    lines += ["", "## Next steps", ""] + [f"1. {md(step)}" for step in report["next_steps"]]
+    lines += ["", "## Detail", "", f"- **Totals**: {md(_totals(report['counts'], report['check_mode']))}", ""]
     lines += md_table(["instance", "host", "account", "region"] + order + ["errors"],
                       [[r["instance_id"], cell(r["host"]), cell(r["account_id"]), cell(r["region"])]
                        + [r["stages"][s] for s in order] + [str(r["errors"])] for r in report["summary"]])
     lines.append("")
     for instance in report["instances"]:
-        lines += [f"## {md(instance['instance_id'])} ({md(cell(instance['host']))})", "",
+        lines += [f"### {md(instance['instance_id'])} ({md(cell(instance['host']))})", "",
                   f"- **Account**: {md(cell(instance['account_id']))}", f"- **Region**: {md(cell(instance['region']))}",
-                  f"- **Status**: {md(instance['status'])}", ""]
+                  f"- **State**: {md(instance['state'])}", ""]
         if instance["errors"]:
             lines += ["**Errors**", ""]
             lines += md_table(["stage", "action", "code", "message"],
@@ -462,8 +501,8 @@ def render_markdown(report):
             stage = instance["stages"].get(name)
             if stage is None:
                 continue
-            lines += [f"### {md(name)}: {md(stage['status'])}", ""]
-            lines += md_blocks(stage_blocks(stage["result"]))
+            lines += [f"#### {md(name)}: {md(stage['status'])}", ""]
+            lines += md_blocks(stage_blocks(stage["result"], report["check_mode"]))
             lines.append("")
     return "\n".join(_squeeze(lines)).rstrip("\n") + "\n"
 
@@ -484,22 +523,28 @@ def esc(value):
     return html.escape(str(value), quote=True)
 
 
-HTML_STYLE = """body{font-family:system-ui,sans-serif;margin:2em;color:#111}
+HTML_STYLE = """body{font-family:system-ui,sans-serif;margin:2em;color:#111;max-width:80em}
 table{border-collapse:collapse;margin:.5em 0}th,td{border:1px solid #bbb;padding:.2em .5em;text-align:left;vertical-align:top}
-th{background:#eee}td{font-family:ui-monospace,monospace;font-size:.9em;word-break:break-all}
+th{background:#eee}td{font-size:.95em;overflow-wrap:anywhere}td.id,.id{font-family:ui-monospace,monospace;white-space:nowrap;overflow-wrap:normal}
 .banner{background:#fff3cd;border:2px solid #b58100;padding:.7em;font-weight:bold}
-.changed{background:#ffe8b3}.failed{background:#f8c4c4}.ok{background:#d4f2d4}.skipped{color:#777}
-pre{background:#f6f6f6;padding:.5em;overflow:auto}section{border-top:1px solid #ccc;margin-top:1.5em}"""
+.contained{background:#cdeccd}.failed{background:#f8c4c4}.pending{background:#fff0c2}.released{background:#d6e6fb}
+.terminated{background:#e2e2e2}.skipped{color:#777}
+.states{display:flex;gap:1em;margin:.5em 0}.states div{padding:.5em 1em;border:1px solid #999;border-radius:.3em;font-size:1.1em}
+.states b{font-size:1.6em;display:block}
+pre{background:#f6f6f6;padding:.5em;overflow:auto}section{border-top:1px solid #ccc;margin-top:1.5em}
+details{margin-top:1em}summary{cursor:pointer;font-weight:bold}"""
 # Belt and braces: even if a value slipped through unescaped, the browser runs no script and loads nothing.
 HTML_CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src 'none'; form-action 'none'; base-uri 'none'"
 
 
-def html_table(headers, rows, status_columns=()):
+def html_table(headers, rows, status_columns=(), id_columns=()):
     out = ["<table>", "<tr>" + "".join(f"<th>{esc(h)}</th>" for h in headers) + "</tr>"]
     for row in rows:
         cells = []
         for index, value in enumerate(row):
-            klass = f' class="{esc(value)}"' if index in status_columns and value in STATUSES else ""
+            # colour means state: only a failure is coloured among stage statuses ("changed" is not a state)
+            klass = ' class="failed"' if index in status_columns and value == "failed" else ""
+            klass = ' class="id"' if index in id_columns else klass
             cells.append(f"<td{klass}>{esc(value)}</td>")
         out.append("<tr>" + "".join(cells) + "</tr>")
     out.append("</table>")
@@ -523,29 +568,81 @@ def html_blocks(blocks):
     return out
 
 
+def _html_head(title):
+    return ["<!DOCTYPE html>", '<html lang="en">', "<head>", '<meta charset="utf-8">',
+            f'<meta http-equiv="Content-Security-Policy" content="{esc(HTML_CSP)}">',
+            '<meta name="referrer" content="no-referrer">',
+            f"<title>{esc(title)}</title>", f"<style>{HTML_STYLE}</style>", "</head>", "<body>", f"<h1>{esc(title)}</h1>"]
+
+
+def _html_states(states):
+    return ['<div class="states">'] + [f'<div class="{esc(state)}"><b>{esc(count)}</b>{esc(state)}</div>'
+                                       for state, count in states.items() if count or state in ("contained", "failed", "pending")] + ["</div>"]
+
+
+def _html_state_cell(state):
+    return f'<td class="{esc(state)}">{esc(state)}</td>'
+
+
+def _scan_text(scan):
+    if not scan:
+        return "not scanned"
+    text = scan["verdict"]
+    if scan.get("threats"):
+        text += ": " + ", ".join(scan["threats"])
+    return text
+
+
 def render_html(report):
     order = report["stage_order"]
-    out = ["<!DOCTYPE html>", '<html lang="en">', "<head>", '<meta charset="utf-8">',
-           f'<meta http-equiv="Content-Security-Policy" content="{esc(HTML_CSP)}">',
-           '<meta name="referrer" content="no-referrer">',
-           f"<title>{esc(report['title'])}</title>", f"<style>{HTML_STYLE}</style>", "</head>", "<body>",
-           f"<h1>{esc(report['title'])}</h1>"]
+    summary = report["overview"]
+    out = _html_head(report["title"])
     if report["check_mode"]:
         out.append('<p class="banner">CHECK MODE (dry run): nothing was changed in AWS. Every "changed" below means '
                    '"would change", and the calls listed are the ones a real run would make.</p>')
     out.append("<dl>" + f"<dt>Incident</dt><dd>{esc(report['incident_id'])}</dd>"
                + "".join(f"<dt>{esc(k)}</dt><dd>{esc(v)}</dd>" for k, v in _run_fields(report) if v != "")
-               + f"<dt>Totals</dt><dd>{esc(_totals(report['counts'], report['check_mode']))}</dd></dl>")
-    out.append("<h2>Summary</h2>")
+               + "</dl>")
+    out.append("<h2>Executive summary</h2>")
+    out += _html_states(summary["states"])
+    out.append(f"<p>{esc(summary['instances'])} instance(s) in {esc(len(summary['accounts']))} account(s) "
+               f"({esc(', '.join(summary['accounts']) or '-')}) and {esc(len(summary['regions']))} region(s) "
+               f"({esc(', '.join(summary['regions']) or '-')}).</p>")
+    out.append("<h3>Still exposed</h3>")
+    if summary["exposed"]:
+        out += ["<ul>"] + [f'<li><span class="id">{esc(e["instance_id"])}</span> ({esc(cell(e["name"]))}): '
+                           f'{esc("; ".join(e["reasons"]))}</li>' for e in summary["exposed"]] + ["</ul>"]
+    else:
+        out.append("<p>Nothing known to be exposed.</p>")
+    out += ["<h2>Instances</h2>", "<table>", "<tr><th>Name</th><th>Instance</th><th>Host</th><th>Account</th><th>Region</th>"
+            "<th>State</th><th>Malware scan</th><th>Findings</th><th>Tags</th></tr>"]
+    for i in report["instances"]:
+        tags = ", ".join(f"{k}={v}" for k, v in sorted(i["tags"].items()) if k != "Name")
+        out.append(f"<tr><td>{esc(cell(i['name']))}</td><td class=\"id\">{esc(i['instance_id'])}</td><td>{esc(cell(i['host']))}</td>"
+                   f"<td class=\"id\">{esc(cell(i['account_id']))}</td><td class=\"id\">{esc(cell(i['region']))}</td>"
+                   + _html_state_cell(i["state"]) + f"<td>{esc(_scan_text(i['scan']))}</td><td>{esc(len(i['findings']))}</td>"
+                   f"<td>{esc(tags)}</td></tr>")
+    out.append("</table>")
+    findings = [(i, f) for i in report["instances"] for f in i["findings"]]
+    if findings:
+        out.append("<h2>Findings</h2>")
+        out += html_table(["instance", "type", "severity", "title", "first seen", "last seen", "count"],
+                          [[i["instance_id"], cell(f["type"]), cell(f["severity"]), cell(f["title"]), cell(f["first_seen"]),
+                            cell(f["last_seen"]), cell(f["count"])] for i, f in findings], id_columns=(0,))
+    out += ["<h2>Timeline</h2>", "<ol>"] + [f"<li>{esc(t['at'] + ' ' if t['at'] else '')}{esc(t['what'])}</li>"
+                                            for t in report["timeline"]] + ["</ol>"]
+    out += ["<h2>Next steps</h2>", "<ol>"] + [f"<li>{esc(step)}</li>" for step in report["next_steps"]] + ["</ol>"]
+    out += ["<h2>Detail</h2>", f"<p>Totals: {esc(_totals(report['counts'], report['check_mode']))}</p>",
+            "<details>", "<summary>Every stage and call, by instance</summary>"]
     out += html_table(["instance", "host", "account", "region"] + order + ["errors"],
                       [[r["instance_id"], cell(r["host"]), cell(r["account_id"]), cell(r["region"])]
                        + [r["stages"][s] for s in order] + [str(r["errors"])] for r in report["summary"]],
-                      status_columns=range(4, 4 + len(order)))
+                      status_columns=range(4, 4 + len(order)), id_columns=(0, 2, 3))
     for instance in report["instances"]:
-        out += ["<section>", f"<h2>{esc(instance['instance_id'])} ({esc(cell(instance['host']))})</h2>",
+        out += ["<section>", f"<h2><span class=\"id\">{esc(instance['instance_id'])}</span> ({esc(cell(instance['host']))})</h2>",
                 f"<dl><dt>Account</dt><dd>{esc(cell(instance['account_id']))}</dd><dt>Region</dt>"
-                f"<dd>{esc(cell(instance['region']))}</dd><dt>Status</dt>"
-                f"<dd class=\"{esc(instance['status'])}\">{esc(instance['status'])}</dd></dl>"]
+                f"<dd>{esc(cell(instance['region']))}</dd><dt>State</dt>"
+                f"<dd class=\"{esc(instance['state'])}\">{esc(instance['state'])}</dd></dl>"]
         if instance["errors"]:
             out.append("<h3>Errors</h3>")
             out += html_table(["stage", "action", "code", "message"],
@@ -561,44 +658,52 @@ def render_html(report):
             stage = instance["stages"].get(name)
             if stage is None:
                 continue
-            out.append(f'<h3>{esc(name)}: <span class="{esc(stage["status"])}">{esc(stage["status"])}</span></h3>')
-            out += html_blocks(stage_blocks(stage["result"]))
+            klass = ' class="failed"' if stage["status"] == "failed" else ""
+            out.append(f'<h3>{esc(name)}: <span{klass}>{esc(stage["status"])}</span></h3>')
+            out += html_blocks(stage_blocks(stage["result"], report["check_mode"]))
         out.append("</section>")
-    out += ["</body>", "</html>"]
+    out += ["</details>", "</body>", "</html>"]
     return "\n".join(out) + "\n"
 
 
+def render_index_html(index):
+    """The incident's page: each instance's current state, then every run, newest first, linked."""
+    out = _html_head(f"Incident {index['incident_id']}: every run")
+    states = {}
+    for instance in index["instances"]:
+        states[instance["state"]] = states.get(instance["state"], 0) + 1
+    out.append("<h2>Now</h2>")
+    out += _html_states({s: states.get(s, 0) for s in overview.STATE_ORDER})
+    out += ["<table>", "<tr><th>Name</th><th>Instance</th><th>Account</th><th>Region</th><th>State</th><th>Malware scan</th>"
+            "<th>State from run</th></tr>"]
+    for i in index["instances"]:
+        out.append(f"<tr><td>{esc(cell(i['name']))}</td><td class=\"id\">{esc(i['instance_id'])}</td>"
+                   f"<td class=\"id\">{esc(cell(i['account_id']))}</td><td class=\"id\">{esc(cell(i['region']))}</td>"
+                   + _html_state_cell(i["state"]) + f"<td>{esc(_scan_text(i['scan']))}</td><td class=\"id\">{esc(cell(i['state_run']))}</td></tr>")
+    out += ["</table>", "<h2>Runs, newest first</h2>", "<table>",
+            "<tr><th>Run</th><th>Playbook</th><th>Check mode</th><th>Started</th><th>Instances</th><th>States</th></tr>"]
+    for run in index["runs"]:
+        states_text = ", ".join(f"{n} {s}" for s, n in (run["states"] or {}).items() if n)
+        out.append(f'<tr><td class="id"><a href="{esc(run["report"])}">{esc(run["run"])}</a></td><td>{esc(cell(run["playbook"]))}</td>'
+                   f"<td>{esc(cell(run['check_mode']))}</td><td class=\"id\">{esc(cell(run['started']))}</td>"
+                   f"<td>{esc(run['instances'])}</td><td>{esc(states_text)}</td></tr>")
+    out += ["</table>", "</body>", "</html>"]
+    return "\n".join(out) + "\n"
+
+
+def render_index_markdown(index):
+    lines = [f"# Incident {md(index['incident_id'])}: every run", "", "## Now", ""]
+    lines += md_table(["name", "instance", "account", "region", "state", "malware scan", "state from run"],
+                      [[cell(i["name"]), i["instance_id"], cell(i["account_id"]), cell(i["region"]), i["state"],
+                        _scan_text(i["scan"]), cell(i["state_run"])] for i in index["instances"]])
+    lines += ["", "## Runs, newest first", ""]
+    lines += md_table(["run", "playbook", "check mode", "started", "instances"],
+                      [[r["run"], cell(r["playbook"]), cell(r["check_mode"]), cell(r["started"]), str(r["instances"])]
+                       for r in index["runs"]])
+    return "\n".join(lines) + "\n"
+
+
+INDEX_RENDERERS = {"json": render_json, "markdown": render_index_markdown, "html": render_index_html}
+
+
 RENDERERS = {"json": render_json, "markdown": render_markdown, "html": render_html}
-
-
-# -- did it change? ------------------------------------------------------------------------------------
-
-def with_volatile(report, values):
-    """The report with the run's volatile timestamps set to `values` ({key: value}); others untouched."""
-    run = dict(report["run"])
-    run.update({k: v for k, v in values.items() if k in run})
-    return dict(report, run=run)
-
-
-def same_but_volatile(report, fmt, existing_text):
-    """Whether `existing_text` is what `fmt` renders for `report`, whatever the run's volatile timestamps were.
-
-    The report is rendered with a marker in place of each volatile timestamp; the existing text matches if it
-    is that rendering with any one-line value where the markers are (the same value at each place).
-    """
-    keys = [k for k in VOLATILE_RUN_KEYS if k in report["run"]]
-    markers = {k: f"VOLATILEMARKER{index}X" for index, k in enumerate(keys)}
-    text = RENDERERS[fmt](with_volatile(report, markers))
-    if not markers:
-        return text == existing_text
-    pattern, seen = [], set()
-    for piece in re.split("(" + "|".join(markers.values()) + ")", text):
-        name = next((f"v{i}" for i, m in enumerate(markers.values()) if m == piece), None)
-        if name is None:
-            pattern.append(re.escape(piece))
-        elif name in seen:
-            pattern.append(f"(?P={name})")
-        else:
-            seen.add(name)
-            pattern.append(f"(?P<{name}>[^\\n]*?)")
-    return re.fullmatch("".join(pattern), existing_text) is not None

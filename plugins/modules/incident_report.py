@@ -14,18 +14,25 @@ description:
     (or of any playbook that registered this collection's modules), per instance, every stage's outcome with
     before and after, the calls made, the evidence (snapshot ids, evidence files and their SHA-256), the
     malware scan and its threats, the triage recommendations, the records release restores, and the errors.
-  - Files go to O(report_dir)/O(incident_id)/ as C(report.json), C(report.md) and C(report.html). The directory
-    is made mode 0700 and every file mode 0600; each file is written to a temporary file of mode 0600 in the
-    same directory and renamed over the old one, so that a reader never sees a half-written or world-readable report.
+  - Each run keeps its own report, never overwritten, in O(report_dir)/O(incident_id)/runs/RUN/ as C(report.json),
+    C(report.md) and C(report.html); RUN is the run's UTC start, then the playbook, then C(-check) for a dry run
+    (C(20261205T184200Z-isolate-check)); a second run in the same second gets C(-2).
+  - The report puts first what a responder hands on - an executive summary (instances contained, failed and pending,
+    accounts, regions, what is still exposed), the findings (type, severity, title, first and last seen, count),
+    each instance with its Name and tags, its state and the malware scan's verdict, a timeline and the next steps
+    (release, scan, eradicate, support case) - and keeps every stage's per-call detail below (folded in HTML).
+  - The incident's top directory holds its index, rebuilt from every run's C(report.json) at each run - C(report.json)
+    (every run, newest first, and each instance's current state: from the newest real run that reported it, with
+    the newest scan verdict known), C(report.md) and C(report.html) linking to each run's report.
+  - Directories are made mode 0700 and every file mode 0600; each file is written to a temporary file of mode 0600
+    in the same directory and renamed, so that a reader never sees a half-written or world-readable report.
   - Secrets are never written nor returned. The values of keys that name access keys, secret keys, session or
     security tokens, passwords, C(Authorization) or credentials (C(SecretAccessKey), C(SessionToken),
     C(aws_secret_access_key)...) are replaced by C(<redacted>) at any depth, and access key ids and
     C(secret=value) pairs are redacted inside text.
   - Every value is escaped for its format (tags and finding titles are written by whoever controls the
     instance); the HTML has no script, loads nothing and forbids both through its Content Security Policy.
-  - The report is regenerated at every run. The task reports a change only when a file's content changes; the
-    run's C(started) and C(finished) timestamps are left out of that comparison, so a second identical run
-    reports no change and leaves the files (and the timestamps of the run that wrote them) as they are.
+  - Times are written in UTC with their C(Z).
   - When O(run) has C(check_mode=true) the report says prominently that the run was a dry run and that every
     change it lists is a change that would be made. The roles call this module with C(check_mode=false) so
     that a dry run still leaves its report.
@@ -46,7 +53,7 @@ options:
     required: true
   formats:
     description:
-      - The files to write. Files of formats not listed are left as they are.
+      - The files of this run's report to write (its JSON is always kept: the incident's index is built from it).
     type: list
     elements: str
     choices: [json, markdown, html]
@@ -65,10 +72,12 @@ options:
     default: {}
   instances:
     description:
-      - Per instance id, C(host) (inventory name), C(account_id), C(region) and C(stages).
-      - Optionally C(findings), the instance's GuardDuty finding ids, and C(detector_id), the GuardDuty detector that reported
-        them (the inventory's C(guardduty_finding_ids) and C(guardduty_detector_id)). The report links each finding to the
-        GuardDuty console, to Security Hub (with the detector) and to Amazon Detective (a link only).
+      - Per instance id, C(host) (inventory name), C(account_id), C(region), C(stages), and optionally C(tags)
+        (the instance's tags, C(Name) shown as its name), C(findings) and C(detector_id).
+      - C(findings) is the inventory's C(guardduty_findings) (type, severity, title, first and last seen, count are shown),
+        or only the finding ids (C(guardduty_finding_ids)); C(detector_id) is the GuardDuty detector that reported them
+        (C(guardduty_detector_id); also read from the findings). The report links each finding to the GuardDuty console,
+        to Security Hub (with the detector) and to Amazon Detective (a link only).
       - C(stages) maps a stage name (any name, for example C(evidence), C(protection), C(snapshots), C(detach), C(network),
         C(public_ip), C(credentials), C(scan), C(triage), C(archive), C(release), C(eradicate)...) to that stage's
         per-instance module result, as the C(cloudsec.guardduty.instance_result) filter returns it.
@@ -84,7 +93,7 @@ notes:
 attributes:
   check_mode:
     support: full
-    description: In check mode nothing is written; the paths, hashes and C(changed) say what a run would write.
+    description: In check mode nothing is written; the paths say where a run would write.
   diff_mode:
     support: none
     description: The report is the record of the run; no diff is returned.
@@ -135,13 +144,28 @@ EXAMPLES = r"""
 
 RETURN = r"""
 files:
-  description: The path of each file written (in check mode, to be written), by format.
+  description: The path of each file of this run's report written (in check mode, to be written), by format.
   returned: always
   type: dict
-  sample: {"json": "/home/me/guardduty-reports/INC-0042/report.json", "markdown": "/home/me/guardduty-reports/INC-0042/report.md",
-           "html": "/home/me/guardduty-reports/INC-0042/report.html"}
+  sample: {"json": "/home/me/guardduty-reports/INC-0042/runs/20261205T184200Z-isolate/report.json",
+           "html": "/home/me/guardduty-reports/INC-0042/runs/20261205T184200Z-isolate/report.html"}
+index_files:
+  description: The incident's index (every run, each instance's current state), by format; empty in check mode.
+  returned: always
+  type: dict
+  sample: {"json": "/home/me/guardduty-reports/INC-0042/report.json", "html": "/home/me/guardduty-reports/INC-0042/report.html"}
+run_directory:
+  description: This run's directory.
+  returned: always
+  type: str
+  sample: /home/me/guardduty-reports/INC-0042/runs/20261205T184200Z-isolate
+overview:
+  description: The executive summary - instances by state (contained, failed, pending, released, terminated), accounts,
+    regions, and what is still exposed, by instance.
+  returned: always
+  type: dict
 sha256:
-  description: The SHA-256 of each file as it is on disk after the run (in check mode, as it would be), by format.
+  description: The SHA-256 of each file of this run's report, by format; empty in check mode.
   returned: always
   type: dict
   sample: {"json": "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"}
@@ -199,6 +223,7 @@ counts:
 
 import datetime
 import hashlib
+import json
 import os
 import re
 import stat
@@ -301,32 +326,73 @@ def main():
     report = reporting.build_report(incident_id, params["instances"], run=run, title=params["title"])
 
     formats = list(dict.fromkeys(params["formats"]))
-    result = dict(changed=False, files={}, sha256={}, check_mode_run=report["check_mode"], summary=report["summary"],
-                  counts=report["counts"], summary_table=reporting.summary_table(report), invocation=invocation)
+    name = reporting.overview.run_id(report["run"], report["check_mode"])
+    result = dict(changed=False, files={}, sha256={}, index_files={}, check_mode_run=report["check_mode"],
+                  summary=report["summary"], counts=report["counts"], overview=report["overview"],
+                  summary_table=reporting.summary_table(report), invocation=invocation)
     try:
-        directory, changed = incident_directory(module, params["report_dir"], incident_id)
+        directory, _created = incident_directory(module, params["report_dir"], incident_id)
         result["directory"] = directory
-        for fmt in formats:
-            name = reporting.FILE_NAMES[fmt]
-            path = os.path.join(directory, name)
-            result["files"][fmt] = path
-            text, mode = existing_file(path)
-            if text is not None and reporting.same_but_volatile(report, fmt, text):
-                result["sha256"][fmt] = sha256(text.encode("utf-8"))
-                if mode != 0o600:
-                    changed = True
-                    if not module.check_mode:
-                        os.chmod(path, 0o600)
-                continue
-            data = reporting.RENDERERS[fmt](report).encode("utf-8")
-            result["sha256"][fmt] = sha256(data)
-            changed = True
-            if not module.check_mode:
-                write_atomic(directory, name, data)
+        runs = os.path.join(directory, "runs")
+        if module.check_mode:
+            result["run_directory"] = os.path.join(runs, name)
+            result["files"] = {fmt: os.path.join(runs, name, reporting.FILE_NAMES[fmt]) for fmt in formats}
+        else:
+            run_directory = new_run_directory(runs, name)
+            result["run_directory"] = run_directory
+            for fmt in formats:
+                data = reporting.RENDERERS[fmt](report).encode("utf-8")
+                write_atomic(run_directory, reporting.FILE_NAMES[fmt], data)
+                result["files"][fmt] = os.path.join(run_directory, reporting.FILE_NAMES[fmt])
+                result["sha256"][fmt] = sha256(data)
+            if "json" not in formats:  # the index is built from every run's JSON: keep it whatever was asked
+                write_atomic(run_directory, reporting.FILE_NAMES["json"], reporting.render_json(report).encode("utf-8"))
+            # the incident's top: every run, newest first, and each instance's current state; derived from the
+            # runs' own files, which are never rewritten
+            index = reporting.overview.build_index(incident_id, read_runs(runs))
+            for fmt, render in reporting.INDEX_RENDERERS.items():
+                write_atomic(directory, reporting.FILE_NAMES[fmt], render(index).encode("utf-8"))
+                result["index_files"][fmt] = os.path.join(directory, reporting.FILE_NAMES[fmt])
+            result["changed"] = True
     except (OSError, ReportError) as exc:
         module.fail_json(msg=f"could not write the report of {incident_id} in {params['report_dir']}: {exc}", **result)
-    result["changed"] = changed
     module.exit_json(**result)
+
+
+def new_run_directory(runs, name):
+    """runs/NAME, made 0700 and never reused: a second run in the same second gets NAME-2, NAME-3..."""
+    if not os.path.isdir(runs):
+        os.makedirs(runs, mode=0o700, exist_ok=True)
+    info = os.lstat(runs)
+    if stat.S_ISLNK(info.st_mode) or not stat.S_ISDIR(info.st_mode):
+        raise ReportError(f"{runs} exists and is not a directory (a symbolic link is refused too); nothing was written")
+    os.chmod(runs, 0o700)
+    for attempt in range(1, 1000):
+        path = os.path.join(runs, name if attempt == 1 else f"{name}-{attempt}")
+        try:
+            os.mkdir(path, 0o700)
+        except FileExistsError:
+            continue
+        os.chmod(path, 0o700)
+        return path
+    raise ReportError(f"{runs}: no free run directory for {name}")
+
+
+def read_runs(runs):
+    """[(run directory name, its report.json)] for every run whose report can be read; the others are left out."""
+    found = []
+    for entry in sorted(os.listdir(runs)):
+        path = os.path.join(runs, entry, reporting.FILE_NAMES["json"])
+        text, _mode = existing_file(path)
+        if text is None:
+            continue
+        try:
+            data = json.loads(text)
+        except ValueError:
+            continue
+        if isinstance(data, dict) and data.get("schema") == reporting.SCHEMA:
+            found.append((entry, data))
+    return found
 
 
 if __name__ == "__main__":

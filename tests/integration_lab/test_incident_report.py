@@ -4,6 +4,7 @@ of real module results from the demo scenario."""
 import hashlib
 import json
 import os
+import pathlib
 import stat
 
 MODULE = "cloudsec.guardduty.incident_report"
@@ -29,68 +30,72 @@ def small_args(report_dir, **run):
                                                                       "Credentials": {"SecretAccessKey": SECRET}}}}}}
 
 
-def test_files_permissions_hashes_and_second_run_unchanged(lab, tmp_path):
+def test_each_run_keeps_its_own_report_and_the_index_gathers_them(lab, tmp_path):
     report_dir = tmp_path / "reports"
-    first = lab.run_module(MODULE, small_args(report_dir, started="2026-11-28T04:00:00Z"))
+    first = lab.run_module(MODULE, small_args(report_dir, started="2026-11-28T04:00:00+00:00"))
     assert first["changed"] is True
     directory = report_dir / "INC-77"
-    assert first["directory"] == str(directory)
-    assert mode(directory) == 0o700 and mode(report_dir) == 0o700
-    assert sorted(os.listdir(directory)) == ["report.html", "report.json", "report.md"], "no temporary file left behind"
-    assert first["files"] == {"json": str(directory / "report.json"), "markdown": str(directory / "report.md"),
-                              "html": str(directory / "report.html")}
+    run_dir = directory / "runs" / "20261128T040000Z-isolate"
+    assert first["directory"] == str(directory) and first["run_directory"] == str(run_dir)
+    assert mode(directory) == 0o700 and mode(report_dir) == 0o700 and mode(run_dir) == 0o700
+    assert sorted(os.listdir(run_dir)) == ["report.html", "report.json", "report.md"], "no temporary file left behind"
+    assert sorted(os.listdir(directory)) == ["report.html", "report.json", "report.md", "runs"]
+    assert first["files"] == {"json": str(run_dir / "report.json"), "markdown": str(run_dir / "report.md"),
+                              "html": str(run_dir / "report.html")}
     for fmt, path in first["files"].items():
         assert mode(path) == 0o600, fmt
         assert first["sha256"][fmt] == digest(path), fmt
         text = open(path, encoding="utf-8").read()
         assert "snap-0123456789abcdef0" in text and SECRET not in text, fmt
+    assert all(mode(path) == 0o600 for path in first["index_files"].values())
     assert SECRET not in json.dumps(first), "the module's return (invocation included) is redacted too"
-    saved = json.loads((directory / "report.json").read_text())
-    assert saved["schema"] == "cloudsec.guardduty.incident_report/1" and saved["run"]["started"] == "2026-11-28T04:00:00Z"
+    saved = json.loads((run_dir / "report.json").read_text())
+    assert saved["schema"] == "cloudsec.guardduty.incident_report/1"
+    assert saved["run"]["started"] == "2026-11-28T04:00:00Z", "times in UTC with their Z"
     assert first["counts"]["changed"] == 1 and first["summary"][0]["stages"] == {"snapshots": "changed", "credentials": "changed"}
     assert first["summary_table"].splitlines()[1].split()[0] == "i-0123456789abcdef0"
+    first_bytes = {p: open(p, "rb").read() for p in first["files"].values()}
 
-    # Same content, a later run: nothing changes, the files (and their first run's timestamps) stay as they were.
-    before = {p: os.lstat(p).st_mtime_ns for p in first["files"].values()}
+    # The same run again, a check run, then another in the same second: each its own directory, none overwritten.
     second = lab.run_module(MODULE, small_args(report_dir, started="2026-11-29T10:00:00Z"))
-    assert second["changed"] is False
-    assert second["sha256"] == first["sha256"]
-    assert {p: os.lstat(p).st_mtime_ns for p in first["files"].values()} == before
+    check = lab.run_module(MODULE, small_args(report_dir, started="2026-11-29T11:00:00Z", check_mode=True))
+    again = lab.run_module(MODULE, small_args(report_dir, started="2026-11-29T11:00:00Z", check_mode=True))
+    assert check["run_directory"].endswith("20261129T110000Z-isolate-check")
+    assert again["run_directory"].endswith("20261129T110000Z-isolate-check-2")
+    assert sorted(os.listdir(directory / "runs")) == ["20261128T040000Z-isolate", "20261129T100000Z-isolate",
+                                                      "20261129T110000Z-isolate-check", "20261129T110000Z-isolate-check-2"]
+    assert {p: open(p, "rb").read() for p in first["files"].values()} == first_bytes
+    assert second["files"]["json"] != first["files"]["json"]
 
-    # A file loosened by hand is put back to 0600, and that is a change.
-    os.chmod(directory / "report.md", 0o644)
-    third = lab.run_module(MODULE, small_args(report_dir, started="2026-11-30T08:00:00Z"))
-    assert third["changed"] is True and mode(directory / "report.md") == 0o600
-    assert third["sha256"] == first["sha256"]
-
-    # Different content: rewritten, with the new hash.
-    args = small_args(report_dir)
-    args["instances"]["i-0123456789abcdef0"]["stages"]["snapshots"]["snapshots"][0]["state"] = "completed"
-    fourth = lab.run_module(MODULE, args)
-    assert fourth["changed"] is True and fourth["sha256"]["json"] != first["sha256"]["json"]
-    assert fourth["sha256"]["json"] == digest(directory / "report.json")
+    index = json.loads((directory / "report.json").read_text())
+    assert index["schema"] == "cloudsec.guardduty.incident_index/1"
+    assert [r["run"] for r in index["runs"]] == ["20261129T110000Z-isolate-check-2", "20261129T110000Z-isolate-check",
+                                                 "20261129T100000Z-isolate", "20261128T040000Z-isolate"]
+    (instance,) = index["instances"]
+    # the state comes from the newest real run, not from the dry runs after it
+    assert instance["state_run"] == "20261129T100000Z-isolate"
+    page = (directory / "report.html").read_text()
+    assert 'href="runs/20261128T040000Z-isolate/report.html"' in page
 
 
-def test_check_mode_writes_nothing_and_says_what_it_would_write(lab, tmp_path):
+def test_check_mode_writes_nothing_and_says_where_it_would_write(lab, tmp_path):
     report_dir = tmp_path / "reports"
-    result = lab.run_module(MODULE, small_args(report_dir), check=True)
-    assert result["changed"] is True
+    result = lab.run_module(MODULE, small_args(report_dir, started="2026-11-28T04:00:00Z"), check=True)
     assert not report_dir.exists()
-    assert set(result["files"]) == {"json", "markdown", "html"} and all(len(h) == 64 for h in result["sha256"].values())
-
-    lab.run_module(MODULE, small_args(report_dir, started="2026-11-28T04:00:00Z"))
-    again = lab.run_module(MODULE, small_args(report_dir, started="2026-11-30T04:00:00Z"), check=True)
-    assert again["changed"] is False
+    assert result["files"]["json"] == str(report_dir / "INC-77" / "runs" / "20261128T040000Z-isolate" / "report.json")
 
 
 def test_check_mode_run_and_formats(lab, tmp_path):
     report_dir = tmp_path / "reports"
-    args = small_args(report_dir, check_mode=True)
+    args = small_args(report_dir, check_mode=True, started="2026-11-28T04:00:00Z")
     args["formats"] = ["markdown"]
     result = lab.run_module(MODULE, args)
-    assert os.listdir(report_dir / "INC-77") == ["report.md"]
+    run_dir = report_dir / "INC-77" / "runs" / "20261128T040000Z-isolate-check"
+    assert sorted(os.listdir(run_dir)) == ["report.json", "report.md"], "the JSON is kept for the index"
     assert result["check_mode_run"] is True and result["summary_table"].startswith("CHECK MODE")
-    assert "CHECK MODE (dry run)" in (report_dir / "INC-77" / "report.md").read_text().split("## Summary")[0]
+    text = (run_dir / "report.md").read_text()
+    assert "CHECK MODE (dry run)" in text.split("## Executive summary")[0]
+    assert "Calls made" not in text
 
 
 def test_unsafe_incident_id_and_symlinked_directory_are_refused(lab, tmp_path):
@@ -132,7 +137,7 @@ def test_report_of_real_isolation_and_snapshot_results(demo, tmp_path):
     held = {s["SnapshotId"] for s in ec2.describe_snapshots(
         OwnerIds=["self"], Filters=[{"Name": "tag:guardduty:incident", "Values": ["INC-78"]}])["Snapshots"]}
     assert len(held) == 5
-    saved = json.loads((report_dir / "INC-78" / "report.json").read_text())
+    saved = json.loads(pathlib.Path(result["files"]["json"]).read_text())
     for fmt, path in result["files"].items():
         text = open(path, encoding="utf-8").read()
         for snapshot_id in held:
@@ -145,6 +150,6 @@ def test_report_of_real_isolation_and_snapshot_results(demo, tmp_path):
         assert sorted({g for n in nics for g in n["original_security_groups"]}) == original[entry["instance_id"]]
         assert entry["stages"]["snapshots"]["result"]["snapshots"]
 
-    again = demo.run_module(MODULE, {"incident_id": "INC-78", "report_dir": str(report_dir), "instances": instances,
-                                     "run": {"playbook": "isolate", "check_mode": False}})
-    assert again["changed"] is False
+    # the executive summary: both contained, in one account and region, nothing known to be exposed
+    assert saved["overview"]["states"]["contained"] == 2 and saved["overview"]["accounts"] == ["123456789012"]
+    assert saved["overview"]["exposed"] == []

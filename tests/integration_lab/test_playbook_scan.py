@@ -1,5 +1,6 @@
 """playbooks/scan.yml end to end against the lab: malware scans only, once per account and region batch."""
 
+import json
 import pathlib
 
 from tests.integration_lab.playbook_results import responder_sessions, task, writes
@@ -19,15 +20,16 @@ def scanned(entries):
             for e in entries if e["action"] == "StartMalwareScan" and e["outcome"] == "ok"}
 
 
-def test_scan_playbook_scans_each_instance_in_its_account_and_changes_nothing_else(lab):
+def test_scan_playbook_scans_each_instance_in_its_account_and_changes_nothing_else(lab, tmp_path):
     lab.reset("demo")
     mark = lab.mark()
     check = lab.run_playbook(PLAYBOOK, inventory=INVENTORY, limit="compromised", check=True,
-                             extra_vars={"incident_id": "INC-SCAN"})
+                             extra_vars={"incident_id": "INC-SCAN", "scan_report_dir": str(tmp_path)})
     assert check["rc"] == 0 and writes(lab.journal(mark)) == []
 
     mark = lab.mark()
-    run = lab.run_playbook(PLAYBOOK, inventory=INVENTORY, limit="compromised", extra_vars={"incident_id": "INC-SCAN"})
+    run = lab.run_playbook(PLAYBOOK, inventory=INVENTORY, limit="compromised",
+                           extra_vars={"incident_id": "INC-SCAN", "scan_report_dir": str(tmp_path)})
     journal = lab.journal(mark)
     assert run["rc"] == 0 and sorted(run["stats"]) == sorted(COMPROMISED)
     expected = {(account, region, lab.instance(name)["id"]) for name, (account, region) in COMPROMISED.items()}
@@ -47,13 +49,13 @@ def test_scan_playbook_scans_each_instance_in_its_account_and_changes_nothing_el
         assert "scan - " not in shown[name]["msg"], shown[name]   # a scan id, not the placeholder
 
 
-def test_scan_playbook_waits_and_fails_the_infected_instance_by_name(lab):
+def test_scan_playbook_waits_and_fails_the_infected_instance_by_name(lab, tmp_path):
     """scan_wait and scan_fail_on_threats, under --limit: web-1 is infected in the demo (EICAR), app-1 is clean."""
     lab.reset("demo")
     mark = lab.mark()
     run = lab.run_playbook(PLAYBOOK, inventory=INVENTORY, limit="web-1,app-1", expect_rc=(2,),
                            extra_vars={"incident_id": "INC-SCANW", "scan_wait": True, "scan_wait_timeout": 120,
-                                       "scan_fail_on_threats": True})
+                                       "scan_fail_on_threats": True, "scan_report_dir": str(tmp_path)})
     journal = lab.journal(mark)
     web, app = lab.instance("web-1")["id"], lab.instance("app-1")["id"]
     assert sorted(run["stats"]) == ["app-1", "web-1"]
@@ -69,3 +71,14 @@ def test_scan_playbook_waits_and_fails_the_infected_instance_by_name(lab):
     failed = task(run, "Scan | fail the instances where malware was found")
     assert failed["web-1"]["failed"] and web in failed["web-1"]["msg"] and "EICAR-Test-File" in failed["web-1"]["msg"]
     assert failed["app-1"].get("skipped"), failed["app-1"]
+
+    # The verdicts reach the incident's report: the scan run's own, and the incident's index (each instance's
+    # newest verdict), not only the console.
+    (run_report,) = (tmp_path / "INC-SCANW" / "runs").glob("*-scan/report.json")
+    saved = json.loads(run_report.read_text())
+    verdicts = {i["instance_id"]: i["scan"] for i in saved["instances"]}
+    assert verdicts[web]["verdict"] == "INFECTED" and verdicts[web]["threats"] == ["EICAR-Test-File (not a virus)"]
+    assert verdicts[app]["verdict"] == "CLEAN"
+    index = json.loads((tmp_path / "INC-SCANW" / "report.json").read_text())
+    assert {i["instance_id"]: i["scan"]["verdict"] for i in index["instances"]} == {web: "INFECTED", app: "CLEAN"}
+    assert "INFECTED: EICAR-Test-File (not a virus)" in (tmp_path / "INC-SCANW" / "report.html").read_text()

@@ -360,3 +360,15 @@ def test_responder_role_is_in_the_callers_partition():
     for partition in ("aws-us-gov", "aws-iso-f", "aws-eusc"):
         hv = fnd.host_variables(web, partition, "gd_", "arn:{partition}:iam::{account_id}:role/GuardDutyResponder")
         assert hv["responder_role_arn"] == f"arn:{partition}:iam::123456789012:role/GuardDutyResponder"
+
+
+@pytest.mark.parametrize("region", ["us-east-1", "eu-west-1", "us-gov-west-1", "cn-north-1", "us-isob-east-1",
+                                    "eu-isoe-west-1", "eusc-de-east-1", "ap-southeast-7", "mx-central-1"])
+def test_region_names_aws_has(region):
+    fnd.check_region_names([region])
+
+
+@pytest.mark.parametrize("region", ["eu-west1", "euwest-1", "us-east-1 ", "US-EAST-1", "", "us-east", 7])
+def test_misspelt_region_refused_by_name(region):
+    with pytest.raises(fnd.FilterError, match="is not an AWS region name"):
+        fnd.check_region_names(["us-east-1", region])
