@@ -608,6 +608,7 @@ class InventoryModule(AWSInventoryBase):
             self.inventory.add_host(name)
             for group in fnd.host_groups(host):
                 self.inventory.add_child(group, name)
+            self.inventory.add_group(inventory_check.LOADED_GROUP)
             self.inventory.add_child(inventory_check.LOADED_GROUP, name)
             for key, value in hostvars.items():
                 self.inventory.set_variable(name, key, value)

@@ -175,13 +175,18 @@ def test_verify_file_suffixes():
     assert plugin.verify_file(__file__) is False
 
 
-def test_verify_file_accepts_guardduty_yml(tmp_path):
+def test_verify_file_accepts_guardduty_yml_and_any_file_naming_the_plugin(tmp_path):
     plugin = InventoryModule()
-    for name in ("lab.guardduty.yml", "guardduty.yaml", "aws_ec2.yml"):
+    for name in ("lab.guardduty.yml", "guardduty.yaml", "prod.yml"):
         (tmp_path / name).write_text("plugin: cloudsec.guardduty.guardduty\n")
+    (tmp_path / "aws_ec2.yml").write_text("plugin: amazon.aws.aws_ec2\n")
+    (tmp_path / "hosts.ini").write_text("plugin: cloudsec.guardduty.guardduty\n")
     assert plugin.verify_file(str(tmp_path / "lab.guardduty.yml"))
     assert plugin.verify_file(str(tmp_path / "guardduty.yaml"))
+    # a misnamed file that names this plugin is read (refusing it ended a run green with nothing contained)
+    assert plugin.verify_file(str(tmp_path / "prod.yml"))
     assert not plugin.verify_file(str(tmp_path / "aws_ec2.yml"))
+    assert not plugin.verify_file(str(tmp_path / "hosts.ini"))
 
 
 def test_query_reads_every_region_pages_and_reports_a_region_without_detector():
