@@ -224,9 +224,8 @@ GUARDDUTY_RETRY = AWSRetry.jittered_backoff(retries=10, delay=0.5, max_delay=20,
                                             catch_extra_error_codes=["InternalServerErrorException", "ThrottlingException"])
 SESSION_NAME = "cloudsec-guardduty-inventory"
 ACCESS_DENIED = ("AccessDenied", "AccessDeniedException", "UnauthorizedOperation", "UnauthorizedAccess")
-CREDENTIALS_REFUSED = ("UnrecognizedClientException", "InvalidClientTokenId", "InvalidSignatureException",
-                       "SignatureDoesNotMatch", "ExpiredToken", "ExpiredTokenException")
-REGION_DISABLED = ("AuthFailure", "OptInRequired")
+REGION_DISABLED = ("UnrecognizedClientException", "InvalidClientTokenId", "AuthFailure", "OptInRequired",
+                   "InvalidSignatureException")
 
 
 # -- the AWS layer: one small retried function per call ----------------------------------------
@@ -281,13 +280,11 @@ def _problem(account, region, action, exc, consequence="its findings are not in 
     code = error_code(exc)
     if code in ACCESS_DENIED:
         what = f"missing permission for {action}"
-    elif code in CREDENTIALS_REFUSED:
-        # AWS answers an unknown or expired key like this in every region, and a region not enabled for the
-        # account the same way: both are named, the key first.
-        what = (f"{action} refused the credentials: an invalid or expired access key, or a region not enabled "
-                "for this account")
     elif code in REGION_DISABLED:
-        what = f"{action} refused: the region is not enabled for this account"
+        # The credentials themselves were proven first (sts:GetCallerIdentity: an unknown or expired key fails the
+        # whole inventory there, by name), so this answer in one region is that region, not the key.
+        what = (f"{action} refused: the region is not enabled for this account (its credentials were accepted by "
+                "sts:GetCallerIdentity)")
     elif isinstance(exc, botocore.exceptions.BotoCoreError):
         what = f"{action} failed: {_first_line(exc)}"
         code = type(exc).__name__

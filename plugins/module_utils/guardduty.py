@@ -12,6 +12,9 @@ throttling and GuardDuty's 5xx.
 Decisions (`finding_state`, `plan_finding_updates`) are pure: GetFindings results in, calls out.
 """
 
+import time
+from email.utils import parsedate_to_datetime
+
 from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry
 
 from ansible_collections.cloudsec.guardduty.plugins.module_utils.arns import caller_partition
@@ -235,6 +238,51 @@ def describe_malware_scans(client, detector_id, criteria=None, max_results=50, f
             kwargs["NextToken"] = page["NextToken"]
     except Exception as exc:
         raise error_from("DescribeMalwareScans", exc) from None
+
+
+def recent_malware_scans(client, detector_id, interval):
+    """(scans started within `interval` seconds of GuardDuty's now, that now in epoch seconds).
+
+    Newest first, paged until older: usually one call for a whole batch, whatever its size (one FilterCriterion at
+    most, so no filter: the sort does the work). "Now" is the Date of GuardDuty's answer, so a controller whose clock
+    is off does not misjudge the hour AWS counts; the controller's clock only when the answer has no Date.
+    """
+    kwargs = {"DetectorId": detector_id, "MaxResults": 50, "SortCriteria": {"AttributeName": "scanStartTime", "OrderBy": "DESC"}}
+    recent, now = [], None
+    try:
+        while True:
+            page = _describe_malware_scans_page(client, **kwargs)
+            if now is None:
+                now = _answer_time(page)
+            for scan in page.get("Scans") or []:
+                started = _epoch(scan.get("ScanStartTime"))
+                if started is not None and started <= now - interval:
+                    return recent, now
+                recent.append(scan)
+            if not page.get("NextToken"):
+                return recent, now
+            kwargs["NextToken"] = page["NextToken"]
+    except Exception as exc:
+        raise error_from("DescribeMalwareScans", exc) from None
+
+
+def _answer_time(page):
+    date = ((page.get("ResponseMetadata") or {}).get("HTTPHeaders") or {}).get("date")
+    try:
+        return parsedate_to_datetime(date).timestamp()
+    except (TypeError, ValueError, IndexError):
+        return time.time()
+
+
+def _epoch(value):
+    if value is None:
+        return None
+    if hasattr(value, "timestamp"):
+        return value.timestamp()
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None
 
 
 @retry

@@ -87,3 +87,18 @@ def test_inventory_without_findings_is_a_green_run(demo, tmp_path):
     assert rc == 0, out[-3000:]
     assert "no hosts matched" in out
     assert writes_since(demo, mark) == []
+
+
+def test_invalid_key_fails_the_run_naming_the_credentials(demo, tmp_path):
+    # Under IAM enforcement the lab refuses an unknown access key as AWS does (InvalidClientTokenId on
+    # sts:GetCallerIdentity): the run fails naming the credentials, not "the region is not enabled".
+    path = tmp_path / "prod.guardduty.yml"
+    path.write_text(INVENTORY.format(regions="us-east-1"))
+    demo.iam_enforcement(True)
+    mark = demo.mark()
+    rc, out = isolate(demo, path, {"AWS_ACCESS_KEY_ID": "AKIAIOSFODNN7INVALID", "AWS_SECRET_ACCESS_KEY": "not-a-secret",
+                                   "AWS_SESSION_TOKEN": None}, tmp=tmp_path)
+    assert rc != 0, out[-3000:]
+    assert "cannot identify the current credentials" in out and "InvalidClientTokenId" in out, out[-3000:]
+    assert "region is not enabled" not in out
+    assert writes_since(demo, mark) == []

@@ -90,7 +90,7 @@ def test_demo_hosts_groups_and_vars(demo, tmp_path):
     assert hosts_of(data, "account_111122223333") == {worker}
     assert hosts_of(data, "region_us_east_1") == {web, app, worker}
     assert hosts_of(data, "region_eu_west_1") == {api}
-    assert groups_of(data, web) == {"compromised", "severity_high", "finding_backdoor", "finding_unauthorized_access",
+    assert groups_of(data, web) == {"guardduty", "compromised", "severity_high", "finding_backdoor", "finding_unauthorized_access",
                                     "account_123456789012", "region_us_east_1"}
 
     hostvars = data["_meta"]["hostvars"]
@@ -226,7 +226,7 @@ def test_a_region_that_cannot_be_read_warns_and_the_rest_loads(demo, tmp_path):
     proc, data = run_inventory(demo, tmp_path, BASE)
     assert proc.returncode == 0, proc.stderr
     assert hosts_of(data) == ids(demo, "web-1", "app-1", "worker-1")
-    assert f"account {ADMIN} region eu-west-1: guardduty:ListDetectors refused: the region is probably not enabled" \
+    assert f"account {ADMIN} region eu-west-1: guardduty:ListDetectors refused: the region is not enabled for this account" \
         in " ".join(proc.stderr.split())
 
     proc, data = run_inventory(demo, tmp_path, BASE + "strict: true\n",

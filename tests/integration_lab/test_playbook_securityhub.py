@@ -89,7 +89,7 @@ def test_eradicate_resolves_the_terminated_instances_findings(isolated):
 
 def test_the_isolate_report_links_each_finding_to_the_consoles(isolated):
     lab, tmp, unused_run, unused_journal = isolated
-    report = json.loads((tmp / "reports" / INCIDENT / "report.json").read_text())
+    report = json.loads(sorted((tmp / "reports" / INCIDENT / "runs").glob("*-isolate/report.json"))[-1].read_text())
     web = next(i for i in report["instances"] if i["instance_id"] == lab.instance("web-1")["id"])
     links = {link["finding_id"]: link for link in web["finding_links"]}
     assert set(links) == {i for i, (status, unused_note) in hub_findings(lab, "web-1").items() if status != "NEW"}

@@ -15,6 +15,7 @@ Control endpoints (JSON), for tests and benchmarks:
 """
 
 import json
+from email.utils import formatdate
 import threading
 import time
 import traceback
@@ -197,6 +198,12 @@ class QuietRequestHandler(MotoRequestHandler):
 
     def log_request(self, code="-", size="-"):
         pass
+
+    def date_time_string(self, timestamp=None):
+        # Every AWS answer carries its Date (HTTP semantics, RFC 9110 section 6.6.1); the lab's is its own clock,
+        # which its answers (malware scan times, the one-hour rescan rule) are in.
+        clock = getattr(getattr(self.server, "app", None), "clock", None)
+        return formatdate(clock.now() if clock is not None else (timestamp or time.time()), usegmt=True)
 
 
 def serve(port, scenario_name=None, faults=None, host="127.0.0.1", ready=None):

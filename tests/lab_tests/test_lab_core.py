@@ -259,3 +259,16 @@ def test_token_bucket_arithmetic():
     assert bucket.take() and not bucket.take()
     now[0] = 100.0  # never above capacity
     assert [bucket.take() for _ in range(3)] == [True, True, False]
+
+
+def test_every_answer_carries_its_date_in_the_labs_clock(demo):
+    # AWS answers with a Date header (RFC 9110 section 6.6.1); the lab's is its own clock, which its answers are in
+    # (guardduty_malware_scan counts AWS's one-hour rescan rule from it).
+    from email.utils import parsedate_to_datetime
+    guardduty, ec2 = demo.client("guardduty"), demo.client("ec2")
+    before = time.time()
+    demo.advance_clock(7200)
+    for answer in (guardduty.list_detectors(), ec2.describe_instances()):
+        dates = answer["ResponseMetadata"]["HTTPHeaders"]["date"]
+        assert dates.count("GMT") == 1, dates   # one Date, not the HTTP server's and the lab's
+        assert parsedate_to_datetime(dates).timestamp() >= before + 7200 - 2
