@@ -211,11 +211,74 @@ def module_playbook(args, module=MODULE):
                         "tasks": [{"name": "module under test", module: args}]}], indent=1) + "\n"
 
 
+def process_tree(root):
+    """`root` and every live descendant, by a scan of /proc/*/stat (PPid). Ansible's workers call setsid(),
+    so the process group misses them; their parent links still lead back to ansible-playbook."""
+    children = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", encoding="ascii", errors="replace") as stat:
+                fields = stat.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # gone meanwhile
+        if fields[0] != "Z":
+            children.setdefault(int(fields[1]), []).append(int(entry))
+    tree, todo = [], [root]
+    while todo:
+        pid = todo.pop()
+        tree.append(pid)
+        todo.extend(children.get(pid, ()))
+    return tree
+
+
+def _alive(pid):
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def kill_tree(root):
+    """SIGKILL `root` and all its descendants, as a crash of the controller would end them all at once.
+
+    The tree is collected before any kill (a killed parent's children are re-parented to init and could
+    no longer be found), each member is stopped first so none can fork meanwhile, then all are killed;
+    repeated until no process of the tree is left. Returns the pids killed."""
+    killed = set()
+    for _attempt in range(50):
+        tree = [p for p in process_tree(root) if _alive(p)]
+        if not tree:
+            break
+        for pid in tree:  # freeze first: a stopped process forks no new worker
+            try:
+                os.kill(pid, signal.SIGSTOP)
+            except ProcessLookupError:
+                pass
+        tree = sorted(set(tree) | {p for p in process_tree(root) if _alive(p)})
+        for pid in tree:
+            try:
+                os.kill(pid, signal.SIGKILL)
+                killed.add(pid)
+            except ProcessLookupError:
+                pass
+        deadline = time.monotonic() + 5
+        while any(_alive(p) for p in tree) and time.monotonic() < deadline:
+            time.sleep(0.01)
+    left = [p for p in killed if _alive(p)]
+    assert not left, f"processes still alive after SIGKILL: {left}"
+    return sorted(killed)
+
+
 def run_and_kill(lab, playbook_text, kill_after_writes, since, account=ADMIN, region=REGION, poll=0.01,
-                 extra_vars=None, inventory=None, timeout=300):
-    """Start ansible-playbook in its own process group, SIGKILL the whole group as soon as the journal
-    shows `kill_after_writes` successful EC2 write calls after `since`. Returns (killed, writes seen at the
-    kill, returncode): killed is False when the run ended before reaching that count."""
+                 extra_vars=None, inventory=None, timeout=300, counted=None):
+    """Start ansible-playbook, and SIGKILL it and every process under it (the module's worker included)
+    as soon as the journal shows `kill_after_writes` entries after `since` that `counted` accepts
+    (default: successful EC2 write calls). Returns (killed, count seen at the kill, returncode, pids killed):
+    killed is False when the run ended before reaching that count."""
+    counted = counted or (lambda e: is_write(e) and e["outcome"] == "ok")
     with tempfile.TemporaryDirectory() as tmp:
         path = pathlib.Path(tmp) / "playbook.yml"
         path.write_text(playbook_text)
@@ -231,14 +294,14 @@ def run_and_kill(lab, playbook_text, kill_after_writes, since, account=ADMIN, re
         seen = 0
         try:
             while proc.poll() is None and time.monotonic() < deadline:
-                seen = sum(1 for e in lab.journal(since) if is_write(e) and e["outcome"] == "ok")
+                seen = sum(1 for e in lab.journal(since) if counted(e))
                 if seen >= kill_after_writes:
-                    os.killpg(proc.pid, signal.SIGKILL)
+                    pids = kill_tree(proc.pid)
                     proc.wait(timeout=30)
-                    return True, seen, proc.returncode
+                    return True, seen, proc.returncode, pids
                 time.sleep(poll)
         finally:
             if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGKILL)
+                kill_tree(proc.pid)
                 proc.wait(timeout=30)
-        return False, seen, proc.returncode
+        return False, seen, proc.returncode, []
