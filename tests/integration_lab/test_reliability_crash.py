@@ -173,3 +173,20 @@ def test_a_run_over_other_instances_finishes_enis_a_killed_run_left_on_the_conve
     released = lab.run_module(MODULE, {"instance_ids": list(fleet), "state": "released"})
     assert all(r["state"] == "released" for r in released["instances"]), released.get("msg")
     assert_released(lab, fleet, originals)
+
+    # Killed again; the rerun over the same instances names each ENI it found on the conversion group and
+    # moves it straight on to the isolation group (no second conversion move).
+    groups = containment_groups(lab)
+    stuck = kill_while_isolation_moves_wait(lab, fleet, args)
+    mark = lab.mark()
+    rerun = lab.run_module(MODULE, args)
+    assert not rerun.get("failed"), rerun.get("msg")
+    for eni_id in stuck:
+        assert eni_id in warnings_of(rerun), warnings_of(rerun)
+        moves = [e["params"] for e in lab.journal(mark) if e["action"] == "ModifyNetworkInterfaceAttribute"
+                 and e["params"]["NetworkInterfaceId"] == eni_id]
+        vpc = [v for v in groups.values() if v["conversion"] in stuck[eni_id]][0]
+        assert moves == [{"NetworkInterfaceId": eni_id, "SecurityGroupId.1": vpc["isolation"]}], moves
+    assert_isolated(lab, fleet, originals, incident_id="IR-CRASH")
+    released = lab.run_module(MODULE, {"instance_ids": list(fleet), "state": "released"})
+    assert_released(lab, fleet, originals)
