@@ -292,6 +292,12 @@ class Isolation:
         self.moves = MoveRetries()
         self.gate = threading.Condition()
         self.waiting = 0
+        # The adaptive pacer holds a request inside botocore after the caller let it go: the conversions'
+        # turn is checked again at the last moment, after the pacer, right before the request is sent.
+        events = getattr(getattr(self.conversion_client, "meta", None), "events", None)
+        if events is not None and self.conversion_client is not self.move_client:
+            # Last of the generic before-send handlers: after the pacer (a more specific event would run first).
+            events.register_last("before-send", self._conversion_turn)
 
     # -- groups ---------------------------------------------------------------------------------
     def ensure_groups(self, steps, groups, ipv6_vpcs):
@@ -445,6 +451,9 @@ class Isolation:
             self.waiting += delta
             if not self.waiting:
                 self.gate.notify_all()
+
+    def _conversion_turn(self, **_kwargs):
+        self.conversion_allowed()
 
     def conversion_allowed(self):
         """Hold a conversion (and each of its retries) while any move off a conversion group waits."""

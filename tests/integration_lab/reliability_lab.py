@@ -305,3 +305,50 @@ def run_and_kill(lab, playbook_text, kill_after_writes, since, account=ADMIN, re
                 kill_tree(proc.pid)
                 proc.wait(timeout=30)
         return False, seen, proc.returncode, []
+
+
+# -- time on the conversion group, from the journal -----------------------------------------------------
+def _moves(entries, group_ids):
+    """ModifyNetworkInterfaceAttribute calls whose only group is one of `group_ids`."""
+    return [e for e in entries if e["action"] == "ModifyNetworkInterfaceAttribute"
+            and (e.get("params") or {}).get("SecurityGroupId.1") in group_ids
+            and "SecurityGroupId.2" not in (e.get("params") or {})]
+
+
+def conversion_windows(entries, conversion_ids, isolation_ids):
+    """{eni_id: (opened, closed)}: from the answered move onto a conversion group to the answered move onto
+    an isolation group of the same ENI (journal times, seconds). closed is None for an ENI never moved on."""
+    windows = {}
+    for entry in _moves(entries, conversion_ids):
+        if entry["outcome"] == "ok":
+            windows.setdefault(entry["params"]["NetworkInterfaceId"], [entry["time"], None])
+    for entry in _moves(entries, isolation_ids):
+        window = windows.get(entry["params"]["NetworkInterfaceId"])
+        if entry["outcome"] == "ok" and window and window[1] is None and entry["time"] >= window[0]:
+            window[1] = entry["time"]
+    return {k: tuple(v) for k, v in windows.items()}
+
+
+def conversions_while_isolation_waits(entries, conversion_ids, isolation_ids, grace=0.25):
+    """Conversion calls (any outcome, retries included) that reached the lab while another ENI was on a
+    conversion group waiting for its move onto the isolation group to be answered: what "isolation moves go
+    first" forbids. `grace` covers a conversion let out just before the other ENI's conversion answer reached
+    the controller (answer transit, a busy CPU). Returns [(conversion entry, waiting ENI)]."""
+    windows = conversion_windows(entries, conversion_ids, isolation_ids)
+    out = []
+    for conversion in _moves(entries, conversion_ids):
+        eni = conversion["params"]["NetworkInterfaceId"]
+        for other, (opened, closed) in windows.items():
+            closed = float("inf") if closed is None else closed
+            if other != eni and opened + grace < conversion["started"] < closed:
+                out.append((conversion, other))
+                break
+    return out
+
+
+def percentile(values, share):
+    """The value below which `share` of `values` lie (nearest rank)."""
+    ordered = sorted(values)
+    if not ordered:
+        return None
+    return ordered[min(len(ordered) - 1, max(0, int(round(share * len(ordered) + 0.5)) - 1))]
