@@ -24,6 +24,15 @@ description:
   - If the move to the isolation group fails after an ENI reached the conversion group, the ENI is put back
     on its original groups and the instance is reported failed with that ENI named; an ENI is never left on
     the open conversion group by a run that could still reach AWS.
+  - "Moves off the conversion group go first: no ENI is moved onto it while another waits there for its move
+    to the isolation group (for AWS's answer or a retry), and that move is retried fast (50 ms doubling to
+    500 ms), so an ENI's time on the open group is about one API call even when EC2 throttles."
+  - "A run killed between an ENI's two moves leaves that ENI on the conversion group. Every run, isolate or
+    release, looks for ENIs on a conversion group of its VPCs (a group tagged C(guardduty:role=conversion)
+    that allows all traffic), its own instances' and any other's, names each in a warning and in
+    RV(conversion_recovery), and moves it on to the VPC's isolation group (an ENI of the run's instances
+    on release is restored from its record instead). An ENI of another instance without a readable record
+    of its original groups was not put there by this module: it is named, not moved."
   - Requester-managed interfaces, and interfaces of another service's type, cannot be changed; they are
     reported per ENI and the instance fails.
   - "O(state=released): restore every ENI's recorded groups, delete the record and mark the instance
@@ -199,6 +208,50 @@ plan:
   returned: always
   type: list
   elements: dict
+conversion_recovery:
+  description:
+    - Every ENI found on a conversion group of the batch's VPCs (left there by a run that stopped between
+      its two moves), whether or not its instance is in O(instance_ids), and what this run did with it.
+  returned: always
+  type: list
+  elements: dict
+  contains:
+    network_interface_id:
+      description: The ENI.
+      type: str
+    instance_id:
+      description: The instance it is attached to (null when detached).
+      type: str
+    vpc_id:
+      description: Its VPC.
+      type: str
+    conversion_group:
+      description: The conversion group it was found on.
+      type: str
+    in_run:
+      description: Whether its instance is in O(instance_ids).
+      type: bool
+    isolation_group:
+      description: The isolation group it was moved to.
+      type: str
+    moved:
+      description: Whether it was moved on to the isolation group.
+      type: bool
+    restored:
+      description: Whether this release restored its recorded groups.
+      type: bool
+    error:
+      description: Why it was left where it was, if so.
+      type: str
+  sample:
+    - network_interface_id: eni-0123456789abcdef0
+      instance_id: i-0123456789abcdef0
+      vpc_id: vpc-0123456789abcdef0
+      conversion_group: sg-01234567890abcdef
+      in_run: false
+      isolation_group: sg-0fedcba9876543210
+      moved: true
+      error: null
 """
 
 import datetime
