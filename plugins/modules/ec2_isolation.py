@@ -594,8 +594,9 @@ def run(module):
     client = module.client("ec2", config=botocore.config.Config(retries={"mode": "adaptive", "max_attempts": 10}))
     # The ENI moves are retried by Isolation.moves (isolation moves first, fast), not inside botocore: the
     # conversions keep the adaptive pacer, the moves off the conversion group are never held by it.
-    conversion_client = module.client("ec2", config=botocore.config.Config(retries={"mode": "adaptive", "max_attempts": 1}))
-    move_client = module.client("ec2", config=botocore.config.Config(retries={"mode": "standard", "max_attempts": 1}))
+    # total_max_attempts, not max_attempts: botocore counts the latter as retries after the first attempt.
+    conversion_client = module.client("ec2", config=botocore.config.Config(retries={"mode": "adaptive", "total_max_attempts": 1}))
+    move_client = module.client("ec2", config=botocore.config.Config(retries={"mode": "standard", "total_max_attempts": 1}))
     valid, bad = split_instance_ids(params["instance_ids"])
     problems = {i: f"{i}: {reason}" for i, reason in bad.items()}
     instances, enis, described_problems = describe_batch(module, client, valid) if valid else ({}, {}, {})

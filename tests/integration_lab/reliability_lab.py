@@ -335,12 +335,14 @@ def conversions_while_isolation_waits(entries, conversion_ids, isolation_ids, gr
     first" forbids. `grace` covers a conversion let out just before the other ENI's conversion answer reached
     the controller (answer transit, a busy CPU). Returns [(conversion entry, waiting ENI)]."""
     windows = conversion_windows(entries, conversion_ids, isolation_ids)
+    # One module call per account and region: another batch's ENIs are another process's business.
+    batch = {e["params"]["NetworkInterfaceId"]: (e["account"], e["region"]) for e in _moves(entries, conversion_ids)}
     out = []
     for conversion in _moves(entries, conversion_ids):
         eni = conversion["params"]["NetworkInterfaceId"]
         for other, (opened, closed) in windows.items():
             closed = float("inf") if closed is None else closed
-            if other != eni and opened + grace < conversion["started"] < closed:
+            if other != eni and batch[other] == batch[eni] and opened + grace < conversion["started"] < closed:
                 out.append((conversion, other))
                 break
     return out
