@@ -231,6 +231,9 @@ conversion_recovery:
     in_run:
       description: Whether its instance is in O(instance_ids).
       type: bool
+    action:
+      description: What this run planned for it (null when it cannot be moved, see RV(conversion_recovery[].error)).
+      type: str
     isolation_group:
       description: The isolation group it was moved to.
       type: str
