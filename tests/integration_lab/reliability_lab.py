@@ -233,7 +233,8 @@ def process_tree(root):
     return tree
 
 
-def _alive(pid):
+def process_alive(pid):
+    """True while `pid` runs (a zombie, dead but not reaped yet, does not count)."""
     try:
         with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as stat:
             return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
@@ -249,7 +250,7 @@ def kill_tree(root):
     repeated until no process of the tree is left. Returns the pids killed."""
     killed = set()
     for _attempt in range(50):
-        tree = [p for p in process_tree(root) if _alive(p)]
+        tree = [p for p in process_tree(root) if process_alive(p)]
         if not tree:
             break
         for pid in tree:  # freeze first: a stopped process forks no new worker
@@ -257,7 +258,7 @@ def kill_tree(root):
                 os.kill(pid, signal.SIGSTOP)
             except ProcessLookupError:
                 pass
-        tree = sorted(set(tree) | {p for p in process_tree(root) if _alive(p)})
+        tree = sorted(set(tree) | {p for p in process_tree(root) if process_alive(p)})
         for pid in tree:
             try:
                 os.kill(pid, signal.SIGKILL)
@@ -265,9 +266,9 @@ def kill_tree(root):
             except ProcessLookupError:
                 pass
         deadline = time.monotonic() + 5
-        while any(_alive(p) for p in tree) and time.monotonic() < deadline:
+        while any(process_alive(p) for p in tree) and time.monotonic() < deadline:
             time.sleep(0.01)
-    left = [p for p in killed if _alive(p)]
+    left = [p for p in killed if process_alive(p)]
     assert not left, f"processes still alive after SIGKILL: {left}"
     return sorted(killed)
 

@@ -17,7 +17,7 @@ import random
 import time
 
 from tests.integration_lab.reliability_lab import MODULE
-from tests.integration_lab.reliability_lab import _alive
+from tests.integration_lab.reliability_lab import process_alive
 from tests.integration_lab.reliability_lab import assert_isolated
 from tests.integration_lab.reliability_lab import assert_never_open_without_record
 from tests.integration_lab.reliability_lab import assert_released
@@ -69,7 +69,7 @@ def test_killed_controller_rerun_converges_and_release_restores_exactly(lab):
         mark = lab.mark()
         killed, seen, returncode, pids = run_and_kill(lab, module_playbook(args), k, since=mark)
         assert killed, f"seed {seed}: the run ended (rc={returncode}) before {k} writes; lower the kill point"
-        assert len(pids) >= 3 and not any(_alive(p) for p in pids), pids  # playbook, worker, module
+        assert len(pids) >= 3 and not any(process_alive(p) for p in pids), pids  # playbook, worker, module
         lab.faults({})
         time.sleep(0.5)  # a request in flight when the controller died still reaches AWS
         settled = lab.mark()
