@@ -74,3 +74,11 @@ def test_without_an_isolation_group_nothing_is_moved():
     assert steps == [] and "does not exist" in findings[0]["error"]  # release never creates groups
     steps, findings = isolation.plan_conversion_recovery(isolation.ISOLATED, [stuck()], set(), {})
     assert steps == [] and "no isolation group" in findings[0]["error"]
+
+
+def test_check_mode_says_what_would_be_done_and_a_failed_move_says_why():
+    _steps, findings = isolation.plan_conversion_recovery(isolation.ISOLATED, [stuck()], set(), GROUPS)
+    assert isolation.conversion_recovery_warning(findings[0], check_mode=True).endswith(
+        "check mode: move to the isolation group")
+    failed = dict(findings[0], moved=False, error="eni-1: ec2:ModifyNetworkInterfaceAttribute: no (UnauthorizedOperation)")
+    assert "not finished: eni-1: ec2:ModifyNetworkInterfaceAttribute" in isolation.conversion_recovery_warning(failed)
