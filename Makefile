@@ -8,7 +8,7 @@ PYTEST_WORKERS ?= 2
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: help bootstrap browser demo lab test sanity units lab-tests integration molecule lint changelog-lint bench bench-inventory bench-isolate docs lock clean
+.PHONY: help bootstrap browser demo lab test sanity units lab-tests integration molecule lint changelog-lint bench bench-inventory bench-isolate bench-conversion docs lock clean
 
 help:
 	@echo "make demo   - start the lab (demo scenario), run the main job against it, show what it did"
@@ -79,7 +79,7 @@ lint: bootstrap
 docs: bootstrap
 	$(BIN)/python -m tests.tooling.reference_docs
 
-bench: bootstrap bench-inventory bench-isolate
+bench: bootstrap bench-inventory bench-isolate bench-conversion
 
 # The GuardDuty inventory beside amazon.aws.aws_ec2 on a generated lab (10,000 findings, 2 accounts x 4 regions):
 # printed as a ratio, written to .build/bench/inventory.json. BENCH_ARGS="--findings 2000 --rounds 1" for a quick one.
@@ -100,6 +100,12 @@ $(BENCH_VENV)/.installed: tests/bench/requirements-c7n.txt
 BENCH_ISOLATE_ARGS ?= $(BENCH_ARGS)
 bench-isolate: bootstrap $(BENCH_VENV)/.installed
 	$(BIN)/python -m tests.bench.bench_isolate $(BENCH_ISOLATE_ARGS)
+
+# Time each ENI spends on the all-traffic conversion group (median, p99, max) under 10% throttling + 2% 5xx,
+# with and without AWS-like answer times: .build/bench/conversion.json (docs/benchmarks.md).
+BENCH_CONVERSION_ARGS ?= $(BENCH_ARGS)
+bench-conversion: bootstrap
+	$(BIN)/python -m tests.bench.bench_conversion $(BENCH_CONVERSION_ARGS)
 
 lock: $(BIN)/.installed
 	{ echo "# pip constraints: the full set resolved from requirements.txt on Python 3.11 (regenerate: make lock)"; \

@@ -37,7 +37,9 @@ notes:
     C(severity_medium) (>= 4), C(severity_low), C(finding_<family>) for each finding type family
     (the part of the type before the colon, in snake case, for example C(finding_backdoor),
     C(finding_crypto_currency), C(finding_unauthorized_access), C(finding_trojan)),
-    C(account_<account id>) and C(region_<region>) (for example C(region_us_east_1)).
+    C(account_<account id>) and C(region_<region>) (for example C(region_us_east_1)), and
+    C(guardduty_conversion_stuck) (see O(conversion_check); the host variable
+    C(<hostvars_prefix>conversion_stuck_enis) lists the interfaces).
   - Findings that are not about an EC2 instance (S3, IAM users, EKS...) are ignored.
   - The least-privilege IAM policy for this plugin is in the collection's C(docs/iam/inventory.json).
 options:
@@ -125,6 +127,15 @@ options:
         those of the instance now rather than those the finding recorded.
       - For a member account seen through a GuardDuty administrator, the check assumes O(responder_role_arn)
         in that account; if that fails its hosts are kept unchecked, with a warning.
+    type: bool
+    default: true
+  conversion_check:
+    description:
+      - With O(check_instances), put in the group C(guardduty_conversion_stuck) every host with a network
+        interface on a conversion group (the all-traffic group C(cloudsec.guardduty.ec2_isolation) uses for
+        an instant), where a run killed between its two moves leaves it, open to all traffic.
+      - Costs one EC2 DescribeSecurityGroups call per account and region with hosts (the groups tagged
+        C(guardduty:role=conversion)); the instances' groups come from the DescribeInstances call already made.
     type: bool
     default: true
   hostnames:
@@ -216,6 +227,7 @@ from ansible_collections.amazon.aws.plugins.plugin_utils.inventory import AWSInv
 
 from ansible_collections.cloudsec.guardduty.plugins.module_utils import findings as fnd
 from ansible_collections.cloudsec.guardduty.plugins.module_utils import inventory_check
+from ansible_collections.cloudsec.guardduty.plugins.module_utils import isolation
 from ansible_collections.cloudsec.guardduty.plugins.module_utils.arns import caller_partition
 from ansible_collections.cloudsec.guardduty.plugins.module_utils.instances import describe_instances
 from ansible_collections.cloudsec.guardduty.plugins.module_utils.instances import error_code
@@ -265,6 +277,18 @@ def _list_findings_page(guardduty, **kwargs):
 @GUARDDUTY_RETRY
 def _get_findings(guardduty, detector_id, finding_ids):
     return guardduty.get_findings(DetectorId=detector_id, FindingIds=finding_ids)["Findings"]
+
+
+@GUARDDUTY_RETRY
+def _describe_conversion_groups(ec2):
+    """The region's security groups tagged as ec2_isolation's conversion groups (one per VPC used)."""
+    groups, kwargs = [], {"Filters": [{"Name": f"tag:{isolation.TAG_GROUP_ROLE}", "Values": [isolation.CONVERSION]}]}
+    while True:
+        page = ec2.describe_security_groups(**kwargs)
+        groups.extend(page.get("SecurityGroups") or [])
+        if not page.get("NextToken"):
+            return groups
+        kwargs["NextToken"] = page["NextToken"]
 
 
 class SourceProblem(Exception):
@@ -505,10 +529,13 @@ class InventoryModule(AWSInventoryBase):
             futures[(account, region)] = pool.submit(self._describe_source, accounts, role_template, account, region, ids)
         for (account, region), future in futures.items():
             try:
-                found, missing = future.result()
+                found, missing, conversion = future.result()
             except SourceProblem as e:
                 problems.append(e)
                 continue
+            if isinstance(conversion, SourceProblem):
+                problems.append(conversion)
+                conversion = set()
             for instance_id, reason in sorted(missing.items()):
                 self.warn(f"GuardDuty inventory: account {account} region {region}: {instance_id} dropped: {reason}")
                 del hosts[(account, region, instance_id)]
@@ -517,6 +544,9 @@ class InventoryModule(AWSInventoryBase):
                 live = fnd.instance_from_ec2(instance, account, region)
                 live["image_description"] = host["instance"]["image_description"]  # EC2 does not say
                 host["instance"] = live
+                stuck = fnd.enis_on_groups(live, conversion)
+                if stuck:
+                    host["conversion_stuck_enis"] = stuck
 
     def _describe_source(self, accounts, role_template, account, region, instance_ids):
         creds = accounts.get(account)
@@ -530,11 +560,21 @@ class InventoryModule(AWSInventoryBase):
             except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as e:
                 raise SourceProblem(account, region, f"cannot assume {role_arn} to check its instances; "
                                     f"{len(instance_ids)} host(s) kept unchecked", error_code(e)) from None
+        client = self._client(creds, "ec2", region)
         try:
-            return describe_instances(self._client(creds, "ec2", region), sorted(instance_ids))
+            found, missing = describe_instances(client, sorted(instance_ids))
         except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as e:
             raise _problem(account, region, "ec2:DescribeInstances", e,
                            f"{len(instance_ids)} host(s) kept unchecked") from None
+        conversion = set()
+        if self.get_option("conversion_check") and found:
+            try:
+                conversion = {g["group_id"] for g in map(isolation.group_view, _describe_conversion_groups(client))
+                              if isolation.is_conversion_group(g)}
+            except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as e:
+                conversion = _problem(account, region, "ec2:DescribeSecurityGroups", e,
+                                      "hosts left on a conversion group are not in guardduty_conversion_stuck")
+        return found, missing, conversion
 
     # -- sessions and clients -----------------------------------------------------------------------
 

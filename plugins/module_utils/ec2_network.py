@@ -128,3 +128,41 @@ def create_tags(client, resource_ids, tags):
 @retry
 def delete_tags(client, resource_ids, keys):
     client.delete_tags(Resources=list(resource_ids), Tags=[{"Key": k} for k in keys])
+
+
+def describe_groups_by_tag(client, vpc_ids, key, value):
+    """Every security group tagged `key`=`value` in one of `vpc_ids` (the conversion groups, whatever their name)."""
+    groups = []
+    vpc_ids = sorted(set(vpc_ids))
+    for start in range(0, len(vpc_ids), FILTER_VALUES_MAX):
+        kwargs = {"Filters": [{"Name": "vpc-id", "Values": vpc_ids[start:start + FILTER_VALUES_MAX]},
+                              {"Name": f"tag:{key}", "Values": [value]}]}
+        while True:
+            page = _describe_security_groups_page(client, **kwargs)
+            groups.extend(page.get("SecurityGroups", []))
+            if not page.get("NextToken"):
+                break
+            kwargs["NextToken"] = page["NextToken"]
+    return groups
+
+
+def describe_interfaces_on_groups(client, group_ids):
+    """{eni_id: interface} of every ENI that has one of `group_ids` among its groups."""
+    found = {}
+    group_ids = sorted(set(group_ids))
+    for start in range(0, len(group_ids), FILTER_VALUES_MAX):
+        kwargs = {"Filters": [{"Name": "group-id", "Values": group_ids[start:start + FILTER_VALUES_MAX]}]}
+        while True:
+            page = _describe_network_interfaces_page(client, **kwargs)
+            for eni in page.get("NetworkInterfaces", []):
+                found[eni["NetworkInterfaceId"]] = eni
+            if not page.get("NextToken"):
+                break
+            kwargs["NextToken"] = page["NextToken"]
+    return found
+
+
+def set_interface_groups_once(client, eni_id, group_ids):
+    """ModifyNetworkInterfaceAttribute(Groups) without retries: the caller retries the ENI moves itself,
+    so that no move to the conversion group goes out while a move off it waits (ec2_isolation)."""
+    client.modify_network_interface_attribute(NetworkInterfaceId=eni_id, Groups=list(group_ids))

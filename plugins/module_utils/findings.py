@@ -460,7 +460,18 @@ def host_groups(host):
     groups += [f"finding_{group_token(family)}" for family in host["finding_families"]]
     groups.append(f"account_{group_token(instance['account_id'])}")
     groups.append(f"region_{group_token(instance['region'])}")
+    if host.get("conversion_stuck_enis"):
+        groups.append(CONVERSION_STUCK_GROUP)
     return groups
+
+
+CONVERSION_STUCK_GROUP = "guardduty_conversion_stuck"
+
+
+def enis_on_groups(instance, group_ids):
+    """The instance's network interfaces that have one of `group_ids` among their groups (sorted ids)."""
+    return sorted(nic["network_interface_id"] for nic in instance["network_interfaces"]
+                  if any(g["group_id"] in group_ids for g in nic["security_groups"]))
 
 
 def host_variables(host, partition, prefix="guardduty_", role_template=None):
@@ -500,6 +511,7 @@ def host_variables(host, partition, prefix="guardduty_", role_template=None):
     for key in ("detector_id", "max_severity", "severity_label", "finding_count", "finding_types", "finding_families",
                 "first_seen", "last_seen", "remote_ips", "local_ports"):
         prefixed[key] = host[key]
+    prefixed["conversion_stuck_enis"] = host.get("conversion_stuck_enis") or []
     hostvars = {f"{prefix}{k}": v for k, v in prefixed.items()}
     hostvars.update({
         "instance_id": instance["instance_id"],

@@ -390,3 +390,82 @@ def plan_release(instance_id, instance_tags, enis, groups):
 def diff_view(results):
     """{instance_id: {eni_id: groups}} for --diff's before and after."""
     return {r["instance_id"]: {e["network_interface_id"]: e["security_groups"] for e in r["enis"]} for r in results}
+
+
+# -- ENIs left on a conversion group -----------------------------------------------------------------
+# A controller killed between an ENI's two moves leaves it on the conversion group: every port open to
+# and from everywhere, until a run moves it on. Every run (isolate, release) looks for such ENIs in its
+# VPCs, its own instances' and others', and finishes or reports them; the inventory groups their hosts.
+def is_conversion_group(group):
+    """A group this collection made for the conversion step: tagged so and allowing all traffic both ways.
+
+    The tag alone is not trusted (anyone with ec2:CreateTags can write it): an ENI is only taken for one left
+    by a crash when its group is also open to everything, so moving it on can only reduce its exposure."""
+    return group["tags"].get(TAG_GROUP_ROLE) == CONVERSION and CONVERSION_RULES <= group["rules"]
+
+
+def plan_conversion_recovery(state, stuck, handled, groups):
+    """What to do with each ENI found on a conversion group of the run's VPCs.
+
+    `stuck`: interface views of those ENIs plus `instance_id` (None when detached) and `conversion_group`;
+    `handled`: ids of the ENIs the run's own instance plans move off the conversion group (an isolate moves
+    them on to the isolation group, a release restores their record); `groups`: {(vpc, role): id or None
+    for a group this run creates}. Returns (steps, findings): a move onto the VPC's isolation group for each
+    ENI to finish, and one finding per ENI (what was found, what is done, or why nothing can be).
+
+    An ENI of another instance is moved on only when it carries a readable record of its original groups:
+    every ENI this collection moves is recorded first, so one without a record was not put there by it and
+    is reported, not moved. An ENI of the run's own instances that its plan cannot handle (a damaged record
+    on release) is moved on to the isolation group whatever its record: the responder named its instance.
+    """
+    steps, findings = [], []
+    for eni in sorted(stuck, key=lambda e: e["network_interface_id"]):
+        eni_id, vpc_id = eni["network_interface_id"], eni["vpc_id"]
+        finding = {"network_interface_id": eni_id, "instance_id": eni.get("instance_id"), "vpc_id": vpc_id,
+                   "conversion_group": eni["conversion_group"], "in_run": eni_id in handled or eni.get("in_run", False),
+                   "action": None, "isolation_group": None, "error": None}
+        findings.append(finding)
+        if eni_id in handled:
+            finding["action"] = "isolated by this run" if state == ISOLATED else "restored by this run"
+            continue
+        problem = changeable_problem(eni)
+        if problem is None and not finding["in_run"]:
+            try:
+                if decode_record(eni["tags"]) is None:
+                    problem = (f"no record of its original groups (tag {RECORD_TAG}): not put there by this collection; "
+                               "move it by hand")
+            except PlanError as exc:
+                problem = f"{exc}; move it by hand"
+        target = groups.get((vpc_id, ISOLATION), False)
+        if problem is None and target is False:
+            problem = f"no isolation group in {vpc_id} to move it to; run isolate on its instance"
+        if problem is None and target is None and state != ISOLATED:
+            problem = f"the isolation group of {vpc_id} does not exist; run isolate on its instance"
+        if problem:
+            finding["error"] = problem
+            continue
+        finding["action"] = "move to the isolation group"
+        finding["isolation_group"] = target
+        steps.append({"action": "ModifyNetworkInterfaceAttribute", "resource": eni_id,
+                      "instance_id": eni.get("instance_id"), "vpc_id": vpc_id, "groups": [ISOLATION], "recovery": True})
+    return steps, findings
+
+
+def conversion_recovery_warning(finding, check_mode=False):
+    """One line per ENI found on a conversion group, for the run's warnings: what it was, what was done."""
+    owner = f"instance {finding['instance_id']}" if finding.get("instance_id") else "no instance"
+    found = (f"{finding['network_interface_id']} ({owner}, {finding['vpc_id']}) was on the conversion group "
+             f"{finding['conversion_group']}, open to all traffic in and out: a run stopped between its two moves "
+             "(or one is moving it now)")
+    if finding.get("error"):
+        return f"{found}; not finished: {finding['error']}"
+    if check_mode:
+        return f"{found}; check mode: {finding['action']}"
+    if finding.get("restored"):
+        return f"{found}; restored to its recorded groups by this release"
+    if not finding.get("moved"):
+        return f"{found}; not moved by this run (see its instance's error)"
+    done = f"moved on to the isolation group {finding['isolation_group']}"
+    if not finding["in_run"] and finding.get("instance_id"):
+        done += f"; {finding['instance_id']} is not marked isolated: run isolate on it to finish it"
+    return f"{found}; {done}"

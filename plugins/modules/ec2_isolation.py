@@ -24,6 +24,15 @@ description:
   - If the move to the isolation group fails after an ENI reached the conversion group, the ENI is put back
     on its original groups and the instance is reported failed with that ENI named; an ENI is never left on
     the open conversion group by a run that could still reach AWS.
+  - "Moves off the conversion group go first: no ENI is moved onto it while another waits there for its move
+    to the isolation group (for AWS's answer or a retry), and that move is retried fast (50 ms doubling to
+    500 ms), so an ENI's time on the open group is about one API call even when EC2 throttles."
+  - "A run killed between an ENI's two moves leaves that ENI on the conversion group. Every run, isolate or
+    release, looks for ENIs on a conversion group of its VPCs (a group tagged C(guardduty:role=conversion)
+    that allows all traffic), its own instances' and any other's, names each in a warning and in
+    RV(conversion_recovery), and moves it on to the VPC's isolation group (an ENI of the run's instances
+    on release is restored from its record instead). An ENI of another instance without a readable record
+    of its original groups was not put there by this module: it is named, not moved."
   - Requester-managed interfaces, and interfaces of another service's type, cannot be changed; they are
     reported per ENI and the instance fails.
   - "O(state=released): restore every ENI's recorded groups, delete the record and mark the instance
@@ -199,9 +208,58 @@ plan:
   returned: always
   type: list
   elements: dict
+conversion_recovery:
+  description:
+    - Every ENI found on a conversion group of the batch's VPCs (left there by a run that stopped between
+      its two moves), whether or not its instance is in O(instance_ids), and what this run did with it.
+  returned: always
+  type: list
+  elements: dict
+  contains:
+    network_interface_id:
+      description: The ENI.
+      type: str
+    instance_id:
+      description: The instance it is attached to (null when detached).
+      type: str
+    vpc_id:
+      description: Its VPC.
+      type: str
+    conversion_group:
+      description: The conversion group it was found on.
+      type: str
+    in_run:
+      description: Whether its instance is in O(instance_ids).
+      type: bool
+    action:
+      description: What this run planned for it (null when it cannot be moved, see RV(conversion_recovery[].error)).
+      type: str
+    isolation_group:
+      description: The isolation group it was moved to.
+      type: str
+    moved:
+      description: Whether it was moved on to the isolation group.
+      type: bool
+    restored:
+      description: Whether this release restored its recorded groups.
+      type: bool
+    error:
+      description: Why it was left where it was, if so.
+      type: str
+  sample:
+    - network_interface_id: eni-0123456789abcdef0
+      instance_id: i-0123456789abcdef0
+      vpc_id: vpc-0123456789abcdef0
+      conversion_group: sg-01234567890abcdef
+      in_run: false
+      isolation_group: sg-0fedcba9876543210
+      moved: true
+      error: null
 """
 
 import datetime
+import random
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -235,14 +293,67 @@ def failure(resource, action, exc):
     return f"{resource}: ec2:{action}: {message} ({error_code(exc)})"
 
 
+# Retries of the ENI moves: (attempts, first delay, longest delay) in seconds, each delay jittered (50-100%).
+# A move off the conversion group is retried fast: the ENI is open to everything until it is answered.
+ISOLATION_RETRY = (30, 0.05, 0.5)
+CONVERSION_RETRY = (12, 0.5, 20.0)  # AWSRetry's policy for the other calls (ec2_network.retry)
+RETRIED_CODES = ("RequestLimitExceeded", "Throttling", "ThrottlingException", "TooManyRequestsException",
+                 "InternalError", "InternalFailure", "ServiceUnavailable", "Unavailable")
+
+
+class MoveRetries:
+    """Retries of throttled and 5xx ENI moves with jittered exponential backoff; `before` runs before each
+    attempt (the conversions' turn), `after` once the call is answered, before any other move is let out."""
+
+    def __init__(self, sleep=time.sleep, uniform=random.uniform):
+        self.sleep, self.uniform = sleep, uniform
+
+    @staticmethod
+    def retryable(exc):
+        if not isinstance(exc, botocore.exceptions.ClientError):
+            return False
+        response = exc.response or {}
+        status = (response.get("ResponseMetadata") or {}).get("HTTPStatusCode") or 0
+        return error_code(exc) in RETRIED_CODES or status >= 500
+
+    def retried(self, call, policy, before=None, after=None):
+        attempts, first, longest = policy
+        for attempt in range(attempts):
+            if before:
+                before()
+            try:
+                answer = call()
+            except botocore.exceptions.ClientError as exc:
+                if attempt == attempts - 1 or not self.retryable(exc):
+                    raise
+            else:
+                if after:
+                    after()
+                return answer
+            self.sleep(self.uniform(0.5, 1.0) * min(longest, first * 2 ** attempt))
+        return None
+
+
 class Isolation:
     """Runs the plan against AWS: groups per VPC, then records, then ENI moves, then instance tags."""
 
-    def __init__(self, client, names, allowed_rules, max_concurrency):
+    def __init__(self, client, names, allowed_rules, max_concurrency, move_client=None, conversion_client=None):
         self.client = client
         self.names = names
         self.allowed_rules = allowed_rules
         self.workers = max(1, max_concurrency)
+        # ENI moves are retried here, not inside botocore, so that each retry of a conversion waits its turn.
+        self.move_client = move_client or client
+        self.conversion_client = conversion_client or self.move_client
+        self.moves = MoveRetries()
+        self.gate = threading.Condition()
+        self.waiting = 0
+        # The adaptive pacer holds a request inside botocore after the caller let it go: the conversions'
+        # turn is checked again at the last moment, after the pacer, right before the request is sent.
+        events = getattr(getattr(self.conversion_client, "meta", None), "events", None)
+        if events is not None and self.conversion_client is not self.move_client:
+            # Last of the generic before-send handlers: after the pacer (a more specific event would run first).
+            events.register_last("before-send", self._conversion_turn)
 
     # -- groups ---------------------------------------------------------------------------------
     def ensure_groups(self, steps, groups, ipv6_vpcs):
@@ -329,36 +440,82 @@ class Isolation:
             list(pool.map(run, batches.values()))
         return errors
 
-    def isolate_interface(self, step, groups, original):
+    def isolate_interface(self, step, groups, original, current=None):
         """Conversion group, then isolation group at once. On failure after the conversion move, the ENI
-        goes back to its original groups: it must never stay on the open conversion group."""
+        goes back to its original groups: it must never stay on the open conversion group.
+
+        Moves off the conversion group go first: no conversion starts while one waits (for its answer or a
+        retry), so an ENI's time on the open group is one call plus that call's own retries, not a queue
+        of other ENIs' conversions and their backoff. An ENI found already on the conversion group (`current`,
+        a run stopped between its two moves) goes straight on to the isolation group."""
         eni_id, vpc_id = step["resource"], step["vpc_id"]
         conversion, final = groups[(vpc_id, isolation.CONVERSION)], groups[(vpc_id, isolation.ISOLATION)]
-        try:
-            ec2_network.set_interface_groups(self.client, eni_id, [conversion])
-        except botocore.exceptions.ClientError as exc:
-            return None, None, failure(eni_id, "ModifyNetworkInterfaceAttribute", exc) + \
-                " (moving to the conversion group; the ENI is unchanged)"
-        except botocore.exceptions.BotoCoreError as exc:
-            # No answer: the move may have happened. Put the original groups back (idempotent) so the ENI is
-            # not on the open group; isolation is retried on the next run.
-            error = failure(eni_id, "ModifyNetworkInterfaceAttribute", exc) + " (moving to the conversion group)"
-            refused = self.put_back(eni_id, original)
-            if refused is None:
-                return list(original), None, error + "; the ENI was put back on its original groups"
-            return None, None, (error + f"; putting it back failed too ({refused}): check that {eni_id} "
-                                f"is not on the conversion group {conversion}")
+        if current == [conversion]:
+            self.isolation_waiting(+1)
+        else:
+            try:
+                self.moves.retried(lambda: ec2_network.set_interface_groups_once(self.conversion_client, eni_id,
+                                                                                 [conversion]),
+                                   CONVERSION_RETRY, before=self.conversion_allowed,
+                                   after=lambda: self.isolation_waiting(+1))
+            except botocore.exceptions.ClientError as exc:
+                return None, None, failure(eni_id, "ModifyNetworkInterfaceAttribute", exc) + \
+                    " (moving to the conversion group; the ENI is unchanged)"
+            except botocore.exceptions.BotoCoreError as exc:
+                # No answer: the move may have happened. Put the original groups back (idempotent) so the ENI is
+                # not on the open group; isolation is retried on the next run.
+                error = failure(eni_id, "ModifyNetworkInterfaceAttribute", exc) + " (moving to the conversion group)"
+                refused = self.put_back(eni_id, original)
+                if refused is None:
+                    return list(original), None, error + "; the ENI was put back on its original groups"
+                return None, None, (error + f"; putting it back failed too ({refused}): check that {eni_id} "
+                                    f"is not on the conversion group {conversion}")
         converted = time.monotonic()
         try:
-            ec2_network.set_interface_groups(self.client, eni_id, [final])
-            return [final], time.monotonic() - converted, None
-        except AWS_ERRORS as exc:
-            error = failure(eni_id, "ModifyNetworkInterfaceAttribute", exc) + " (moving to the isolation group)"
-        refused = self.put_back(eni_id, original)
+            try:
+                self.moves.retried(lambda: ec2_network.set_interface_groups_once(self.move_client, eni_id, [final]),
+                                   ISOLATION_RETRY)
+                return [final], time.monotonic() - converted, None
+            except AWS_ERRORS as exc:
+                error = failure(eni_id, "ModifyNetworkInterfaceAttribute", exc) + " (moving to the isolation group)"
+            refused = self.put_back(eni_id, original)
+        finally:
+            self.isolation_waiting(-1)
         if refused is None:
             return list(original), time.monotonic() - converted, error + "; the ENI was put back on its original groups"
         return [conversion], None, (error + f"; putting it back failed too ({refused}): the ENI is on the "
                                     f"conversion group {conversion}, move it to {final} by hand")
+
+    def finish_conversion(self, step, groups):
+        """An ENI found on a conversion group goes on to its VPC's isolation group, ahead of any conversion."""
+        eni_id, final = step["resource"], groups[(step["vpc_id"], isolation.ISOLATION)]
+        self.isolation_waiting(+1)
+        try:
+            self.moves.retried(lambda: ec2_network.set_interface_groups_once(self.move_client, eni_id, [final]),
+                               ISOLATION_RETRY)
+            return [final], None, None
+        except AWS_ERRORS as exc:
+            return None, None, failure(eni_id, "ModifyNetworkInterfaceAttribute", exc) + \
+                " (moving it from the conversion group to the isolation group)"
+        finally:
+            self.isolation_waiting(-1)
+
+    # -- isolation moves first --------------------------------------------------------------------
+    def isolation_waiting(self, delta):
+        """Count the moves off a conversion group not answered yet; wake the conversions when none is left."""
+        with self.gate:
+            self.waiting += delta
+            if not self.waiting:
+                self.gate.notify_all()
+
+    def _conversion_turn(self, **_kwargs):
+        self.conversion_allowed()
+
+    def conversion_allowed(self):
+        """Hold a conversion (and each of its retries) while any move off a conversion group waits."""
+        with self.gate:
+            while self.waiting:
+                self.gate.wait()
 
     def put_back(self, eni_id, original):
         """Put the ENI back on its original groups; None, or AWS's error code when that fails too."""
@@ -438,6 +595,11 @@ def run(module):
     # paces them to the rate EC2's token bucket allows, instead of each thread retrying into the throttle
     # while an ENI sits on the open conversion group. A user's aws_config still overrides it.
     client = module.client("ec2", config=botocore.config.Config(retries={"mode": "adaptive", "max_attempts": 10}))
+    # The ENI moves are retried by Isolation.moves (isolation moves first, fast), not inside botocore: the
+    # conversions keep the adaptive pacer, the moves off the conversion group are never held by it.
+    # total_max_attempts, not max_attempts: botocore counts the latter as retries after the first attempt.
+    conversion_client = module.client("ec2", config=botocore.config.Config(retries={"mode": "adaptive", "total_max_attempts": 1}))
+    move_client = module.client("ec2", config=botocore.config.Config(retries={"mode": "standard", "total_max_attempts": 1}))
     valid, bad = split_instance_ids(params["instance_ids"])
     problems = {i: f"{i}: {reason}" for i, reason in bad.items()}
     instances, enis, described_problems = describe_batch(module, client, valid) if valid else ({}, {}, {})
@@ -473,20 +635,23 @@ def run(module):
             plans[instance_id] = isolation.plan_release(instance_id, tags, enis[instance_id], groups)
     if state == "released":
         group_steps = []  # release never creates or changes groups
+    recovery_steps, recovery = plan_recovery(module, client, state, vpc_ids, enis, plans, groups)
     before = isolation.diff_view([{"instance_id": i, "enis": [dict(network_interface_id=e["network_interface_id"],
                                                                    security_groups=e["security_groups"])
                                                               for e in enis[i]]} for i in plans])
     plan = [{k: v for k, v in s.items() if k != "group_id"} for s in group_steps]  # ids: see security_groups
     plan += [s for p in plans.values() for s in p["steps"]]
+    plan += recovery_steps
 
     group_errors = {}
     if not module.check_mode:
-        worker = Isolation(client, names, allowed_rules, params["max_concurrency"])
+        worker = Isolation(client, names, allowed_rules, params["max_concurrency"], move_client, conversion_client)
         if group_steps:
             groups, group_errors, executed = worker.ensure_groups(group_steps, groups, ipv6)
             plan = [{k: v for k, v in s.items() if k != "group_id"} for s in executed] + plan[len(group_steps):]
         described = {e["network_interface_id"]: e["security_groups"] for views in enis.values() for e in views}
-        execute(worker, state, plans, groups, group_errors, described)
+        execute(worker, state, plans, groups, group_errors, described, recovery_steps, recovery)
+    warn_recovery(module, plans, recovery, groups, names)
 
     results, any_failed = [], False
     for raw_id in params["instance_ids"]:
@@ -510,8 +675,10 @@ def run(module):
     security_groups = {}
     for (vpc_id, role), group_id in sorted(groups.items()):
         security_groups.setdefault(vpc_id, {})[role] = group_id or isolation.group_placeholder(names, role)
-    changed = any(r["changed"] for r in results) or (bool(group_steps) and not group_errors)
-    output = dict(changed=changed, instances=results, security_groups=security_groups, plan=plan)
+    changed = any(r["changed"] for r in results) or (bool(group_steps) and not group_errors) or \
+        any(f.get("moved") and not f["in_run"] for f in recovery)
+    output = dict(changed=changed, instances=results, security_groups=security_groups, plan=plan,
+                  conversion_recovery=recovery)
     if module._diff:
         output["diff"] = {"before": before, "after": isolation.diff_view(list(plans.values()))}
     for result in results:
@@ -526,9 +693,54 @@ def run(module):
     module.exit_json(**output)
 
 
-def execute(worker, state, plans, groups, group_errors, described):
+def plan_recovery(module, client, state, vpc_ids, enis, plans, groups):
+    """(steps, findings) for the ENIs found on a conversion group of the batch's VPCs (isolation.py).
+
+    Two Describe calls: the groups tagged as conversion groups in those VPCs, then, if any, the ENIs on
+    them. A failure of either is a warning, never a reason not to contain the batch."""
+    if not vpc_ids:
+        return [], []
+    try:
+        tagged = ec2_network.describe_groups_by_tag(client, vpc_ids, isolation.TAG_GROUP_ROLE, isolation.CONVERSION)
+        conversion = {g["group_id"] for g in map(isolation.group_view, tagged) if isolation.is_conversion_group(g)}
+        on_conversion = ec2_network.describe_interfaces_on_groups(client, conversion) if conversion else {}
+    except AWS_ERRORS as exc:
+        module.warn(failure(batch_label(sorted(plans)), "DescribeNetworkInterfaces", exc) +
+                    ": ENIs left on a conversion group by an earlier run were not looked for")
+        return [], []
+    in_run = {e["network_interface_id"] for views in enis.values() for e in views}
+    handled = set()
+    for result in plans.values():
+        if result["state"] == "failed":
+            continue
+        handled.update(s["resource"] for s in result["steps"] if s["action"] == "ModifyNetworkInterfaceAttribute")
+    stuck = []
+    for eni_id, eni in on_conversion.items():
+        view = isolation.interface_view(eni, eni)
+        view["instance_id"] = (eni.get("Attachment") or {}).get("InstanceId")
+        view["conversion_group"] = next(g for g in view["security_groups"] if g in conversion)
+        view["in_run"] = eni_id in in_run
+        stuck.append(view)
+    return isolation.plan_conversion_recovery(state, stuck, handled, groups)
+
+
+def warn_recovery(module, plans, recovery, groups, names):
+    """Each ENI found on a conversion group, named in the run's warnings (and in its instance's, if in the run)."""
+    for finding in recovery:
+        if finding["isolation_group"] is None and not finding.get("error"):
+            finding["isolation_group"] = groups.get((finding["vpc_id"], isolation.ISOLATION)) or \
+                isolation.group_placeholder(names, isolation.ISOLATION)
+        message = isolation.conversion_recovery_warning(finding, module.check_mode)
+        if finding["instance_id"] in plans:
+            plans[finding["instance_id"]]["warnings"].append(message)
+        else:
+            module.warn(message)
+
+
+def execute(worker, state, plans, groups, group_errors, described, recovery_steps=(), recovery=()):
     """Apply each instance's steps in the seed's order; a step's failure stops that instance only.
 
+    ENIs found on a conversion group go on to the isolation group first, before any record or move.
     Results start from the described groups and change only with calls that succeeded."""
     def fail(instance_id, message):
         plans[instance_id]["errors"].append(message)
@@ -548,6 +760,24 @@ def execute(worker, state, plans, groups, group_errors, described):
                                             f"{group_errors[vpc_id]}")
     live = [s for r in plans.values() if r["state"] != "failed" for s in r["steps"]]
     enis = {e["network_interface_id"]: e for r in plans.values() for e in r["enis"]}
+    findings = {f["network_interface_id"]: f for f in recovery}
+
+    def recover(steps):
+        ready = [s for s in steps if s["vpc_id"] not in group_errors and groups.get((s["vpc_id"], isolation.ISOLATION))]
+        for step in steps:
+            if step not in ready:
+                findings[step["resource"]]["error"] = f"the isolation group of {step['vpc_id']} is not ready"
+        for step, (new_groups, _seconds, error) in zip(ready, _in_pool(worker, lambda s: worker.finish_conversion(
+                s, groups), ready)):
+            finding = findings[step["resource"]]
+            finding["isolation_group"] = groups[(step["vpc_id"], isolation.ISOLATION)]
+            finding["moved"], finding["error"] = new_groups is not None, error
+            eni = enis.get(step["resource"])
+            if eni is not None and new_groups is not None:
+                eni["security_groups"] = new_groups
+                ok(step["instance_id"])
+
+    recover(list(recovery_steps))
 
     def pending(action, kind):
         return [s for s in live if s["action"] == action and s["resource"].startswith(kind)
@@ -564,13 +794,28 @@ def execute(worker, state, plans, groups, group_errors, described):
     if state == "isolated":
         tag(pending("CreateTags", "eni-"), ec2_network.create_tags, " (recording the original groups; nothing was moved)")
         moves = pending("ModifyNetworkInterfaceAttribute", "eni-")
+        # ENIs already on the conversion group first: they only need the move on to the isolation group.
+        moves.sort(key=lambda s: s["resource"] not in findings)
         outcomes = _in_pool(worker, lambda s: worker.isolate_interface(
-            s, groups, enis[s["resource"]]["original_security_groups"] or described[s["resource"]]), moves)
+            s, groups, enis[s["resource"]]["original_security_groups"] or described[s["resource"]],
+            described[s["resource"]]), moves)
     else:
         moves = pending("ModifyNetworkInterfaceAttribute", "eni-")
         outcomes = _in_pool(worker, worker.restore_interface, moves)
+        # An ENI on a conversion group whose record cannot be restored goes on to the isolation group.
+        fallback = [dict(s, groups=[isolation.ISOLATION], recovery=True) for s, (_g, _t, error) in zip(moves, outcomes)
+                    if error and s["resource"] in findings]
+        for step in fallback:
+            findings[step["resource"]]["in_run"] = True
+        recover(fallback)
     for step, (new_groups, seconds, error) in zip(moves, outcomes):
         eni = enis[step["resource"]]
+        if step["resource"] in findings and not findings[step["resource"]].get("moved"):
+            finding = findings[step["resource"]]
+            finding["error"] = error
+            finding["moved"] = new_groups is not None and state == "isolated"
+            finding["restored"] = new_groups is not None and state == "released"
+            finding["isolation_group"] = groups.get((step["vpc_id"], isolation.ISOLATION))
         if new_groups is not None:
             eni["security_groups"] = new_groups
             ok(step["instance_id"])

@@ -211,11 +211,75 @@ def module_playbook(args, module=MODULE):
                         "tasks": [{"name": "module under test", module: args}]}], indent=1) + "\n"
 
 
+def process_tree(root):
+    """`root` and every live descendant, by a scan of /proc/*/stat (PPid). Ansible's workers call setsid(),
+    so the process group misses them; their parent links still lead back to ansible-playbook."""
+    children = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", encoding="ascii", errors="replace") as stat:
+                fields = stat.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # gone meanwhile
+        if fields[0] != "Z":
+            children.setdefault(int(fields[1]), []).append(int(entry))
+    tree, todo = [], [root]
+    while todo:
+        pid = todo.pop()
+        tree.append(pid)
+        todo.extend(children.get(pid, ()))
+    return tree
+
+
+def process_alive(pid):
+    """True while `pid` runs (a zombie, dead but not reaped yet, does not count)."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def kill_tree(root):
+    """SIGKILL `root` and all its descendants, as a crash of the controller would end them all at once.
+
+    The tree is collected before any kill (a killed parent's children are re-parented to init and could
+    no longer be found), each member is stopped first so none can fork meanwhile, then all are killed;
+    repeated until no process of the tree is left. Returns the pids killed."""
+    killed = set()
+    for _attempt in range(50):
+        tree = [p for p in process_tree(root) if process_alive(p)]
+        if not tree:
+            break
+        for pid in tree:  # freeze first: a stopped process forks no new worker
+            try:
+                os.kill(pid, signal.SIGSTOP)
+            except ProcessLookupError:
+                pass
+        tree = sorted(set(tree) | {p for p in process_tree(root) if process_alive(p)})
+        for pid in tree:
+            try:
+                os.kill(pid, signal.SIGKILL)
+                killed.add(pid)
+            except ProcessLookupError:
+                pass
+        deadline = time.monotonic() + 5
+        while any(process_alive(p) for p in tree) and time.monotonic() < deadline:
+            time.sleep(0.01)
+    left = [p for p in killed if process_alive(p)]
+    assert not left, f"processes still alive after SIGKILL: {left}"
+    return sorted(killed)
+
+
 def run_and_kill(lab, playbook_text, kill_after_writes, since, account=ADMIN, region=REGION, poll=0.01,
-                 extra_vars=None, inventory=None, timeout=300):
-    """Start ansible-playbook in its own process group, SIGKILL the whole group as soon as the journal
-    shows `kill_after_writes` successful EC2 write calls after `since`. Returns (killed, writes seen at the
-    kill, returncode): killed is False when the run ended before reaching that count."""
+                 extra_vars=None, inventory=None, timeout=300, counted=None):
+    """Start ansible-playbook, and SIGKILL it and every process under it (the module's worker included)
+    as soon as the journal shows `kill_after_writes` entries after `since` that `counted` accepts
+    (default: successful EC2 write calls). Returns (killed, count seen at the kill, returncode, pids killed):
+    killed is False when the run ended before reaching that count."""
+    counted = counted or (lambda e: is_write(e) and e["outcome"] == "ok")
     with tempfile.TemporaryDirectory() as tmp:
         path = pathlib.Path(tmp) / "playbook.yml"
         path.write_text(playbook_text)
@@ -231,14 +295,63 @@ def run_and_kill(lab, playbook_text, kill_after_writes, since, account=ADMIN, re
         seen = 0
         try:
             while proc.poll() is None and time.monotonic() < deadline:
-                seen = sum(1 for e in lab.journal(since) if is_write(e) and e["outcome"] == "ok")
+                seen = sum(1 for e in lab.journal(since) if counted(e))
                 if seen >= kill_after_writes:
-                    os.killpg(proc.pid, signal.SIGKILL)
+                    pids = kill_tree(proc.pid)
                     proc.wait(timeout=30)
-                    return True, seen, proc.returncode
+                    return True, seen, proc.returncode, pids
                 time.sleep(poll)
         finally:
             if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGKILL)
+                kill_tree(proc.pid)
                 proc.wait(timeout=30)
-        return False, seen, proc.returncode
+        return False, seen, proc.returncode, []
+
+
+# -- time on the conversion group, from the journal -----------------------------------------------------
+def _moves(entries, group_ids):
+    """ModifyNetworkInterfaceAttribute calls whose only group is one of `group_ids`."""
+    return [e for e in entries if e["action"] == "ModifyNetworkInterfaceAttribute"
+            and (e.get("params") or {}).get("SecurityGroupId.1") in group_ids
+            and "SecurityGroupId.2" not in (e.get("params") or {})]
+
+
+def conversion_windows(entries, conversion_ids, isolation_ids):
+    """{eni_id: (opened, closed)}: from the answered move onto a conversion group to the answered move onto
+    an isolation group of the same ENI (journal times, seconds). closed is None for an ENI never moved on."""
+    windows = {}
+    for entry in _moves(entries, conversion_ids):
+        if entry["outcome"] == "ok":
+            windows.setdefault(entry["params"]["NetworkInterfaceId"], [entry["time"], None])
+    for entry in _moves(entries, isolation_ids):
+        window = windows.get(entry["params"]["NetworkInterfaceId"])
+        if entry["outcome"] == "ok" and window and window[1] is None and entry["time"] >= window[0]:
+            window[1] = entry["time"]
+    return {k: tuple(v) for k, v in windows.items()}
+
+
+def conversions_while_isolation_waits(entries, conversion_ids, isolation_ids, grace=0.25):
+    """Conversion calls (any outcome, retries included) that reached the lab while another ENI was on a
+    conversion group waiting for its move onto the isolation group to be answered: what "isolation moves go
+    first" forbids. `grace` covers a conversion let out just before the other ENI's conversion answer reached
+    the controller (answer transit, a busy CPU). Returns [(conversion entry, waiting ENI)]."""
+    windows = conversion_windows(entries, conversion_ids, isolation_ids)
+    # One module call per account and region: another batch's ENIs are another process's business.
+    batch = {e["params"]["NetworkInterfaceId"]: (e["account"], e["region"]) for e in _moves(entries, conversion_ids)}
+    out = []
+    for conversion in _moves(entries, conversion_ids):
+        eni = conversion["params"]["NetworkInterfaceId"]
+        for other, (opened, closed) in windows.items():
+            closed = float("inf") if closed is None else closed
+            if other != eni and batch[other] == batch[eni] and opened + grace < conversion["started"] < closed:
+                out.append((conversion, other))
+                break
+    return out
+
+
+def percentile(values, share):
+    """The value below which `share` of `values` lie (nearest rank)."""
+    ordered = sorted(values)
+    if not ordered:
+        return None
+    return ordered[min(len(ordered) - 1, max(0, int(round(share * len(ordered) + 0.5)) - 1))]

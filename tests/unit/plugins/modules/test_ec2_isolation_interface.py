@@ -76,3 +76,76 @@ def test_when_putting_back_fails_too_the_message_names_the_groups_to_fix_by_hand
     ec2, on, dwell, error = isolate([None, "UnauthorizedOperation", "timeout"])
     assert ec2.groups["eni-1"] == ["sg-conversion"]
     assert on == ["sg-conversion"] and "sg-conversion" in error and "sg-isolation" in error
+
+
+def throttled():
+    return botocore.exceptions.ClientError({"Error": {"Code": "RequestLimitExceeded", "Message": "slow down"},
+                                            "ResponseMetadata": {"HTTPStatusCode": 503}}, "ModifyNetworkInterfaceAttribute")
+
+
+def test_an_eni_found_on_the_conversion_group_goes_straight_on_to_the_isolation_group():
+    ec2 = Ec2Interfaces([])
+    ec2.groups["eni-1"] = ["sg-conversion"]
+    worker = ec2_isolation.Isolation(ec2, {}, [], max_concurrency=1)
+    on, _dwell, error = worker.isolate_interface(STEP, GROUPS, ORIGINAL, current=["sg-conversion"])
+    assert error is None and on == ["sg-isolation"] and ec2.calls == [["sg-isolation"]]
+
+
+def test_no_conversion_goes_out_while_a_move_off_the_conversion_group_waits_on_its_retries():
+    """Two ENIs, two workers: eni-1 is converted, then its isolation move is throttled three times; eni-2's
+    conversion must not be sent (nor retried) before eni-1's isolation move is answered."""
+    import threading
+
+    lock, calls, refusals = threading.Lock(), [], {"eni-1": 3}
+
+    class Ec2:
+        def modify_network_interface_attribute(self, NetworkInterfaceId, Groups):
+            with lock:
+                calls.append((NetworkInterfaceId, Groups[0]))
+                refuse = Groups == ["sg-isolation"] and refusals.get(NetworkInterfaceId, 0) > 0
+                if refuse:
+                    refusals[NetworkInterfaceId] -= 1
+            if refuse:
+                raise throttled()
+
+    started = threading.Event()
+    worker = ec2_isolation.Isolation(Ec2(), {}, [], max_concurrency=2)
+
+    def first():
+        worker.isolate_interface({"resource": "eni-1", "vpc_id": "vpc-1"}, GROUPS, ORIGINAL)
+
+    def second():
+        started.wait()
+        worker.isolate_interface({"resource": "eni-2", "vpc_id": "vpc-1"}, GROUPS, ORIGINAL)
+
+    original_wait = worker.isolation_waiting
+
+    def waiting(delta):  # eni-2 starts right after eni-1 reached the conversion group
+        original_wait(delta)
+        if delta > 0:
+            started.set()
+
+    worker.isolation_waiting = waiting
+    threads = [threading.Thread(target=first), threading.Thread(target=second)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(10)
+    assert calls[:5] == [("eni-1", "sg-conversion")] + [("eni-1", "sg-isolation")] * 4, calls
+    assert calls[5:] == [("eni-2", "sg-conversion"), ("eni-2", "sg-isolation")], calls
+
+
+def test_a_throttled_conversion_is_retried_and_a_refused_one_is_not():
+    retries = ec2_isolation.MoveRetries(sleep=lambda s: None)
+    answers = [throttled(), throttled(), "ok"]
+
+    def call():
+        answer = answers.pop(0)
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    assert retries.retried(call, ec2_isolation.CONVERSION_RETRY) == "ok" and answers == []
+    refused = botocore.exceptions.ClientError({"Error": {"Code": "UnauthorizedOperation", "Message": "no"}}, "X")
+    with pytest.raises(botocore.exceptions.ClientError):
+        retries.retried(lambda: (_ for _ in ()).throw(refused), ec2_isolation.CONVERSION_RETRY)
