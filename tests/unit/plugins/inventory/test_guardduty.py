@@ -42,7 +42,7 @@ DEFAULTS = {
     "account_role_arn": "arn:{partition}:iam::{account_id}:role/GuardDutyResponder",
     "responder_role_arn": "arn:{partition}:iam::{account_id}:role/GuardDutyResponder",
     "min_severity": None, "finding_types": [], "exclude_finding_types": [], "updated_since": None, "archived": "exclude",
-    "tags": {}, "check_instances": False, "hostnames": ["instance-id"], "hostvars_prefix": "guardduty_",
+    "tags": {}, "check_instances": False, "conversion_check": False, "hostnames": ["instance-id"], "hostvars_prefix": "guardduty_",
     "max_concurrency": 1, "strict": False, "compose": {}, "groups": {}, "keyed_groups": [],
     "access_key": "AKIDEXAMPLE", "secret_key": "secret", "session_token": None, "profile": None,
     "endpoint_url": None, "region": "us-east-1", "assume_role_arn": None, "aws_config": None,
