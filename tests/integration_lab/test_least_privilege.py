@@ -297,6 +297,9 @@ def test_isolate_scan_release_need_nothing_beyond_the_policies_and_leak_no_secre
 
     release = load_policy("release.json")
     set_responder_policy(enforced, release)
+    # release archives the released findings as the GuardDuty administrator: the operator's own credentials
+    enforced.client("iam").put_user_policy(UserName=OPERATOR_USER, PolicyName="operator-findings",
+                                           PolicyDocument=json.dumps(load_policy("operator-findings.json")))
     enforced.iam_enforcement(True)
     mark = enforced.mark()
     out = run(identity, tmp_path, "release.yml", extra_vars={"release_confirm": "INC-LP"}, expect_rc=None)
