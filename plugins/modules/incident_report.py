@@ -22,7 +22,7 @@ description:
     each instance with its Name and tags, its state and the malware scan's verdict, a timeline and the next steps
     (release, scan, eradicate, support case) - and keeps every stage's per-call detail below (folded in HTML).
   - The incident's top directory holds its index, rebuilt from every run's C(report.json) at each run - C(report.json)
-    (every run, newest first, and each instance's current state: from the newest real run that reported it, with
+    (every run, newest first, and each instance's current state, from the newest real run that reported it, with
     the newest scan verdict known), C(report.md) and C(report.html) linking to each run's report.
   - Directories are made mode 0700 and every file mode 0600; each file is written to a temporary file of mode 0600
     in the same directory and renamed, so that a reader never sees a half-written or world-readable report.
@@ -53,7 +53,7 @@ options:
     required: true
   formats:
     description:
-      - The files of this run's report to write (its JSON is always kept: the incident's index is built from it).
+      - The files of this run's report to write (its JSON is always kept, since the incident's index is built from it).
     type: list
     elements: str
     choices: [json, markdown, html]
