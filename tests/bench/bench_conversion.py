@@ -76,7 +76,7 @@ def run(lab, scenario, enis, faults, tmp, logs, label):
         "moves": len(moves), "moves_refused": sum(1 for e in moves if e["outcome"] != "ok"),
         "conversions_while_an_isolation_move_waits": len(conversions_while_isolation_waits(journal, conversion,
                                                                                            isolation)),
-        "faults": {k: v for k, v in faults.items()}, "fault_counts": counts,
+        "faults": dict(faults.items()), "fault_counts": counts,
     }
 
 

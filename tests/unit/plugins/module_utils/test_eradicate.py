@@ -98,6 +98,6 @@ def test_detached_instance_is_not_replaced_again():
 def test_standby_instance_terminated_in_its_group_is_not_replaced_and_the_note_says_so():
     dummy_refusal, calls, replacement = er.plan_eradicate(INSTANCE, "INC", EVIDENCE, "web-asg", False, False, True, None,
                                                           asg_lifecycle_state="Standby")
-    assert calls == [("TerminateInstanceInAutoScalingGroup", {"InstanceId": INSTANCE["InstanceId"],
-                                                               "ShouldDecrementDesiredCapacity": False})]
+    assert calls == [("TerminateInstanceInAutoScalingGroup",
+                      {"InstanceId": INSTANCE["InstanceId"], "ShouldDecrementDesiredCapacity": False})]
     assert "launches no replacement" in replacement["note"] and "SetDesiredCapacity" in replacement["note"]

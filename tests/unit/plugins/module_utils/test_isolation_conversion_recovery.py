@@ -12,7 +12,8 @@ def group(tags, rules):
     return {"group_id": "sg-x", "group_name": "x", "vpc_id": "vpc-1", "tags": tags, "rules": set(rules)}
 
 
-def stuck(eni_id="eni-1", tags=RECORD, instance_id="i-other", in_run=False, **extra):
+def stuck(eni_id="eni-1", tags=None, instance_id="i-other", in_run=False, **extra):
+    tags = RECORD if tags is None else tags
     view = {"network_interface_id": eni_id, "vpc_id": "vpc-1", "device_index": 0, "security_groups": ["sg-conv"],
             "interface_type": "interface", "requester_managed": False, "tags": dict(tags),
             "instance_id": instance_id, "conversion_group": "sg-conv", "in_run": in_run}
@@ -68,7 +69,7 @@ def test_the_runs_own_enis_are_left_to_its_plan_unless_it_cannot_handle_them():
 
 def test_without_an_isolation_group_nothing_is_moved():
     none_yet = {("vpc-1", isolation.CONVERSION): "sg-conv", ("vpc-1", isolation.ISOLATION): None}
-    steps, _ = isolation.plan_conversion_recovery(isolation.ISOLATED, [stuck()], set(), none_yet)
+    steps, dummy = isolation.plan_conversion_recovery(isolation.ISOLATED, [stuck()], set(), none_yet)
     assert len(steps) == 1  # isolate creates it first
     steps, findings = isolation.plan_conversion_recovery(isolation.RELEASED, [stuck()], set(), none_yet)
     assert steps == [] and "does not exist" in findings[0]["error"]  # release never creates groups

@@ -10,7 +10,6 @@ import html.parser
 import json
 import re
 
-import pytest
 
 from ansible_collections.cloudsec.guardduty.plugins.module_utils import report as reporting
 
@@ -194,5 +193,3 @@ def test_output_is_stable_for_identical_input_and_order():
         entry["stages"] = dict(reversed(list(entry["stages"].items())))
     assert every_format(build(shuffled)) == first
     assert every_format(build()) == first
-
-

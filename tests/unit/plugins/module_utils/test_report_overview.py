@@ -25,8 +25,8 @@ def test_instance_state_means_what_was_done_not_changed(statuses, check_mode, st
 
 def test_report_overview_summary_exposure_findings_and_scan():
     report = reporting.build_report("INC-9", {
-        WEB: entry({"network": {"changed": True}, "scan": {"changed": True, "scan_id": "s-1", "result": "INFECTED",
-                                                         "threats": [{"name": "EICAR-Test-File"}]}},
+        WEB: entry({"network": {"changed": True},
+                    "scan": {"changed": True, "scan_id": "s-1", "result": "INFECTED", "threats": [{"name": "EICAR-Test-File"}]}},
                    tags={"Name": "web-1", "Team": "<b>pay</b>"},
                    findings=[{"id": "f1", "type": "Backdoor:EC2/C&CActivity.B", "severity": 8.0, "title": "t", "count": 3}]),
         APP: entry({"network": {"error": "eni-1: UnauthorizedOperation"}}, host="app-1", region="us-east-1"),

@@ -148,4 +148,4 @@ def test_a_throttled_conversion_is_retried_and_a_refused_one_is_not():
     assert retries.retried(call, ec2_isolation.CONVERSION_RETRY) == "ok" and answers == []
     refused = botocore.exceptions.ClientError({"Error": {"Code": "UnauthorizedOperation", "Message": "no"}}, "X")
     with pytest.raises(botocore.exceptions.ClientError):
-        retries.retried(lambda: (_ for _ in ()).throw(refused), ec2_isolation.CONVERSION_RETRY)
+        retries.retried(lambda: (dummy for dummy in ()).throw(refused), ec2_isolation.CONVERSION_RETRY)
