@@ -105,14 +105,26 @@ options:
       - How many network interfaces are moved at the same time.
     type: int
     default: 8
+  lock_timeout:
+    description:
+      - How many seconds to wait for an instance that another isolate or release holds (see O(incident_store)).
+        An instance still held then is left untouched and reported failed, naming the operation that holds it.
+      - V(0) refuses at once.
+    type: int
+    default: 30
 notes:
   - Supports check mode and diff mode; check mode makes only Describe calls and returns the same plan a
     real run would execute. Groups not created yet are shown as C((new) NAME).
+  - "One instance, one operation at a time: before its first write, a run takes each instance's operation lock in
+    the incident store (O(incident_store): a C(flock) on the controller, or an S3 lease shared by several controllers)
+    and describes the instances only then; it gives the locks back at the end. Check mode takes no lock.
+    sts:GetCallerIdentity names the account of the lock (no permission needed)."
   - "IAM actions: ec2:DescribeInstances, ec2:DescribeNetworkInterfaces, ec2:DescribeSecurityGroups,
     ec2:CreateSecurityGroup, ec2:AuthorizeSecurityGroupIngress, ec2:AuthorizeSecurityGroupEgress,
     ec2:RevokeSecurityGroupIngress, ec2:RevokeSecurityGroupEgress, ec2:ModifyNetworkInterfaceAttribute,
     ec2:CreateTags, ec2:DeleteTags, and ec2:DescribeVpcs when it creates groups (policy: docs/iam/ec2_isolation.json)."
 extends_documentation_fragment:
+  - cloudsec.guardduty.incident_store
   - amazon.aws.common.modules
   - amazon.aws.region.modules
   - amazon.aws.boto3
@@ -275,6 +287,7 @@ except ImportError:
 from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
 
 from ansible_collections.cloudsec.guardduty.plugins.module_utils import ec2_network
+from ansible_collections.cloudsec.guardduty.plugins.module_utils import instance_lock
 from ansible_collections.cloudsec.guardduty.plugins.module_utils import isolation
 from ansible_collections.cloudsec.guardduty.plugins.module_utils.instances import describe_instances
 from ansible_collections.cloudsec.guardduty.plugins.module_utils.instances import error_code
@@ -548,6 +561,8 @@ def build_argument_spec():
         )),
         incident_id=dict(type="str"),
         max_concurrency=dict(type="int", default=8),
+        incident_store=dict(type="str"),
+        lock_timeout=dict(type="int", default=30),
     )
 
 
@@ -574,7 +589,26 @@ def describe_batch(module, client, instance_ids):
     return found, enis, problems
 
 
-def run(module):
+def take_locks(module, locks, instance_ids):
+    """(instance ids this run holds, {instance_id: refusal naming the operation that holds it})."""
+    params = module.params
+    if params["lock_timeout"] < 0:
+        module.fail_json(msg=f"lock_timeout is {params['lock_timeout']}: give 0 or more seconds; nothing was changed")
+    try:
+        account_id = module.client("sts").get_caller_identity()["Account"]
+    except AWS_ERRORS as exc:
+        module.fail_json(msg=f"{batch_label(instance_ids)}: sts:GetCallerIdentity (the account of the operation "
+                             f"locks): {exc}: nothing was changed", instances=[], code=error_code(exc))
+    try:
+        backend = instance_lock.backend_for(instance_lock.store_location(params["incident_store"]),
+                                            lambda: module.client("s3"))
+        locks.bind(backend, account_id, module.region)
+        return locks.take(instance_ids, instance_lock.owner(params["state"]), params["lock_timeout"])
+    except instance_lock.LockError as exc:
+        module.fail_json(msg=f"{batch_label(instance_ids)}: {exc}: nothing was changed", instances=[])
+
+
+def run(module, locks):
     params = module.params
     state = params["state"]
     names = {isolation.ISOLATION: params["isolation_group_name"], isolation.CONVERSION: params["conversion_group_name"]}
@@ -602,6 +636,10 @@ def run(module):
     move_client = module.client("ec2", config=botocore.config.Config(retries={"mode": "standard", "total_max_attempts": 1}))
     valid, bad = split_instance_ids(params["instance_ids"])
     problems = {i: f"{i}: {reason}" for i, reason in bad.items()}
+    if valid and not module.check_mode:
+        # Before the describe: a plan made from a state another run is still changing would be stale.
+        valid, refused = take_locks(module, locks, valid)
+        problems.update(refused)
     instances, enis, described_problems = describe_batch(module, client, valid) if valid else ({}, {}, {})
     problems.update(described_problems)
 
@@ -838,7 +876,11 @@ def _in_pool(worker, function, items):
 
 def main():
     module = AnsibleAWSModule(argument_spec=build_argument_spec(), supports_check_mode=True)
-    run(module)
+    locks = instance_lock.OperationLocks()  # taken in run() once the options are checked
+    try:
+        run(module, locks)
+    finally:
+        locks.release()
 
 
 if __name__ == "__main__":

@@ -31,6 +31,8 @@ class LabClient:
         self.process = process
         self.resources = {}
         self._creds = {}
+        # The incident store (records, operation locks) of the runs this lab serves, never the user's own.
+        self.incident_store = tempfile.mkdtemp(prefix="incident-store-")
 
     # -- control ------------------------------------------------------------------------------
     def _call(self, method, path, data=None):
@@ -112,6 +114,7 @@ class LabClient:
             "ANSIBLE_STDOUT_CALLBACK": "ansible.posix.json",
             "ANSIBLE_NOCOLOR": "1",
         })
+        env["CLOUDSEC_GUARDDUTY_INCIDENT_STORE"] = self.incident_store
         if creds.get("aws_session_token"):
             env["AWS_SESSION_TOKEN"] = creds["aws_session_token"]
         else:
