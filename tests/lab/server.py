@@ -11,6 +11,8 @@ Control endpoints (JSON), for tests and benchmarks:
   POST   /_lab/clock                   {"advance": SECONDS} move the lab's clock forward
   GET    /_lab/iam, POST /_lab/iam     {"enforce": true}: answer only what callers' IAM policies allow
   GET    /_lab/guardduty?account=A&region=R   the GuardDuty findings and scans the lab holds there
+  POST   /_lab/guardduty/findings      {"account", "region", "finding": spec}: GuardDuty reports a finding
+                                       now; {"recur": FINDING_ID}: its activity is seen again (updatedAt)
 """
 
 import json
@@ -138,6 +140,12 @@ class Lab:
         elif path == "/_lab/clock" and method == "POST":
             self.clock.advance(data.get("advance", 0))
             out = {"now": self.clock.now()}
+        elif path == "/_lab/guardduty/findings" and method == "POST":
+            # GuardDuty detects something now: {"account", "region", "finding": spec} or {"recur": id}
+            if data.get("recur"):
+                out = self.guardduty.recur(data["recur"])
+            else:
+                out = self.guardduty.detect(data["account"], data["region"], data["finding"])
         elif path == "/_lab/guardduty":
             out = self.guardduty.snapshot(query.get("account", ""), query.get("region", ""))
         else:
