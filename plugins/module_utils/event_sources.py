@@ -125,8 +125,8 @@ def poller_options(args, environ, now=None):
     source = "cloudsec.guardduty.guardduty_findings"
     aws = aws_options(source, args, environ)
     regions = args.get("regions") or ([aws["region"]] if aws["region"] else [])
-    if isinstance(regions, str):
-        regions = [regions]
+    if isinstance(regions, str):  # from a rulebook variable: "us-east-1,eu-west-1"
+        regions = [r.strip() for r in regions.split(",") if r.strip()]
     if not regions:
         raise SourceOptionError(f"{source}: regions is required (or region, or AWS_REGION in the environment)")
     accounts = []
