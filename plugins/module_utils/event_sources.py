@@ -15,7 +15,7 @@ import os
 import tempfile
 
 from ansible_collections.cloudsec.guardduty.plugins.module_utils.findings import normalize_selection
-from ansible_collections.cloudsec.guardduty.plugins.module_utils.findings import timestamp_ms
+from ansible_collections.cloudsec.guardduty.plugins.module_utils.findings import timestamp_ms  # noqa: F401 (also for callers)
 
 # Credentials and endpoint as amazon.aws reads them: option name, its aliases, then the environment
 # variables consulted in order (amazon.aws doc fragments common.plugins and region.plugins).
@@ -238,11 +238,14 @@ class FindingLedger:
 
     def due(self, account, region, findings):
         """The findings (GetFindings' python form) to emit, oldest update first."""
-        emitted = self.scopes.get(self.scope(account, region), {}).get("emitted", {})
+        known = self.scopes.get(self.scope(account, region), {"floor": 0, "watermark": 0, "emitted": {}})
+        emitted = known["emitted"]
+        # older than the window was emitted (or excluded) before and forgotten: a late listing is no news
+        window = max(known["floor"], known["watermark"] - self.overlap_ms)
         out = []
         for finding in findings:
             updated = timestamp_ms(finding.get("UpdatedAt")) or 0
-            if emitted.get(finding.get("Id"), -1) < updated:
+            if updated >= window and emitted.get(finding.get("Id"), -1) < updated:
                 out.append((updated, finding["Id"], finding))
         return [finding for _, _, finding in sorted(out, key=lambda item: (item[0], item[1]))]
 
