@@ -149,6 +149,9 @@ async def poll_once(queue, poller, ledger, targets, options):
     """One pass over every account and region; returns the number of events emitted."""
     emitted = 0
     first_since = options["selection"]["updated_since"] or 0
+    # time is the ledger's: updated_since only places a first start (re-read at a restart, it would drop
+    # what was updated while the source was down)
+    selection = dict(options["selection"], updated_since=None)
     for account, session in targets:
         for region in options["regions"]:
             since = ledger.since(account, region, first_since)
@@ -158,7 +161,7 @@ async def poll_once(queue, poller, ledger, targets, options):
                 raise RuntimeError(f"cloudsec.guardduty.guardduty_findings: account {account}, {region}: {exc}") \
                     from None
             for finding in ledger.due(account, region, found):
-                keep, _reason = finding_filters.finding_selected(finding, options["selection"])
+                keep, _reason = finding_filters.finding_selected(finding, selection)
                 if keep and finding["Id"] in wire:
                     await queue.put(event_sources.finding_event(wire[finding["Id"]], region, account))
                     emitted += 1
