@@ -9,6 +9,7 @@
 - Every AWX survey question names a variable the role's meta/argument_specs.yml accepts.
 """
 
+import copy
 import json
 import pathlib
 import re
