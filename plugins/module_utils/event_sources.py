@@ -247,7 +247,7 @@ class FindingLedger:
             updated = timestamp_ms(finding.get("UpdatedAt")) or 0
             if updated >= window and emitted.get(finding.get("Id"), -1) < updated:
                 out.append((updated, finding["Id"], finding))
-        return [finding for _, _, finding in sorted(out, key=lambda item: (item[0], item[1]))]
+        return [item[2] for item in sorted(out, key=lambda item: (item[0], item[1]))]
 
     def record(self, account, region, finding):
         """Remember one finding as emitted (once the rulebook took its event); `since` made the scope."""

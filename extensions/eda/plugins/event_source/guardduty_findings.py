@@ -52,7 +52,7 @@ import threading
 def _collection_root():
     """The directory holding ansible_collections/, from this file's place in the collection."""
     path = os.path.abspath(globals().get("__file__") or sys.argv[0])
-    for _ in range(8):
+    for _level in range(8):
         path = os.path.dirname(path)
     return path
 
@@ -178,7 +178,7 @@ async def main(queue, args):
     poller = await in_thread(Poller, options)
     targets = await in_thread(poller.targets)
     logger.info("cloudsec.guardduty.guardduty_findings: polling %s in %s every %s s",
-                ", ".join(a for a, _ in targets), ", ".join(options["regions"]), options["interval"])
+                ", ".join(account for account, _session in targets), ", ".join(options["regions"]), options["interval"])
     while True:
         await poll_once(queue, poller, ledger, targets, options)
         await asyncio.sleep(options["interval"])

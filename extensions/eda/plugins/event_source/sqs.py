@@ -48,7 +48,7 @@ def _collection_root():
     """The directory holding ansible_collections/, from this file's place in the collection
     (<root>/ansible_collections/cloudsec/guardduty/extensions/eda/plugins/event_source/sqs.py)."""
     path = os.path.abspath(globals().get("__file__") or sys.argv[0])
-    for _ in range(8):
+    for _level in range(8):
         path = os.path.dirname(path)
     return path
 
@@ -105,7 +105,7 @@ async def hand_over(queue, event, client, url, message, visibility_timeout):
     """Put the event on ansible-rulebook's queue, keeping the message hidden while the engine is busy."""
     put = asyncio.ensure_future(queue.put(event))
     while visibility_timeout:
-        done, _ = await asyncio.wait({put}, timeout=visibility_timeout / 2)
+        done, _pending = await asyncio.wait({put}, timeout=visibility_timeout / 2)
         if done:
             break
         await in_thread(client.change_message_visibility, QueueUrl=url, ReceiptHandle=message["ReceiptHandle"],
@@ -134,4 +134,3 @@ async def main(queue, args):
             except Exception as exc:  # the event is in the engine already: SQS will deliver it again
                 logger.warning("cloudsec.guardduty.sqs: DeleteMessage of %s on %s failed (%s): it will be "
                                "received again", message.get("MessageId"), url, exc)
-
