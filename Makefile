@@ -8,7 +8,7 @@ PYTEST_WORKERS ?= 2
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: help bootstrap browser demo lab test sanity units lab-tests integration molecule lint changelog-lint bench bench-inventory bench-isolate bench-conversion docs lock clean
+.PHONY: help bootstrap browser demo lab test sanity units lab-tests integration molecule lint changelog-lint bench bench-inventory bench-isolate bench-conversion bench-rulebook docs lock clean
 
 help:
 	@echo "make demo   - start the lab (demo scenario), run the main job against it, show what it did"
@@ -79,7 +79,7 @@ lint: bootstrap
 docs: bootstrap
 	$(BIN)/python -m tests.tooling.reference_docs
 
-bench: bootstrap bench-inventory bench-isolate bench-conversion
+bench: bootstrap bench-inventory bench-isolate bench-conversion bench-rulebook
 
 # The GuardDuty inventory beside amazon.aws.aws_ec2 on a generated lab (10,000 findings, 2 accounts x 4 regions):
 # printed as a ratio, written to .build/bench/inventory.json. BENCH_ARGS="--findings 2000 --rounds 1" for a quick one.
@@ -106,6 +106,11 @@ bench-isolate: bootstrap $(BENCH_VENV)/.installed
 BENCH_CONVERSION_ARGS ?= $(BENCH_ARGS)
 bench-conversion: bootstrap
 	$(BIN)/python -m tests.bench.bench_conversion $(BENCH_CONVERSION_ARGS)
+
+# Seconds from a GuardDuty finding on the SQS queue to its instance contained, through the real ansible-rulebook
+# (Java 17) on the lab; printed, written to .build/bench/rulebook.json. BENCH_RULEBOOK_ARGS="--rounds 1" is short.
+bench-rulebook: bootstrap
+	$(BIN)/python -m tests.bench.bench_rulebook $(BENCH_RULEBOOK_ARGS)
 
 lock: $(BIN)/.installed
 	{ echo "# pip constraints: the full set resolved from requirements.txt on Python 3.11 (regenerate: make lock)"; \

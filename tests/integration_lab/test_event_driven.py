@@ -3,28 +3,18 @@
 - The EventBridge rule's pattern (extensions/eda/eventbridge/, shown in docs/eda.md) is tested with
   EventBridge's own TestEventPattern (the lab's, tests/lab/fixes/events_test_event_pattern.py) on the
   lab's GuardDuty findings wrapped as GuardDuty delivers them to EventBridge.
-- The rulebook is validated against ansible-rulebook's JSON schema (vendored, tests/unit/extensions/
-  ansible_rulebook/) and its conditions are evaluated by `Condition` below, a small evaluator of only
-  the operators the rulebook uses. Limitation: it is not Drools; it follows ansible-rulebook's
-  documented semantics for these operators (`is match` = Python re.match, `is defined`, comparisons,
-  and/or, parentheses) and refuses anything else, so a new operator in the rulebook fails the test
-  instead of being guessed. (The same events gave the same rules under ansible-rulebook 1.3.2 and
-  OpenJDK 17 when this was written; ansible-rulebook is not in requirements.txt, see docs/eda.md.)
-- The extra vars the rulebook passes, rendered from a lab event as ansible-rulebook renders them
-  (Jinja2, `event` = the SQS source's {"body": ..., "meta": ...}), run the event playbooks against the
-  lab: the instance ends isolated (AWS state), or scanned and otherwise untouched.
+- The rulebooks keep the same rules; their conditions, throttles and actions run in the real
+  ansible-rulebook in tests/integration_lab/test_rulebook.py. Malformed event fields stop the event
+  playbook before any AWS call.
 - Every AWX survey question names a variable the role's meta/argument_specs.yml accepts.
 """
 
 import copy
 import json
-import operator
 import pathlib
 import re
 import uuid
 
-import jinja2
-import jsonschema
 import pytest
 import yaml
 
@@ -32,7 +22,7 @@ REPO = pathlib.Path(__file__).resolve().parents[2]
 PATTERN_FILE = REPO / "extensions/eda/eventbridge/guardduty-findings-pattern.json"
 RULEBOOK = REPO / "extensions/eda/rulebooks/guardduty_isolate.yml"
 RULEBOOK_AWX = REPO / "extensions/eda/rulebooks/guardduty_isolate_awx.yml"
-SCHEMA = REPO / "tests/unit/extensions/ansible_rulebook/ruleset_schema.json"
+RULEBOOK_POLL = REPO / "extensions/eda/rulebooks/guardduty_poll_isolate.yml"
 AWX_CONFIGURE = REPO / "extensions/awx/configure.yml"
 ADMIN = "123456789012"
 MEMBER = "111122223333"
@@ -134,130 +124,17 @@ def test_pattern_severity_bounds_and_other_resources(demo):
     assert matches(demo, iam_user) is False
 
 
-# -- the rulebook -----------------------------------------------------------------------------------
-class Condition:
-    """Evaluates an ansible-rulebook condition string limited to the operators the rulebook uses:
-    dotted paths from `event`, numbers, double-quoted strings, `is [not] defined`,
-    `is [not] match("regex")` (re.match), < <= > >= == !=, and, or, parentheses."""
-
-    COMPARISONS = {"<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge, "==": operator.eq, "!=": operator.ne}
-    TOKEN = re.compile(r'\s*(?:(?P<num>-?\d+(?:\.\d+)?)|(?P<str>"(?:[^"\\]|\\.)*")|(?P<op><=|>=|==|!=|<|>|\(|\))'
-                       r'|(?P<word>[A-Za-z_][\w.]*))')
-
-    def __init__(self, text):
-        self.tokens = []
-        self.event, self.position = None, 0
-        position, text = 0, text.strip()
-        while position < len(text):
-            found = self.TOKEN.match(text, position)
-            if not found or found.end() == position:
-                raise ValueError(f"unsupported condition syntax at {text[position:position + 30]!r}")
-            kind = found.lastgroup
-            value = found.group(kind)
-            self.tokens.append((kind, json.loads(value) if kind in ("num", "str") else value))
-            position = found.end()
-        self.text = text
-
-    def evaluate(self, event):
-        self.event, self.position = event, 0
-        value = self._or()
-        if self.position != len(self.tokens):
-            raise ValueError(f"unsupported condition syntax: {self.tokens[self.position:]}")
-        return value
-
-    def _peek(self):
-        return self.tokens[self.position] if self.position < len(self.tokens) else (None, None)
-
-    def _take(self, value=None):
-        kind, token = self._peek()
-        if value is not None and token != value:
-            raise ValueError(f"expected {value!r}, got {token!r} in {self.text!r}")
-        self.position += 1
-        return kind, token
-
-    def _or(self):
-        value = self._and()
-        while self._peek()[1] == "or":
-            self._take()
-            value = self._and() or value
-        return value
-
-    def _and(self):
-        value = self._comparison()
-        while self._peek()[1] == "and":
-            self._take()
-            value = self._comparison() and value
-        return value
-
-    def _comparison(self):
-        if self._peek()[1] == "(":
-            self._take()
-            value = self._or()
-            self._take(")")
-            return value
-        left = self._operand()
-        kind, token = self._peek()
-        if token == "is":
-            self._take()
-            negate = self._peek()[1] == "not"
-            if negate:
-                self._take()
-            test = self._take()[1]
-            if test == "defined":
-                result = left is not _MISSING
-            elif test == "match":
-                self._take("(")
-                pattern = self._take()[1]
-                self._take(")")
-                result = isinstance(left, str) and re.match(pattern, left) is not None
-            else:
-                raise ValueError(f"unsupported test {test!r}")
-            return not result if negate else result
-        if kind == "op" and token in ("<", "<=", ">", ">=", "==", "!="):
-            self._take()
-            right = self._operand()
-            if left is _MISSING or right is _MISSING:
-                return False
-            return self.COMPARISONS[token](left, right)
-        raise ValueError(f"unsupported condition near {token!r} in {self.text!r}")
-
-    def _operand(self):
-        kind, token = self._take()
-        if kind in ("num", "str"):
-            return token
-        if kind == "word" and token.startswith("event."):
-            value = self.event
-            for key in token.split(".")[1:]:
-                if not isinstance(value, dict) or key not in value:
-                    return _MISSING
-                value = value[key]
-            return value
-        raise ValueError(f"unsupported operand {token!r}")
-
-
-_MISSING = object()
-
-
+# -- the rulebooks (their conditions run in the real engine: tests/integration_lab/test_rulebook.py) --
 def rulesets(path=RULEBOOK):
     return yaml.safe_load(path.read_text())
 
 
-def rules_matching(rulebook, event):
-    """Names of the rules whose condition holds for an event as ansible.eda.aws_sqs_queue delivers it."""
-    sqs_event = {"body": event, "meta": {"MessageId": str(uuid.uuid4())}}
-    return [rule["name"] for rule in rulebook[0]["rules"] if Condition(rule["condition"]).evaluate(sqs_event)]
-
-
-def test_rulebooks_follow_ansible_rulebook_schema():
-    schema = json.loads(SCHEMA.read_text())
-    for path in (RULEBOOK, RULEBOOK_AWX):
-        jsonschema.validate(rulesets(path), schema)
-
-
-def test_awx_rulebook_has_the_same_rules():
+def test_rulebooks_have_the_same_rules():
     def conditions(path):
         return [(r["name"], r["condition"], r.get("throttle")) for r in rulesets(path)[0]["rules"]]
     assert conditions(RULEBOOK_AWX) == conditions(RULEBOOK)
+    assert conditions(RULEBOOK_POLL) == conditions(RULEBOOK)
+    assert [r["action"] for r in rulesets(RULEBOOK_POLL)[0]["rules"]] == [r["action"] for r in rulesets()[0]["rules"]]
     awx_actions = [r["action"] for r in rulesets(RULEBOOK_AWX)[0]["rules"]]
     playbook_actions = [r["action"] for r in rulesets(RULEBOOK)[0]["rules"]]
     for awx, playbook in zip(awx_actions, playbook_actions):
@@ -267,53 +144,9 @@ def test_awx_rulebook_has_the_same_rules():
             assert awx == playbook
 
 
-def test_source_is_the_sqs_queue():
-    source = rulesets()[0]["sources"][0]
-    assert set(source) == {"name", "ansible.eda.aws_sqs_queue"}
-    assert {"name", "region"} <= set(source["ansible.eda.aws_sqs_queue"])
-
-
-def test_condition_evaluator_refuses_what_it_does_not_know():
-    for text in ('event.a is search("x")', "event.a in [1, 2]", "not event.a", 'event.a == "x" xor event.b'):
-        with pytest.raises(ValueError):
-            Condition(text).evaluate({"a": 1})
-
-
-def test_rules_by_severity_and_type(demo):
-    rulebook = rulesets()
-    events = by_finding(demo, lab_finding_events(demo))
-    chosen = {key: rules_matching(rulebook, event) for key, event in events.items()}
-    assert chosen == {
-        ("Backdoor:EC2/C&CActivity.B", "web-1"): [ISOLATE],
-        ("UnauthorizedAccess:EC2/SSHBruteForce", "web-1"): [IGNORE],
-        ("CryptoCurrency:EC2/BitcoinTool.B!DNS", "app-1"): [ISOLATE],
-        ("UnauthorizedAccess:EC2/RDPBruteForce", "bastion-1"): [IGNORE],
-        ("Policy:S3/BucketBlockPublicAccessDisabled", None): [IGNORE],
-        ("Trojan:EC2/DNSDataExfiltration", "api-1"): [ISOLATE],
-        ("UnauthorizedAccess:IAMUser/InstanceCredentialExfiltration.OutsideAWS", "worker-1"): [ISOLATE],
-        ("UnauthorizedAccess:EC2/SSHBruteForce", "worker-1"): [SCAN],
-    }
-    backdoor = events[("Backdoor:EC2/C&CActivity.B", "web-1")]
-    s3 = events[("Policy:S3/BucketBlockPublicAccessDisabled", None)]
-    # Medium severity in a compromise family: scan only. A high one outside them: scan only too.
-    assert rules_matching(rulebook, variant(backdoor, severity=5.0)) == [SCAN]
-    assert rules_matching(rulebook, variant(backdoor, type="Policy:EC2/SomethingNew", severity=8.0)) == [SCAN]
-    assert rules_matching(rulebook, variant(backdoor, type="Impact:EC2/WinRMBruteForce", severity=8.0)) == [ISOLATE]
-    # Port probes are ignored at any severity; other Recon findings of medium severity are scanned.
-    assert rules_matching(rulebook, variant(backdoor, type="Recon:EC2/PortProbeUnprotectedPort", severity=5.0)) == [IGNORE]
-    assert rules_matching(rulebook, variant(backdoor, type="Recon:EC2/Portscan", severity=5.0)) == [SCAN]
-    # A high S3 finding that reached the queue anyway: no instance, no rule.
-    assert rules_matching(rulebook, variant(s3, severity=8.0)) == []
-
-
-# -- the event playbooks against the lab ------------------------------------------------------------
-def rendered_extra_vars(rule_name, event, rulebook_path=RULEBOOK):
-    """The extra vars ansible-rulebook passes for this event: the rule's templates rendered with `event`."""
-    rule = next(r for r in rulesets(rulebook_path)[0]["rules"] if r["name"] == rule_name)
-    action = rule["action"].get("run_playbook") or rule["action"]["run_job_template"]["job_args"]
-    env = jinja2.Environment(undefined=jinja2.StrictUndefined)
-    sqs_event = {"body": event, "meta": {"MessageId": str(uuid.uuid4())}}
-    return {k: env.from_string(v).render(event=sqs_event) for k, v in action["extra_vars"].items()}, action
+def test_sources_are_the_collections():
+    assert set(rulesets()[0]["sources"][0]) == {"name", "cloudsec.guardduty.sqs"}
+    assert set(rulesets(RULEBOOK_POLL)[0]["sources"][0]) == {"name", "cloudsec.guardduty.guardduty_findings"}
 
 
 def instance_groups(lab, name):
@@ -331,41 +164,6 @@ def run_event_playbook(lab, playbook, extra_vars, tmp_path, expect_rc=(0,)):
                      isolate_evidence_dir=str(tmp_path / "evidence"))
     return lab.run_playbook(str(REPO / playbook), extra_vars=variables,
                             inventory=REPO / "extensions/eda/inventory.yml", expect_rc=expect_rc)
-
-
-def test_high_finding_isolates_the_member_instance(demo, tmp_path):
-    events = by_finding(demo, lab_finding_events(demo, regions=("us-east-1",)))
-    event = events[("UnauthorizedAccess:IAMUser/InstanceCredentialExfiltration.OutsideAWS", "worker-1")]
-    extra_vars, action = rendered_extra_vars(ISOLATE, event)
-    assert extra_vars == {"instance_id": demo.instance("worker-1")["id"], "region": "us-east-1",
-                          "account_id": MEMBER, "incident_id": event["detail"]["id"]}
-    other_before = instance_groups(demo, "worker-2")
-    mark = demo.mark()
-    run_event_playbook(demo, action["name"], extra_vars, tmp_path)
-    # AWS state: every ENI of worker-1 on the isolation group alone; its neighbour untouched.
-    assert set(map(tuple, instance_groups(demo, "worker-1").values())) == {("guardduty-isolation",)}
-    assert instance_groups(demo, "worker-2") == other_before
-    # In the member account, through its responder role; nothing written in the administrator's.
-    writes = [e for e in demo.journal(since=mark, service="ec2") if e["action"].startswith("Modify")]
-    assert writes and {e["account"] for e in writes} == {MEMBER}
-    # The run's report is the finding's incident.
-    report = json.loads((tmp_path / "reports" / event["detail"]["id"] / "report.json").read_text())
-    assert demo.instance("worker-1")["id"] in json.dumps(report)
-
-
-def test_medium_finding_scans_and_changes_nothing_else(demo, tmp_path):
-    events = by_finding(demo, lab_finding_events(demo, regions=("us-east-1",)))
-    event = events[("UnauthorizedAccess:EC2/SSHBruteForce", "worker-1")]
-    extra_vars, action = rendered_extra_vars(SCAN, event)
-    before = instance_groups(demo, "worker-1")
-    mark = demo.mark()
-    run_event_playbook(demo, action["name"], extra_vars, tmp_path)
-    scans = [e for e in demo.journal(since=mark, service="guardduty") if e["action"] == "StartMalwareScan"]
-    assert len(scans) == 1 and demo.instance("worker-1")["id"] in json.dumps(scans[0]["params"])
-    assert instance_groups(demo, "worker-1") == before
-    writes = [e for e in demo.journal(since=mark, service="ec2")
-              if not e["action"].startswith(("Describe", "Get", "List"))]
-    assert writes == []
 
 
 def test_malformed_event_fields_change_nothing(demo, tmp_path):

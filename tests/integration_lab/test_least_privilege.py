@@ -65,7 +65,7 @@ NOT_CALLED_BY_THE_DEMO = {
 # botocore service models holding each IAM prefix's operations
 MODEL_FOR_PREFIX = {"ec2": ["ec2"], "autoscaling": ["autoscaling"], "elasticloadbalancing": ["elbv2", "elb"],
                     "guardduty": ["guardduty"], "iam": ["iam"], "sts": ["sts"], "s3": ["s3"], "support": ["support"],
-                    "securityhub": ["securityhub"]}
+                    "securityhub": ["securityhub"], "sqs": ["sqs"]}
 READ_PREFIXES = ("Describe", "List", "Get")
 # Write actions AWS authorizes on "*" only (no resource-level permission exists for them)
 WRITES_ON_ANY_RESOURCE = {"guardduty:StartMalwareScan", "support:CreateCase"}

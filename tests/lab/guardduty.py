@@ -87,6 +87,27 @@ class GuardDutyLab:
             self.findings.setdefault((account, region), {})[finding["Id"]] = finding
         return finding
 
+    def detect(self, account, region, spec):
+        """A finding GuardDuty generates now (POST /_lab/guardduty/findings): `spec` as a scenario's, with
+        `instance_id` for an instance of the lab; the account's detector in that region reports it."""
+        return self.add_finding(account, region, self._detector_of(account, region), spec)
+
+    def recur(self, finding_id):
+        """The activity of a finding seen again: GuardDuty updates the finding itself (count + 1,
+        eventLastSeen and updatedAt now) rather than making a new one ("Aggregated findings",
+        https://docs.aws.amazon.com/guardduty/latest/ug/guardduty_findings.html)."""
+        with self._lock:
+            for findings in self.findings.values():
+                finding = findings.get(finding_id)
+                if finding is not None:
+                    now = gf.iso(self.clock.now())
+                    finding["Service"]["Count"] += 1
+                    finding["Service"]["EventLastSeen"] = now
+                    finding["UpdatedAt"] = now
+                    self._changed(finding)
+                    return finding
+        raise KeyError(f"no finding {finding_id}")
+
     def set_administrator(self, administrator, members):
         with self._lock:
             self.administrator = str(administrator)

@@ -78,6 +78,14 @@ class LabClient:
     def advance_clock(self, seconds):
         return self._call("POST", "/_lab/clock", {"advance": seconds})
 
+    def detect_finding(self, account, region, spec):
+        """GuardDuty reports a finding now (spec as a scenario's); returns it (GetFindings' python form)."""
+        return self._call("POST", "/_lab/guardduty/findings", {"account": account, "region": region, "finding": spec})
+
+    def recur_finding(self, finding_id):
+        """The activity of a finding is seen again: GuardDuty updates it (count, updatedAt)."""
+        return self._call("POST", "/_lab/guardduty/findings", {"recur": finding_id})
+
     # -- AWS clients --------------------------------------------------------------------------
     def instance(self, name):
         return self.resources["instances"][name]

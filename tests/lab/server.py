@@ -12,6 +12,8 @@ Control endpoints (JSON), for tests and benchmarks:
   GET    /_lab/iam, POST /_lab/iam     {"enforce": true}: answer only what callers' IAM policies allow
   GET    /_lab/guardduty?account=A&region=R   the GuardDuty findings and scans the lab holds there
   GET    /_lab/securityhub?account=A&region=R the Security Hub findings (ASFF) the lab holds there
+  POST   /_lab/guardduty/findings      {"account", "region", "finding": spec}: GuardDuty reports a finding
+                                       now; {"recur": FINDING_ID}: its activity is seen again (updatedAt)
 """
 
 import json
@@ -146,6 +148,12 @@ class Lab:
         elif path == "/_lab/clock" and method == "POST":
             self.clock.advance(data.get("advance", 0))
             out = {"now": self.clock.now()}
+        elif path == "/_lab/guardduty/findings" and method == "POST":
+            # GuardDuty detects something now: {"account", "region", "finding": spec} or {"recur": id}
+            if data.get("recur"):
+                out = self.guardduty.recur(data["recur"])
+            else:
+                out = self.guardduty.detect(data["account"], data["region"], data["finding"])
         elif path == "/_lab/guardduty":
             out = self.guardduty.snapshot(query.get("account", ""), query.get("region", ""))
         elif path == "/_lab/securityhub":

@@ -1,0 +1,266 @@
+# -*- coding: utf-8 -*-
+# Copyright: cloudsec.guardduty contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+"""What the collection's ansible-rulebook event sources decide, as plain functions over plain data.
+
+The sources (extensions/eda/plugins/event_source/sqs.py and guardduty_findings.py) only do I/O: they
+read their arguments with `aws_options`, `sqs_options` and `poller_options`, turn what AWS answers into
+events with `sqs_event` and `finding_event`, and let `FindingLedger` say which findings are new or
+updated and remember what was emitted across restarts (a JSON state file, mode 0600).
+"""
+
+import json
+import os
+import tempfile
+
+from ansible_collections.cloudsec.guardduty.plugins.module_utils.findings import normalize_selection
+from ansible_collections.cloudsec.guardduty.plugins.module_utils.findings import timestamp_ms  # noqa: F401 (also for callers)
+
+# Credentials and endpoint as amazon.aws reads them: option name, its aliases, then the environment
+# variables consulted in order (amazon.aws doc fragments common.plugins and region.plugins).
+AWS_OPTIONS = (
+    ("access_key", ("aws_access_key_id", "aws_access_key"), ("AWS_ACCESS_KEY_ID", "AWS_ACCESS_KEY")),
+    ("secret_key", ("aws_secret_access_key", "aws_secret_key"), ("AWS_SECRET_ACCESS_KEY", "AWS_SECRET_KEY")),
+    ("session_token", ("aws_session_token",), ("AWS_SESSION_TOKEN",)),
+    ("profile", ("aws_profile",), ("AWS_PROFILE", "AWS_DEFAULT_PROFILE")),
+    ("region", ("aws_region",), ("AWS_REGION", "AWS_DEFAULT_REGION")),
+    ("endpoint_url", ("aws_endpoint_url",), ("AWS_URL",)),
+)
+SQS_MAX_WAIT = 20  # ReceiveMessage WaitTimeSeconds: 0..20 (long polling)
+SQS_MAX_MESSAGES = 10  # ReceiveMessage MaxNumberOfMessages: 1..10
+SQS_MAX_VISIBILITY = 43200  # VisibilityTimeout: 0..12 hours
+SELECTION_OPTIONS = ("min_severity", "finding_types", "exclude_finding_types", "archived", "tags")
+DEFAULT_STATE_FILE = "~/.ansible/cloudsec.guardduty/guardduty_findings.json"
+STATE_VERSION = 1
+
+
+class SourceOptionError(ValueError):
+    """An event source argument that cannot be used; the message names the source and the option."""
+
+
+def _integer(source, name, value, low, high):
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        raise SourceOptionError(f"{source}: {name} must be an integer, got {value!r}") from None
+    if not low <= number <= high:
+        raise SourceOptionError(f"{source}: {name} must be between {low} and {high}, got {number}")
+    return number
+
+
+def aws_options(source, args, environ):
+    """{access_key, secret_key, session_token, profile, region, endpoint_url}: arguments, else environment.
+
+    A profile and keys are mutually exclusive, as in amazon.aws; both keys or neither.
+    """
+    out, from_args = {}, set()
+    for name, aliases, env_names in AWS_OPTIONS:
+        given = [key for key in (name,) + aliases if args.get(key) not in (None, "")]
+        if len(given) > 1:
+            raise SourceOptionError(f"{source}: {' and '.join(given)} are the same option, give one")
+        if given:
+            from_args.add(name)
+        value = args[given[0]] if given else next((environ[e] for e in env_names if environ.get(e)), None)
+        out[name] = str(value) if value is not None else None
+    if "profile" in from_args and from_args & {"access_key", "secret_key", "session_token"}:
+        raise SourceOptionError(f"{source}: profile and access_key/secret_key/session_token are mutually exclusive")
+    if out["profile"] and out["access_key"]:
+        # one from the arguments, the other from the environment: the arguments win
+        keep_keys = bool(from_args & {"access_key", "secret_key"}) or "profile" not in from_args
+        if keep_keys:
+            out["profile"] = None
+        else:
+            out.update(access_key=None, secret_key=None, session_token=None)
+    if bool(out["access_key"]) != bool(out["secret_key"]):
+        raise SourceOptionError(f"{source}: access_key and secret_key go together (one is missing)")
+    return out
+
+
+def session_arguments(aws):
+    """boto3.Session(**this): keys, or a profile, or neither (the default chain: instance role...)."""
+    if aws["access_key"]:
+        out = {"aws_access_key_id": aws["access_key"], "aws_secret_access_key": aws["secret_key"]}
+        if aws["session_token"]:
+            out["aws_session_token"] = aws["session_token"]
+        return out
+    return {"profile_name": aws["profile"]} if aws["profile"] else {}
+
+
+def sqs_options(args, environ):
+    """The SQS source's arguments, validated (see the source's documentation)."""
+    source = "cloudsec.guardduty.sqs"
+    aws = aws_options(source, args, environ)
+    name, url = args.get("queue_name") or args.get("name"), args.get("queue_url")
+    if bool(name) == bool(url):
+        raise SourceOptionError(f"{source}: give the queue as queue_name (or name) or as queue_url, one of them")
+    if not aws["region"]:
+        raise SourceOptionError(f"{source}: region is required (or AWS_REGION in the environment)")
+    return {
+        "aws": aws,
+        "queue_name": name,
+        "queue_url": url,
+        "wait_time_seconds": _integer(source, "wait_time_seconds", args.get("wait_time_seconds", args.get(
+            "delay_seconds", SQS_MAX_WAIT)), 0, SQS_MAX_WAIT),
+        "max_messages": _integer(source, "max_messages", args.get("max_messages", SQS_MAX_MESSAGES), 1,
+                                 SQS_MAX_MESSAGES),
+        "visibility_timeout": _integer(source, "visibility_timeout", args.get("visibility_timeout", 120), 1,
+                                       SQS_MAX_VISIBILITY),
+    }
+
+
+def sqs_event(message):
+    """The event for one SQS message, as ansible.eda.aws_sqs_queue gives it: the body (parsed when it is
+    JSON, the EventBridge event for a GuardDuty finding) and the message id."""
+    body = message.get("Body")
+    try:
+        body = json.loads(body)
+    except (TypeError, ValueError):
+        pass
+    return {"body": body, "meta": {"MessageId": message.get("MessageId")}}
+
+
+def poller_options(args, environ, now=None):
+    """The GuardDuty findings source's arguments, validated; `selection` is the inventory's filter."""
+    source = "cloudsec.guardduty.guardduty_findings"
+    aws = aws_options(source, args, environ)
+    regions = args.get("regions") or ([aws["region"]] if aws["region"] else [])
+    if isinstance(regions, str):  # from a rulebook variable: "us-east-1,eu-west-1"
+        regions = [r.strip() for r in regions.split(",") if r.strip()]
+    if not regions:
+        raise SourceOptionError(f"{source}: regions is required (or region, or AWS_REGION in the environment)")
+    accounts = []
+    for entry in args.get("accounts") or []:
+        if isinstance(entry, dict):
+            account_id, role_arn = str(entry.get("account_id") or ""), entry.get("role_arn")
+        else:
+            account_id, role_arn = str(entry), None
+        if not account_id.isdigit() or len(account_id) != 12:
+            raise SourceOptionError(f"{source}: accounts: {account_id!r} is not a 12-digit account id")
+        role_template = args.get("account_role_arn") or "arn:aws:iam::{account_id}:role/GuardDutyResponder"
+        accounts.append({"account_id": account_id, "role_arn": role_arn or role_template.format(account_id=account_id)})
+    use_current = args.get("use_current_credentials", True)
+    if not use_current and not accounts:
+        raise SourceOptionError(f"{source}: use_current_credentials is false and no accounts are listed")
+    try:
+        selection = normalize_selection(updated_since=args.get("updated_since", "1h"), now=now,
+                                        **{k: args[k] for k in SELECTION_OPTIONS if k in args})
+    except ValueError as exc:
+        raise SourceOptionError(f"{source}: {exc}") from None
+    return {
+        "aws": aws,
+        "regions": [str(r) for r in regions],
+        "accounts": accounts,
+        "use_current_credentials": bool(use_current),
+        "selection": selection,
+        "interval": _integer(source, "interval", args.get("interval", 60), 1, 86400),
+        "overlap_ms": 1000 * _integer(source, "overlap_seconds", args.get("overlap_seconds", 300), 0, 86400),
+        "state_file": os.path.expanduser(str(args.get("state_file") or DEFAULT_STATE_FILE)),
+    }
+
+
+def finding_event(wire_finding, region, account):
+    """A finding (GuardDuty's JSON, camelCase: what GuardDuty sends to EventBridge) wrapped as the
+    EventBridge event that carries it, under `body` as the SQS source gives it: the same rules read both."""
+    return {"body": {
+        "version": "0",
+        "id": f"{wire_finding.get('id')}:{wire_finding.get('updatedAt')}",
+        "detail-type": "GuardDuty Finding",
+        "source": "aws.guardduty",
+        "account": account,
+        "time": wire_finding.get("updatedAt"),
+        "region": region,
+        "resources": [],
+        "detail": wire_finding,
+    }, "meta": {"finding_id": wire_finding.get("id"), "updated_at": wire_finding.get("updatedAt")}}
+
+
+class FindingLedger:
+    """Which findings were emitted, per account and region: {finding id: updatedAt (epoch ms)}, and the
+    watermark, the latest updatedAt seen. A finding is due when it is unknown or its updatedAt moved.
+
+    The listing asks for updatedAt >= watermark - overlap (GuardDuty's listing may show an update late);
+    what is older than that cannot be listed again unless it is updated, so it is forgotten.
+    """
+
+    def __init__(self, path, overlap_ms):
+        self.path = path
+        self.overlap_ms = overlap_ms
+        self.scopes = {}
+
+    @staticmethod
+    def scope(account, region):
+        return f"{account}/{region}"
+
+    def load(self):
+        """Read the state file; a missing one is a first start, an unreadable one is an error."""
+        try:
+            with open(self.path, encoding="utf-8") as handle:
+                data = json.load(handle)
+        except FileNotFoundError:
+            return self
+        except (OSError, ValueError) as exc:
+            raise SourceOptionError(f"cloudsec.guardduty.guardduty_findings: state_file {self.path} cannot be "
+                                    f"read ({exc}); move it away to start again from updated_since") from None
+        if not isinstance(data, dict) or data.get("version") != STATE_VERSION:
+            raise SourceOptionError(f"cloudsec.guardduty.guardduty_findings: state_file {self.path} is not a "
+                                    f"state file of version {STATE_VERSION}")
+        try:
+            self.scopes = {str(k): {"floor": int(v["floor"]), "watermark": int(v["watermark"]),
+                                    "emitted": {str(i): int(t) for i, t in v["emitted"].items()}}
+                           for k, v in data.get("scopes", {}).items()}
+        except (AttributeError, KeyError, TypeError, ValueError) as exc:
+            raise SourceOptionError(f"cloudsec.guardduty.guardduty_findings: state_file {self.path} is damaged "
+                                    f"({exc!r}); move it away to start again from updated_since") from None
+        return self
+
+    def save(self):
+        """Write atomically (a new file renamed over the old), readable by its owner only."""
+        directory = os.path.dirname(os.path.abspath(self.path))
+        os.makedirs(directory, mode=0o700, exist_ok=True)
+        handle, temporary = tempfile.mkstemp(dir=directory, prefix=".guardduty_findings.")
+        try:
+            os.fchmod(handle, 0o600)
+            with os.fdopen(handle, "w", encoding="utf-8") as out:
+                json.dump({"version": STATE_VERSION, "scopes": self.scopes}, out, sort_keys=True)
+            os.replace(temporary, self.path)
+        except BaseException:
+            if os.path.exists(temporary):
+                os.unlink(temporary)
+            raise
+
+    def since(self, account, region, first_since):
+        """updatedAt (epoch ms) this poll lists from: the watermark less the overlap, never before where
+        the first start began (`first_since`, from updated_since, kept in the state from then on)."""
+        known = self.scopes.setdefault(self.scope(account, region), {
+            "floor": int(first_since or 0), "watermark": int(first_since or 0), "emitted": {}})
+        return max(known["floor"], known["watermark"] - self.overlap_ms)
+
+    def due(self, account, region, findings):
+        """The findings (GetFindings' python form) to emit, oldest update first."""
+        known = self.scopes.get(self.scope(account, region), {"floor": 0, "watermark": 0, "emitted": {}})
+        emitted = known["emitted"]
+        # older than the window was emitted (or excluded) before and forgotten: a late listing is no news
+        window = max(known["floor"], known["watermark"] - self.overlap_ms)
+        out = []
+        for finding in findings:
+            updated = timestamp_ms(finding.get("UpdatedAt")) or 0
+            if updated >= window and emitted.get(finding.get("Id"), -1) < updated:
+                out.append((updated, finding["Id"], finding))
+        return [item[2] for item in sorted(out, key=lambda item: (item[0], item[1]))]
+
+    def record(self, account, region, finding):
+        """Remember one finding as emitted (once the rulebook took its event); `since` made the scope."""
+        known = self.scopes[self.scope(account, region)]
+        updated = timestamp_ms(finding.get("UpdatedAt")) or 0
+        known["emitted"][finding["Id"]] = updated
+        known["watermark"] = max(known["watermark"], updated)
+
+    def polled(self, account, region, findings):
+        """After a poll: the watermark moves to the latest update listed, and what is older than the
+        overlap is forgotten."""
+        known = self.scopes[self.scope(account, region)]
+        for finding in findings:
+            known["watermark"] = max(known["watermark"], timestamp_ms(finding.get("UpdatedAt")) or 0)
+        floor = known["watermark"] - self.overlap_ms
+        known["emitted"] = {i: t for i, t in known["emitted"].items() if t >= floor}

@@ -1,0 +1,111 @@
+"""The collection's event sources run in-process against the lab, without ansible-rulebook: the engine's
+queue is an asyncio.Queue the test controls, so the tests see exactly when a message is deleted and what
+the poller emits across polls and restarts (the end-to-end runs are in test_rulebook.py)."""
+
+import asyncio
+import json
+import os
+import runpy
+
+from tests.lab.rulebook import REPO, eventbridge_event, finding_wire
+
+# by the collection's path, as ansible-rulebook finds them (the checkout linked in as cloudsec.guardduty)
+SOURCES = REPO / ".build/collections/ansible_collections/cloudsec/guardduty/extensions/eda/plugins/event_source"
+ADMIN, MEMBER, REGION = "123456789012", "111122223333", "us-east-1"
+
+
+def source(name):
+    return runpy.run_path(str(SOURCES / f"{name}.py"))
+
+
+def lab_args(lab):
+    creds = lab.credentials()
+    return {"aws_access_key_id": creds["aws_access_key_id"], "aws_secret_access_key": creds["aws_secret_access_key"],
+            "endpoint_url": lab.endpoint, "region": REGION}
+
+
+def test_sqs_deletes_a_message_only_once_the_engine_took_it(demo):
+    sqs = demo.client("sqs", ADMIN, REGION)
+    url = sqs.create_queue(QueueName="findings")["QueueUrl"]
+    finding = demo._call("GET", f"/_lab/guardduty?account={ADMIN}&region={REGION}")["findings"][0]
+    body = eventbridge_event(finding_wire(demo, finding["Id"], ADMIN, REGION), ADMIN)
+    sqs.send_message(QueueUrl=url, MessageBody=json.dumps(body))
+    sqs.send_message(QueueUrl=url, MessageBody="not json")
+    main = source("sqs")["main"]
+
+    async def scenario():
+        engine = asyncio.Queue(maxsize=1)
+        await engine.put("busy")                       # the engine has not taken its last event yet
+        task = asyncio.ensure_future(main(engine, dict(lab_args(demo), queue_name="findings", wait_time_seconds=1,
+                                                       visibility_timeout=2)))
+        await asyncio.sleep(4)                         # received, held: the visibility is extended, nothing deleted
+        held = demo.journal(service="sqs")
+        assert [e for e in held if e["action"] == "ReceiveMessage"]
+        assert [e for e in held if e["action"] == "ChangeMessageVisibility" and e["outcome"] == "ok"]
+        assert not [e for e in held if e["action"] == "DeleteMessage"]
+        taken = [await engine.get()]
+        taken.append(await asyncio.wait_for(engine.get(), 30))
+        taken.append(await asyncio.wait_for(engine.get(), 30))
+        for _ in range(50):
+            if len(demo.journal(action="DeleteMessage")) == 2:
+                break
+            await asyncio.sleep(0.2)
+        task.cancel()
+        return taken
+
+    taken = asyncio.run(scenario())
+    assert taken[0] == "busy"
+    assert taken[1]["body"]["detail"]["id"] == finding["Id"] and taken[1]["meta"]["MessageId"]
+    assert taken[2]["body"] == "not json"
+    assert len([e for e in demo.journal(action="DeleteMessage") if e["outcome"] == "ok"]) == 2
+    attributes = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages",
+                                                                         "ApproximateNumberOfMessagesNotVisible"])
+    assert attributes["Attributes"] == {"ApproximateNumberOfMessages": "0", "ApproximateNumberOfMessagesNotVisible": "0"}
+
+
+def test_sqs_unknown_queue_fails_naming_it(demo):
+    main = source("sqs")["main"]
+    try:
+        asyncio.run(main(asyncio.Queue(), dict(lab_args(demo), queue_name="no-such-queue")))
+    except RuntimeError as exc:
+        assert "no-such-queue" in str(exc) and "GetQueueUrl" in str(exc)
+    else:
+        raise AssertionError("the source read a queue that does not exist")
+
+
+def test_poller_emits_new_and_updated_findings_once_across_restarts(demo, tmp_path):
+    module = source("guardduty_findings")
+    state_file = tmp_path / "state" / "findings.json"
+    args = dict(lab_args(demo), regions=[REGION], min_severity=4, updated_since="0s", state_file=str(state_file))
+    worker = demo.instance("worker-1")
+
+    def poll(times=1):
+        async def run():
+            options = module["event_sources"].poller_options(args, {})
+            ledger = module["event_sources"].FindingLedger(options["state_file"], options["overlap_ms"]).load()
+            poller = module["Poller"](options)
+            targets = poller.targets()
+            engine = asyncio.Queue()
+            for _ in range(times):
+                await module["poll_once"](engine, poller, ledger, targets, options)
+            return [engine.get_nowait() for _ in range(engine.qsize())]
+        return asyncio.run(run())
+
+    assert poll() == []                                                   # the scenario's findings predate it
+    high = demo.detect_finding(MEMBER, REGION, {"type": "Backdoor:EC2/C&CActivity.B", "severity": 8.0,
+                                                "instance_id": worker["id"]})
+    demo.detect_finding(MEMBER, REGION, {"type": "UnauthorizedAccess:EC2/SSHBruteForce", "severity": 2.0,
+                                         "instance_id": worker["id"]})   # below min_severity
+    events = poll(times=2)
+    assert [e["body"]["detail"]["id"] for e in events] == [high["Id"]]
+    detail = events[0]["body"]["detail"]
+    assert detail["resource"]["instanceDetails"]["instanceId"] == worker["id"] and detail["accountId"] == MEMBER
+    assert events[0]["body"]["detail-type"] == "GuardDuty Finding"
+    assert os.stat(state_file).st_mode & 0o777 == 0o600
+    assert poll() == []                                                   # a restart: nothing again
+    demo.advance_clock(5)
+    demo.recur_finding(high["Id"])                                        # updated: emitted once more
+    again = poll(times=2)
+    assert [e["body"]["detail"]["id"] for e in again] == [high["Id"]]
+    assert again[0]["body"]["detail"]["service"]["count"] == 2
+

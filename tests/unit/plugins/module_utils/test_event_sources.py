@@ -1,0 +1,113 @@
+# -*- coding: utf-8 -*-
+# Copyright: cloudsec.guardduty contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+import json
+import os
+
+import pytest
+
+from ansible_collections.cloudsec.guardduty.plugins.module_utils import event_sources as es
+
+
+def finding(finding_id, updated, severity=8.0):
+    return {"Id": finding_id, "UpdatedAt": updated, "Severity": severity}
+
+
+def test_aws_options_arguments_aliases_then_environment():
+    env = {"AWS_ACCESS_KEY_ID": "env-key", "AWS_SECRET_ACCESS_KEY": "env-secret", "AWS_REGION": "eu-west-1",
+           "AWS_URL": "http://lab"}
+    assert es.aws_options("s", {}, env) == {"access_key": "env-key", "secret_key": "env-secret", "session_token": None,
+                                            "profile": None, "region": "eu-west-1", "endpoint_url": "http://lab"}
+    given = es.aws_options("s", {"aws_access_key_id": "k", "aws_secret_key": "x", "aws_region": "us-east-1",
+                                 "aws_endpoint_url": "http://other"}, env)
+    assert (given["access_key"], given["secret_key"], given["region"], given["endpoint_url"]) == \
+        ("k", "x", "us-east-1", "http://other")
+    assert es.aws_options("s", {"profile": "ops"}, env)["access_key"] is None     # the argument wins
+    with pytest.raises(es.SourceOptionError, match="mutually exclusive"):
+        es.aws_options("s", {"profile": "ops", "access_key": "k", "secret_key": "x"}, {})
+    with pytest.raises(es.SourceOptionError, match="same option"):
+        es.aws_options("s", {"access_key": "a", "aws_access_key": "b"}, {})
+    with pytest.raises(es.SourceOptionError, match="go together"):
+        es.aws_options("s", {"access_key": "a"}, {})
+    assert es.session_arguments(es.aws_options("s", {}, {})) == {}
+
+
+def test_sqs_options_bounds_and_queue():
+    options = es.sqs_options({"queue_name": "q", "region": "us-east-1"}, {})
+    assert (options["wait_time_seconds"], options["max_messages"], options["visibility_timeout"]) == (20, 10, 120)
+    assert es.sqs_options({"name": "q", "region": "r", "delay_seconds": 5}, {})["wait_time_seconds"] == 5
+    for bad in ({"wait_time_seconds": 21}, {"max_messages": 0}, {"visibility_timeout": "soon"}):
+        with pytest.raises(es.SourceOptionError):
+            es.sqs_options(dict({"queue_name": "q", "region": "r"}, **bad), {})
+    with pytest.raises(es.SourceOptionError, match="one of them"):
+        es.sqs_options({"queue_name": "q", "queue_url": "https://x", "region": "r"}, {})
+    with pytest.raises(es.SourceOptionError, match="region is required"):
+        es.sqs_options({"queue_name": "q"}, {})
+
+
+def test_sqs_event_parses_json_and_keeps_other_bodies():
+    assert es.sqs_event({"Body": '{"detail": {"id": "f"}}', "MessageId": "m"}) == \
+        {"body": {"detail": {"id": "f"}}, "meta": {"MessageId": "m"}}
+    assert es.sqs_event({"Body": "not json", "MessageId": "m"})["body"] == "not json"
+
+
+def test_poller_options_use_the_inventory_filter():
+    options = es.poller_options({"regions": "us-east-1, eu-west-1", "min_severity": "4", "updated_since": "1h",
+                                 "accounts": ["111122223333"], "state_file": "~/s.json"}, {}, now=10000)
+    assert options["regions"] == ["us-east-1", "eu-west-1"]
+    assert options["selection"]["min_severity"] == 4.0 and options["selection"]["updated_since"] == (10000 - 3600) * 1000
+    assert options["accounts"] == [{"account_id": "111122223333",
+                                    "role_arn": "arn:aws:iam::111122223333:role/GuardDutyResponder"}]
+    assert options["state_file"] == os.path.expanduser("~/s.json")
+    with pytest.raises(es.SourceOptionError, match="12-digit"):
+        es.poller_options({"regions": ["r"], "accounts": ["12"]}, {})
+    with pytest.raises(es.SourceOptionError, match="regions is required"):
+        es.poller_options({}, {})
+
+
+def test_ledger_emits_new_and_updated_findings_once(tmp_path):
+    ledger = es.FindingLedger(str(tmp_path / "state" / "s.json"), overlap_ms=60000)
+    start = es.timestamp_ms("2026-01-01T00:00:00.000Z")
+    assert ledger.since("a", "r", start) == start
+    first = [finding("f1", "2026-01-01T00:01:00.000Z"), finding("f2", "2026-01-01T00:00:30.000Z")]
+    assert [f["Id"] for f in ledger.due("a", "r", first)] == ["f2", "f1"]          # oldest update first
+    for item in first:
+        ledger.record("a", "r", item)
+    ledger.polled("a", "r", first)
+    assert ledger.due("a", "r", first) == []                                          # listed again: nothing
+    updated = [finding("f1", "2026-01-01T00:05:00.000Z"), first[1]]
+    assert [f["Id"] for f in ledger.due("a", "r", updated)] == ["f1"]                 # updated: once more
+    ledger.record("a", "r", updated[0])
+    ledger.polled("a", "r", updated)
+    assert ledger.since("a", "r", start) == es.timestamp_ms("2026-01-01T00:04:00.000Z")
+    assert set(ledger.scopes["a/r"]["emitted"]) == {"f1"}                             # f2 is below the overlap
+    ledger.save()
+    assert os.stat(ledger.path).st_mode & 0o777 == 0o600
+    again = es.FindingLedger(ledger.path, overlap_ms=60000).load()                    # a restart
+    assert again.due("a", "r", updated) == []
+    assert again.since("a", "r", 0) == ledger.since("a", "r", start)
+
+
+def test_ledger_never_lists_before_the_first_start(tmp_path):
+    ledger = es.FindingLedger(str(tmp_path / "s.json"), overlap_ms=600000)
+    start = es.timestamp_ms("2026-01-01T00:00:00.000Z")
+    ledger.since("a", "r", start)
+    ledger.polled("a", "r", [])
+    assert ledger.since("a", "r", 0) == start
+
+
+def test_ledger_refuses_a_damaged_state_file(tmp_path):
+    path = tmp_path / "s.json"
+    path.write_text(json.dumps({"version": 1, "scopes": {"a/r": {"watermark": "x"}}}))
+    with pytest.raises(es.SourceOptionError, match="damaged"):
+        es.FindingLedger(str(path), 0).load()
+    path.write_text("{")
+    with pytest.raises(es.SourceOptionError, match="cannot be read"):
+        es.FindingLedger(str(path), 0).load()
+
+
+def test_finding_event_is_the_eventbridge_event():
+    event = es.finding_event({"id": "f", "updatedAt": "t", "type": "Backdoor:EC2/X"}, "us-east-1", "123456789012")
+    assert event["body"]["detail-type"] == "GuardDuty Finding" and event["body"]["source"] == "aws.guardduty"
+    assert event["body"]["detail"]["id"] == "f" and event["body"]["region"] == "us-east-1"
