@@ -107,10 +107,10 @@ def test_conditions_on_keys_the_request_carries_are_evaluated_as_aws_does():
                                     "Condition": {"StringEquals": {"ec2:CreateAction": "CreateSecurityGroup"}}}]}
     assert evaluate([create_action], "ec2:CreateTags", {"ec2:createaction": ["CreateSecurityGroup"]})
     assert not evaluate([create_action], "ec2:CreateTags", {})  # a direct CreateTags call has no ec2:CreateAction
-    # keys the lab does not compute (resource tags, iam:PassedToService, ...) count as met
-    resource_tag = {"Statement": [{"Effect": "Allow", "Action": "ec2:TerminateInstances", "Resource": "*",
-                                   "Condition": {"StringEquals": {"aws:ResourceTag/guardduty:isolation": "isolated"}}}]}
-    assert evaluate([resource_tag], "ec2:TerminateInstances", {})
+    # keys the lab does not compute (sts:RoleSessionName, ...) count as met in an Allow
+    session_name = {"Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole", "Resource": "*",
+                                   "Condition": {"StringLike": {"sts:RoleSessionName": "cloudsec-*"}}}]}
+    assert evaluate([session_name], "sts:AssumeRole", {})
     conditional_deny = {"Statement": [{"Effect": "Deny", "Action": "ec2:*", "Resource": "*",
                                        "Condition": {"StringNotEquals": {"aws:RequestedRegion": "us-east-1"}}}]}
     allow_all = {"Statement": [{"Effect": "Allow", "Action": "ec2:*", "Resource": "*"}]}
