@@ -77,9 +77,9 @@ class LabClient:
         """{account: [SCP documents]} applied to those member accounts under IAM enforcement ({} for none)."""
         return self._call("POST", "/_lab/iam", {"scp": policies})
 
-    def open_flow(self, name, eni_index=0, **flow):
+    def open_flow(self, instance, eni_index=0, **flow):
         """Establish a flow on an instance's ENI (tests/lab/conntrack.py); the lab refuses one no rule allows."""
-        inst = self.instance(name)
+        inst = self.instance(instance)
         flow.setdefault("eni", inst["enis"][eni_index])
         return self._call("POST", "/_lab/flows", dict(flow, account=inst["account"], region=inst["region"]))
 
