@@ -21,7 +21,8 @@ AWS (https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/security-group-connecti
 The lab re-reads each flow's ENI groups after every EC2 call that succeeded in its account and region,
 and expires idle tracked flows on the lab clock. Tests open flows with POST /_lab/flows, mark traffic
 with {"touch": [ids]}, and read the live ones with GET /_lab/flows. moto 5.2.5 ignores
-ConnectionTrackingSpecification; the lab validates and keeps it per ENI (the flows' timeouts).
+ConnectionTrackingSpecification; the lab validates it, keeps it on the ENI (DescribeNetworkInterfaces
+shows it as ConnectionTrackingConfiguration) and applies it to the ENI's flows.
 ICMP flows have no documented idle timeout: the lab keeps them until their ENI goes away.
 """
 
@@ -104,12 +105,10 @@ class FlowTable:
         self._lock = threading.Lock()
         self._ids = itertools.count(1)
         self.flows = {}
-        self.specs = {}  # (account, region, eni) -> {TcpEstablishedTimeout: s, ...}
 
     def reset(self):
         with self._lock:
             self.flows = {}
-            self.specs = {}
 
     # -- the ENI as moto holds it ------------------------------------------------------------------
     @staticmethod
@@ -125,7 +124,7 @@ class FlowTable:
         family = str(getattr(getattr(eni, "instance", None), "instance_type", "") or "").split(".")[0]
         out = {"TcpEstablishedTimeout": TCP_ESTABLISHED_NITRO_V6 if family in NITRO_V6_FAMILIES
                else TCP_ESTABLISHED_DEFAULT, "UdpStreamTimeout": UDP_STREAM_DEFAULT, "UdpTimeout": UDP_DEFAULT}
-        out.update(self.specs.get((account, region, eni_id), {}))
+        out.update(getattr(eni, "connection_tracking_configuration", None) or {})
         return out
 
     def _timeout(self, flow):
@@ -196,9 +195,11 @@ class FlowTable:
         if req.action == "ModifyNetworkInterfaceAttribute":
             spec = {name: int(params[f"ConnectionTrackingSpecification.{name}"]) for name in LIMITS
                     if params.get(f"ConnectionTrackingSpecification.{name}") is not None}
-            if spec:
-                with self._lock:
-                    self.specs.setdefault((req.account, req.region, params.get("NetworkInterfaceId")), {}).update(spec)
+            eni = self._eni(req.account, req.region, params.get("NetworkInterfaceId"))
+            if spec and eni is not None:
+                # kept on moto's ENI, so DescribeNetworkInterfaces shows ConnectionTrackingConfiguration as AWS does
+                current = getattr(eni, "connection_tracking_configuration", None) or {}
+                eni.connection_tracking_configuration = dict(current, **spec)
         if self.flows and not req.action.startswith(("Describe", "Get")):
             self.sync(req.account, req.region)
 

@@ -106,6 +106,9 @@ def test_connection_tracking_specification_sets_the_idle_timeouts_within_awss_li
     c2 = _open(demo, name="c2", direction="outbound", protocol="tcp", port=443, remote=C2, path="nat-gateway")
     ec2.modify_network_interface_attribute(NetworkInterfaceId=eni, ConnectionTrackingSpecification={
         "TcpEstablishedTimeout": 60, "UdpStreamTimeout": 60, "UdpTimeout": 30})
+    described = ec2.describe_network_interfaces(NetworkInterfaceIds=[eni])["NetworkInterfaces"][0]
+    assert described["ConnectionTrackingConfiguration"] == {"TcpEstablishedTimeout": 60, "UdpStreamTimeout": 60,
+                                                            "UdpTimeout": 30}
     demo.advance_clock(50)
     demo.touch_flows([c2["id"]])  # traffic: the idle time starts again
     demo.advance_clock(50)
