@@ -154,7 +154,9 @@ def test_mixed_batch_describes_once_and_isolates_all(demo):
         calls[entry["action"]] = calls.get(entry["action"], 0) + 1
     # Describes per batch, not per host: the first run also re-describes the groups it created.
     assert calls["DescribeInstances"] == 1
-    assert calls["DescribeNetworkInterfaces"] == 1
+    # the batch's, and the tracked-paths step's after isolation (ConnectionTrackingConfiguration, subnets)
+    assert calls["DescribeNetworkInterfaces"] == 2
+    assert calls["DescribeRouteTables"] == 1
     assert calls["DescribeSecurityGroups"] == 2
     assert calls["DescribeVpcs"] == 1
     enis = sum(len(demo.instance(n)["enis"]) for n in names)
