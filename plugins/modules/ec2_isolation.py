@@ -112,6 +112,27 @@ options:
       - V(0) refuses at once.
     type: int
     default: 30
+  connection_tracking:
+    description:
+      - Idle timeouts of connection tracking set on every ENI of each isolated instance
+        (C(ModifyNetworkInterfaceAttribute) C(ConnectionTrackingSpecification)), after the ENIs are isolated.
+      - Flows EC2 always tracks (ICMP, and flows through a NAT gateway, transit gateway attachment, Gateway
+        Load Balancer, Network Firewall, Network Load Balancer, Global Accelerator...) survive the conversion
+        step until they are idle for their timeout, by default 432000 s (5 days) for established TCP, or
+        350 s on Nitro v6 instance types. Shorter timeouts make the idle ones expire. An active flow stays.
+      - Unset by default (the ENIs keep their timeouts). A failure to set them fails the instance, which
+        stays isolated.
+    type: dict
+    suboptions:
+      tcp_established_timeout:
+        description: Seconds an idle established TCP flow stays tracked (60 to 432000).
+        type: int
+      udp_stream_timeout:
+        description: Seconds an idle UDP stream (more than one request-response) stays tracked (60 to 180).
+        type: int
+      udp_timeout:
+        description: Seconds any other idle UDP flow stays tracked (30 to 60).
+        type: int
 notes:
   - Supports check mode and diff mode; check mode makes only Describe calls and returns the same plan a
     real run would execute. Groups not created yet are shown as C((new) NAME).
@@ -122,7 +143,8 @@ notes:
   - "IAM actions: ec2:DescribeInstances, ec2:DescribeNetworkInterfaces, ec2:DescribeSecurityGroups,
     ec2:CreateSecurityGroup, ec2:AuthorizeSecurityGroupIngress, ec2:AuthorizeSecurityGroupEgress,
     ec2:RevokeSecurityGroupIngress, ec2:RevokeSecurityGroupEgress, ec2:ModifyNetworkInterfaceAttribute,
-    ec2:CreateTags, ec2:DeleteTags, and ec2:DescribeVpcs when it creates groups (policy: docs/iam/ec2_isolation.json)."
+    ec2:CreateTags, ec2:DeleteTags, and ec2:DescribeVpcs when it creates groups; ec2:DescribeRouteTables and
+    ec2:DescribeVpcEndpoints (the tracked paths) when isolating (policy: docs/iam/ec2_isolation.json)."
 extends_documentation_fragment:
   - cloudsec.guardduty.incident_store
   - amazon.aws.common.modules
@@ -196,6 +218,15 @@ instances:
       description: Things the responder should know that did not fail the instance.
       type: list
       elements: str
+    tracked_paths:
+      description:
+        - Routes of the ENIs' subnets through which flows stay tracked after isolation (NAT gateway, transit
+          gateway, egress-only internet gateway, Gateway Load Balancer or Network Firewall endpoint); each
+          is also in RV(instances[].warnings) with the recommendation to use
+          M(cloudsec.guardduty.ec2_subnet_containment).
+      type: list
+      elements: dict
+      returned: when O(state=isolated)
     error:
       description: Why the instance failed (names the instance or ENI, the action and AWS's error code).
       type: str
@@ -286,6 +317,7 @@ except ImportError:
 
 from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
 
+from ansible_collections.cloudsec.guardduty.plugins.module_utils import connection_tracking
 from ansible_collections.cloudsec.guardduty.plugins.module_utils import ec2_network
 from ansible_collections.cloudsec.guardduty.plugins.module_utils import instance_lock
 from ansible_collections.cloudsec.guardduty.plugins.module_utils import isolation
@@ -563,6 +595,11 @@ def build_argument_spec():
         max_concurrency=dict(type="int", default=8),
         incident_store=dict(type="str"),
         lock_timeout=dict(type="int", default=30),
+        connection_tracking=dict(type="dict", options=dict(
+            tcp_established_timeout=dict(type="int"),
+            udp_stream_timeout=dict(type="int"),
+            udp_timeout=dict(type="int"),
+        )),
     )
 
 
@@ -624,6 +661,10 @@ def run(module, locks):
         allowed_rules = isolation.allowed_access_rules(params["allowed_access"])
     except isolation.PlanError as exc:
         module.fail_json(msg=str(exc))
+    try:
+        tracking_spec = connection_tracking.tracking_specification(params["connection_tracking"])
+    except ValueError as exc:
+        module.fail_json(msg=f"{exc}: nothing was changed")
 
     # The ENI moves of a batch share one client across max_concurrency threads: botocore's adaptive mode
     # paces them to the rate EC2's token bucket allows, instead of each thread retrying into the throttle
@@ -690,6 +731,8 @@ def run(module, locks):
         described = {e["network_interface_id"]: e["security_groups"] for views in enis.values() for e in views}
         execute(worker, state, plans, groups, group_errors, described, recovery_steps, recovery)
     warn_recovery(module, plans, recovery, groups, names)
+    if state == "isolated":
+        plan += after_isolation(module, client, plans, tracking_spec)
 
     results, any_failed = [], False
     for raw_id in params["instance_ids"]:
@@ -708,6 +751,7 @@ def run(module, locks):
             "state": "failed" if failed and result["state"] != isolation.ISOLATED else result["state"],
             "network_interfaces": [{k: v for k, v in e.items() if k != "device_index"} for e in result["enis"]],
             "warnings": result["warnings"],
+            **({"tracked_paths": result.get("tracked_paths", [])} if state == "isolated" else {}),
             "error": "; ".join(result["errors"]) or None,
         })
     security_groups = {}
@@ -867,6 +911,45 @@ def execute(worker, state, plans, groups, group_errors, described, recovery_step
     # The instance is marked only once every one of its ENIs is done.
     tag(pending("CreateTags", "i-"), ec2_network.create_tags)
     tag(pending("DeleteTags", "i-"), ec2_network.delete_tags)
+
+
+def after_isolation(module, client, plans, spec):
+    """The connection-tracking step: the tracked paths each isolated instance keeps (read only, a warning
+    each), then the idle timeouts of its ENIs when O(connection_tracking) asks (a failure fails the instance,
+    which stays isolated). Returns the timeout steps planned."""
+    instance_enis = {i: [e["network_interface_id"] for e in r["enis"]] for i, r in plans.items() if r["state"] != "failed"}
+    if not instance_enis:
+        return []
+    try:
+        described = ec2_network.describe_network_interfaces(client, [e for ids in instance_enis.values() for e in ids])
+        tables = connection_tracking.describe_route_tables(client, {e.get("VpcId") for e in described.values()})
+        gateways = connection_tracking.vpce_gateways(tables)
+        types = connection_tracking.vpc_endpoint_types(client, gateways) if gateways else {}
+        paths = connection_tracking.tracked_paths(instance_enis, described, tables, types)
+    except AWS_ERRORS as exc:
+        described, paths = {}, {}
+        for instance_id in instance_enis:
+            plans[instance_id]["warnings"].append(f"{instance_id}: tracked paths not checked: "
+                                                  f"{failure('route tables', 'Describe*', exc)}")
+    for instance_id, found in paths.items():
+        plans[instance_id]["tracked_paths"] = found
+        warning = connection_tracking.paths_warning(instance_id, found)
+        if warning:
+            plans[instance_id]["warnings"].append(warning)
+    steps = connection_tracking.plan_timeouts(instance_enis, described, spec) if described or not spec else [
+        {"action": "ModifyNetworkInterfaceAttribute", "resource": e, "instance_id": i, "connection_tracking": spec}
+        for i, ids in instance_enis.items() for e in ids]
+    if module.check_mode:
+        return steps
+    for step in steps:
+        try:
+            connection_tracking.set_timeouts(client, step["resource"], spec)
+            plans[step["instance_id"]]["changed"] = True
+        except AWS_ERRORS as exc:
+            plans[step["instance_id"]]["errors"].append(
+                failure(step["resource"], "ModifyNetworkInterfaceAttribute (ConnectionTrackingSpecification)", exc)
+                + ": the ENI stays isolated with its previous timeouts")
+    return steps
 
 
 def _in_pool(worker, function, items):

@@ -154,7 +154,9 @@ def test_mixed_batch_describes_once_and_isolates_all(demo):
         calls[entry["action"]] = calls.get(entry["action"], 0) + 1
     # Describes per batch, not per host: the first run also re-describes the groups it created.
     assert calls["DescribeInstances"] == 1
-    assert calls["DescribeNetworkInterfaces"] == 1
+    # the batch's, and the tracked-paths step's after isolation (ConnectionTrackingConfiguration, subnets)
+    assert calls["DescribeNetworkInterfaces"] == 2
+    assert calls["DescribeRouteTables"] == 1
     # 3: the groups by name, the conversion groups by tag (ENIs a killed run left there), the created groups.
     assert calls["DescribeSecurityGroups"] == 3
     assert calls["DescribeVpcs"] == 1

@@ -9,9 +9,9 @@ refused by the lab as AWS would (UnauthorizedOperation / AccessDenied) and shows
 - no more: every action a policy allows is called by the runs, or named below as needed only by an
   opt-in stage or a first run; and with one needed action removed the run fails, naming the action.
 
-The lab evaluates actions, and the conditions it can compute from the request (aws:TagKeys,
-aws:RequestTag/*, aws:RequestedRegion); Resource ARNs and resource-tag conditions are not evaluated
-(docs/iam/README.md says which statements that leaves to review).
+The lab evaluates actions, the Resource ARNs each call touches, and the conditions the policies use
+(aws:TagKeys, aws:RequestTag/*, aws:ResourceTag/*, ec2:CreateAction, iam:PassedToService, ...): see
+tests/lab/iam_enforcement.py; docs/iam/README.md says what is left to review.
 """
 
 import copy
@@ -49,6 +49,7 @@ NOT_CALLED_BY_THE_DEMO = {
         "iam:GetRolePolicy": "a rerun reads the quarantine policy the first run wrote",
         "iam:GetRole": "first malware scan in an account: is Malware Protection's service-linked role there?",
         "iam:CreateServiceLinkedRole": "first malware scan in an account: GuardDuty creates the role",
+        "ec2:DescribeVpcEndpoints": "a subnet routed through a VPC endpoint (Gateway Load Balancer, Network Firewall)",
     },
     # release undoes whatever isolate recorded, opt-in stages included
     "release.json": {

@@ -19,7 +19,7 @@ import time
 
 import boto3
 
-from tests.lab.pytest_plugin import start_lab, stop_lab
+from tests.lab.pytest_plugin import LabClient, start_lab, stop_lab
 from tests.lab.scenario import LAB_CREDENTIALS
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
@@ -113,6 +113,34 @@ def prove_isolation(endpoint, hostvars):
     return isolated
 
 
+def open_attacker_flows(endpoint, hostvars):
+    """A C&C connection out of every ENI of each compromised instance, in the lab's flow table (tracked by
+    EC2's rules: the groups let nothing in from everywhere)."""
+    lab = LabClient(endpoint)
+    lab.resources = lab._call("GET", "/_lab/scenario")["resources"]
+    ids = {v.get("instance_id") for v in hostvars.values()}
+    flows = []
+    for name, inst in lab.resources["instances"].items():
+        if inst["id"] in ids:
+            for index in range(len(inst["enis"])):
+                try:
+                    flows.append(lab.open_flow(name, index, name=name, direction="outbound", protocol="tcp",
+                                               port=443, remote="203.0.113.77"))
+                except RuntimeError:  # an ENI whose groups let nothing out
+                    pass
+    tracked = sum(f["tracked"] for f in flows)
+    print(f"== connection tracking: {len(flows)} established C&C flows before isolation, {tracked} tracked "
+          "(a plain swap to a group with no rules would leave those open for 5 days idle)", flush=True)
+    return lab, {f["eni"] for f in flows}
+
+
+def prove_flows_cut(lab, enis):
+    live = [f for f in lab.flows() if f["eni"] in enis]
+    print(f"== connection tracking: {len(live)} established flows after isolation (the conversion step "
+          "untracked them, the isolation group cut them)", flush=True)
+    return not live
+
+
 def main():
     print("== starting the lab (scenario: demo)", flush=True)
     endpoint, proc = start_lab("demo")
@@ -128,8 +156,10 @@ def main():
             raise RuntimeError("the inventory has no hosts: the demo incident should give four")
         print(f"== {len(hostvars)} potentially compromised instance(s)")
         print(summary(hostvars), flush=True)
+        lab, enis = open_attacker_flows(endpoint, hostvars)
         isolate(env)
-        return 0 if prove_isolation(endpoint, hostvars) else 1
+        isolated = prove_isolation(endpoint, hostvars)
+        return 0 if prove_flows_cut(lab, enis) and isolated else 1
     except Exception as exc:  # the demo's whole point is a readable outcome
         print(f"DEMO FAILED: {exc}", file=sys.stderr)
         return 1

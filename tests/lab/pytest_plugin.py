@@ -75,6 +75,23 @@ class LabClient:
     def iam_enforcement(self, enforce=True):
         return self._call("POST", "/_lab/iam", {"enforce": enforce})
 
+    def service_control_policies(self, policies):
+        """{account: [SCP documents]} applied to those member accounts under IAM enforcement ({} for none)."""
+        return self._call("POST", "/_lab/iam", {"scp": policies})
+
+    def open_flow(self, instance, eni_index=0, **flow):
+        """Establish a flow on an instance's ENI (tests/lab/conntrack.py); the lab refuses one no rule allows."""
+        inst = self.instance(instance)
+        flow.setdefault("eni", inst["enis"][eni_index])
+        return self._call("POST", "/_lab/flows", dict(flow, account=inst["account"], region=inst["region"]))
+
+    def flows(self, eni=None, closed=False):
+        query = "&".join(p for p in (f"eni={eni}" if eni else "", "closed=true" if closed else "") if p)
+        return self._call("GET", "/_lab/flows" + (f"?{query}" if query else ""))["flows"]
+
+    def touch_flows(self, ids):
+        return self._call("POST", "/_lab/flows", {"touch": list(ids)})
+
     def advance_clock(self, seconds):
         return self._call("POST", "/_lab/clock", {"advance": seconds})
 

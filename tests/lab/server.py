@@ -9,7 +9,12 @@ Control endpoints (JSON), for tests and benchmarks:
   POST   /_lab/reset                   {"scenario": NAME} reset every backend and load NAME
   GET    /_lab/scenario                what the loaded scenario created (ids by name)
   POST   /_lab/clock                   {"advance": SECONDS} move the lab's clock forward
-  GET    /_lab/iam, POST /_lab/iam     {"enforce": true}: answer only what callers' IAM policies allow
+  GET    /_lab/iam, POST /_lab/iam     {"enforce": true}: answer only what callers' IAM policies allow;
+                                       {"scp": {ACCOUNT: [documents]}}: service control policies
+  GET    /_lab/flows?eni=ID            the established flows EC2 keeps (tests/lab/conntrack.py)
+  POST   /_lab/flows                   {"eni", "account", "region", "protocol", "direction", "remote", "port",
+                                       "path"} opens a flow; {"touch": [ids]} marks traffic on flows
+  DELETE /_lab/flows                   forget every flow
   GET    /_lab/guardduty?account=A&region=R   the GuardDuty findings and scans the lab holds there
   GET    /_lab/securityhub?account=A&region=R the Security Hub findings (ASFF) the lab holds there
   POST   /_lab/guardduty/findings      {"account", "region", "finding": spec}: GuardDuty reports a finding
@@ -28,6 +33,7 @@ from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoReque
 from werkzeug.serving import make_server
 
 from tests.lab import fixes, protocol, sts_roles
+from tests.lab.conntrack import FlowTable
 from tests.lab.faults import Faults
 from tests.lab.guardduty import GuardDutyLab
 from tests.lab.iam_enforcement import IamEnforcement
@@ -58,6 +64,7 @@ class Lab:
         self.clock = LabClock()
         self.guardduty = GuardDutyLab(self.clock)
         self.securityhub = SecurityHubLab(self.guardduty)
+        self.flows = FlowTable(self.clock)
         self.scenario_name = None
         self.scenario = {}
         self.endpoint = None
@@ -90,7 +97,7 @@ class Lab:
             status, headers, body = protocol.error_response(req, status, code, message)
             self.journal.record(req, status, code, started)
             return _respond(start_response, status, headers, body)
-        fault = self.faults.check(req)
+        fault = self.faults.check(req) or self._refusal(self.flows.check_request(req))
         if fault is not None:
             status, code, message, kind = fault
             status, headers, body = protocol.error_response(req, status, code, message)
@@ -113,8 +120,14 @@ class Lab:
         chunks = list(self.moto(environ, capture))
         status = captured.get("status", 500)
         code = _error_code(b"".join(chunks)) if status >= 400 else None
+        self.flows.after(req, status)
         self.journal.record(req, status, code, started)
         return chunks
+
+    @staticmethod
+    def _refusal(refused):
+        """(status, code, message, injected kind) of a refusal AWS itself makes, or None."""
+        return None if refused is None else (*refused, None)
 
     # -- control ------------------------------------------------------------------------------
     def _control(self, environ, start_response):
@@ -154,6 +167,20 @@ class Lab:
                 out = self.guardduty.recur(data["recur"])
             else:
                 out = self.guardduty.detect(data["account"], data["region"], data["finding"])
+        elif path == "/_lab/flows" and method == "POST" and "touch" in data:
+            self.flows.touch(data["touch"])
+            out = {"flows": self.flows.live()}
+        elif path == "/_lab/flows" and method == "POST":
+            try:
+                out = self.flows.open(data)
+            except (KeyError, ValueError) as exc:
+                return _respond(start_response, 400, [("Content-Type", "application/json")],
+                                json.dumps({"error": str(exc)}).encode())
+        elif path == "/_lab/flows" and method == "DELETE":
+            self.flows.reset()
+            out = {"cleared": True}
+        elif path == "/_lab/flows":
+            out = {"flows": self.flows.live(query.get("eni"), query.get("closed") == "true")}
         elif path == "/_lab/guardduty":
             out = self.guardduty.snapshot(query.get("account", ""), query.get("region", ""))
         elif path == "/_lab/securityhub":
@@ -172,6 +199,8 @@ class Lab:
             moto_api_backend.reset()
             self.guardduty.reset()
             self.securityhub.reset()
+            self.iam.configure({"scp": {}})  # SCPs belong to the scenario's organization
+            self.flows.reset()
             self.clock.offset = 0.0
             self.scenario = {}
             self.scenario_name = scenario_name

@@ -123,10 +123,10 @@ def test_conditions_on_keys_the_request_carries_are_evaluated_as_aws_does():
                                     "Condition": {"StringEquals": {"ec2:CreateAction": "CreateSecurityGroup"}}}]}
     assert evaluate([create_action], "ec2:CreateTags", {"ec2:createaction": ["CreateSecurityGroup"]})
     assert not evaluate([create_action], "ec2:CreateTags", {})  # a direct CreateTags call has no ec2:CreateAction
-    # keys the lab does not compute (resource tags, iam:PassedToService, ...) count as met
-    resource_tag = {"Statement": [{"Effect": "Allow", "Action": "ec2:TerminateInstances", "Resource": "*",
-                                   "Condition": {"StringEquals": {"aws:ResourceTag/guardduty:isolation": "isolated"}}}]}
-    assert evaluate([resource_tag], "ec2:TerminateInstances", {})
+    # keys the lab does not compute (sts:RoleSessionName, ...) count as met in an Allow
+    session_name = {"Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole", "Resource": "*",
+                                   "Condition": {"StringLike": {"sts:RoleSessionName": "cloudsec-*"}}}]}
+    assert evaluate([session_name], "sts:AssumeRole", {})
     conditional_deny = {"Statement": [{"Effect": "Deny", "Action": "ec2:*", "Resource": "*",
                                        "Condition": {"StringNotEquals": {"aws:RequestedRegion": "us-east-1"}}}]}
     allow_all = {"Statement": [{"Effect": "Allow", "Action": "ec2:*", "Resource": "*"}]}
@@ -197,3 +197,155 @@ def test_associating_an_instance_profile_needs_pass_role_to_ec2(enforced):
     states = [a["State"] for a in operator.describe_iam_instance_profile_associations(
         Filters=[{"Name": "instance-id", "Values": [instance_id]}])["IamInstanceProfileAssociations"]]
     assert "associated" in states or "associating" in states
+
+
+# -- Resource ARNs, resource tags, explicit deny, SCPs (AWS's evaluation logic) --------------------------
+REPO_IAM = __import__("pathlib").Path(__file__).resolve().parents[2] / "docs/iam"
+
+
+def test_each_resource_the_request_touches_must_be_allowed_and_resource_tags_are_the_resources_own(enforced):
+    """AWS authorizes ModifyNetworkInterfaceAttribute on the interface and on each security group it puts on
+    it (Service Authorization Reference, Amazon EC2: resource types network-interface*, security-group), each
+    with its own aws:ResourceTag; CreateTags on each ResourceId. One resource not allowed refuses the call."""
+    operator = enforced.client("ec2")
+    inst = enforced.instance("web-1")
+    eni = inst["enis"][0]
+    vpc = operator.describe_network_interfaces(NetworkInterfaceIds=[eni])["NetworkInterfaces"][0]["VpcId"]
+    tagged = operator.create_security_group(GroupName="contain", Description="d", VpcId=vpc, TagSpecifications=[
+        {"ResourceType": "security-group", "Tags": [{"Key": "guardduty:role", "Value": "isolation"}]}])["GroupId"]
+    untagged = operator.create_security_group(GroupName="plain", Description="d", VpcId=vpc)["GroupId"]
+    policy = {"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Action": "ec2:ModifyNetworkInterfaceAttribute",
+         "Resource": "arn:aws:ec2:*:*:network-interface/*"},
+        {"Effect": "Allow", "Action": "ec2:ModifyNetworkInterfaceAttribute", "Resource": "arn:aws:ec2:*:*:security-group/*",
+         "Condition": {"StringEquals": {"aws:ResourceTag/guardduty:role": "isolation"}}},
+        {"Effect": "Allow", "Action": "ec2:CreateTags", "Resource": "arn:aws:ec2:*:*:instance/*"}]}
+    ec2 = _user_client(enforced, enforced.client("iam"), "scoped", policy, "ec2")
+    enforced.iam_enforcement(True)
+
+    with pytest.raises(botocore.exceptions.ClientError) as refused:
+        ec2.modify_network_interface_attribute(NetworkInterfaceId=eni, Groups=[untagged])
+    assert refused.value.response["Error"]["Code"] == "UnauthorizedOperation"
+    with pytest.raises(botocore.exceptions.ClientError):
+        ec2.modify_network_interface_attribute(NetworkInterfaceId=eni, Groups=[tagged, untagged])
+    ec2.modify_network_interface_attribute(NetworkInterfaceId=eni, Groups=[tagged])
+    ec2.create_tags(Resources=[inst["id"]], Tags=[{"Key": "k", "Value": "v"}])
+    with pytest.raises(botocore.exceptions.ClientError):  # the ENI is not an instance/* resource
+        ec2.create_tags(Resources=[inst["id"], eni], Tags=[{"Key": "k2", "Value": "v"}])
+    enforced.iam_enforcement(False)
+    groups = operator.describe_network_interfaces(NetworkInterfaceIds=[eni])["NetworkInterfaces"][0]["Groups"]
+    assert [g["GroupId"] for g in groups] == [tagged]
+    tags = {t["Key"] for t in operator.describe_tags(Filters=[{"Name": "resource-id", "Values": [eni]}])["Tags"]}
+    assert "k2" not in tags
+
+
+def test_evaluation_logic_resources_operators_and_explicit_deny():
+    instance = "arn:aws:ec2:us-east-1:111122223333:instance/i-0123456789abcdef0"
+    on_instances = {"Statement": [{"Effect": "Allow", "Action": "ec2:ModifyInstanceAttribute",
+                                   "Resource": "arn:aws:ec2:*:*:instance/*"}]}
+    assert evaluate([on_instances], "ec2:ModifyInstanceAttribute", {}, [(instance, {})])
+    assert not evaluate([on_instances], "ec2:ModifyInstanceAttribute", {},
+                        [("arn:aws:ec2:us-east-1:111122223333:volume/vol-1", {})])
+    # an action without resource-level permissions is authorized on "*" only
+    assert not evaluate([{"Statement": [{"Effect": "Allow", "Action": "ec2:DescribeInstances",
+                                         "Resource": "arn:aws:ec2:*:*:instance/*"}]}], "ec2:DescribeInstances", {},
+                        [("*", None)])
+    not_resource = {"Statement": [{"Effect": "Allow", "Action": "iam:PutRolePolicy",
+                                   "NotResource": "arn:aws:iam::*:role/GuardDutyResponder"}]}
+    assert evaluate([not_resource], "iam:PutRolePolicy", {}, [("arn:aws:iam::1:role/app", None)])
+    assert not evaluate([not_resource], "iam:PutRolePolicy", {}, [("arn:aws:iam::1:role/GuardDutyResponder", None)])
+    # an explicit Deny on one resource wins over any Allow
+    allow_all = {"Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}
+    deny_tagged = {"Statement": [{"Effect": "Deny", "Action": "ec2:TerminateInstances", "Resource": "*",
+                                  "Condition": {"StringEquals": {"aws:ResourceTag/keep": "yes"}}}]}
+    assert not evaluate([allow_all, deny_tagged], "ec2:TerminateInstances", {},
+                        [(instance, {}), (instance.replace("abcdef0", "abcdef1"), {"keep": "yes"})])
+    assert evaluate([allow_all, deny_tagged], "ec2:TerminateInstances", {}, [(instance, {"keep": "no"})])
+    # ArnNotLike on aws:PrincipalArn, ForAnyValue, Bool
+    guard = {"Statement": [{"Effect": "Deny", "Action": "ec2:CreateTags", "Resource": "*", "Condition": {
+        "ForAnyValue:StringLike": {"aws:TagKeys": ["guardduty:*"]},
+        "ArnNotLike": {"aws:PrincipalArn": "arn:*:iam::*:role/GuardDutyResponder"}}}]}
+    attacker = {"aws:principalarn": ["arn:aws:iam::111122223333:role/app"]}
+    responder = {"aws:principalarn": ["arn:aws:iam::111122223333:role/GuardDutyResponder"]}
+    assert not evaluate([allow_all, guard], "ec2:CreateTags", dict(attacker, **{"aws:tagkeys": ["Name", "guardduty:x"]}))
+    assert evaluate([allow_all, guard], "ec2:CreateTags", dict(attacker, **{"aws:tagkeys": ["Name"]}))
+    assert evaluate([allow_all, guard], "ec2:CreateTags", dict(responder, **{"aws:tagkeys": ["guardduty:x"]}))
+    # ForAnyValue fails on an absent key: the Deny does not apply to a call without tag keys
+    assert evaluate([allow_all, guard], "ec2:CreateTags", attacker)
+    assert evaluate([{"Statement": [{"Effect": "Allow", "Action": "s3:PutObject", "Resource": "*",
+                                     "Condition": {"Bool": {"aws:SecureTransport": "true"}}}]}], "s3:PutObject", {})
+
+
+def test_every_resource_scoped_action_of_the_shipped_policies_has_its_resources_built():
+    """Otherwise the lab would let any Resource match for it, and the policy's scoping would go unproven."""
+    from tests.lab.iam_enforcement import RESOURCE_BUILDERS
+    missing = set()
+    for path in REPO_IAM.glob("*.json"):
+        for statement in json.loads(path.read_text())["Statement"]:
+            resources = statement.get("Resource", "*")
+            if path.name.endswith("-trust.json") or resources == "*" or resources == ["*"]:
+                continue
+            actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+            missing |= {a for a in actions if a not in RESOURCE_BUILDERS and a != "iam:PassRole"}
+    # not called by any playbook (the eradicate role's launch of a replacement; copies of snapshots)
+    assert missing <= {"ec2:RunInstances", "ec2:CopySnapshot", "ec2:CreateSnapshot",
+                       "autoscaling:TerminateInstanceInAutoScalingGroup"}, sorted(missing)
+
+
+def test_an_scp_denies_over_any_identity_allow_and_must_allow_too(enforced):
+    """AWS Organizations: an explicit Deny in an SCP wins; an action the account's SCPs do not allow is
+    refused whatever the identity policies say; the management account is never subject to SCPs."""
+    member = "111122223333"
+    iam = enforced.client("iam", account=member)
+    iam.put_role_policy(RoleName="GuardDutyResponder", PolicyName="all", PolicyDocument=json.dumps({
+        "Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "ec2:*", "Resource": "*"}]}))
+    ec2 = boto3.client("ec2", region_name="us-east-1", endpoint_url=enforced.endpoint, config=NO_RETRY,
+                       **enforced.credentials(member))
+    enforced.service_control_policies({member: [{"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Action": "ec2:Describe*", "Resource": "*"}]}]})
+    enforced.iam_enforcement(True)
+    try:
+        assert ec2.describe_vpcs()["Vpcs"]
+        with pytest.raises(botocore.exceptions.ClientError) as refused:
+            ec2.create_tags(Resources=[enforced.instance("worker-1")["id"]], Tags=[{"Key": "a", "Value": "b"}])
+        assert "no service control policy allows" in refused.value.response["Error"]["Message"]
+        enforced.service_control_policies({member: [
+            {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]},
+            {"Version": "2012-10-17", "Statement": [{"Effect": "Deny", "Action": "ec2:DescribeVpcs", "Resource": "*"}]}]})
+        with pytest.raises(botocore.exceptions.ClientError) as denied:
+            ec2.describe_vpcs()
+        assert "explicit deny in a service control policy" in denied.value.response["Error"]["Message"]
+        assert ec2.describe_subnets()["Subnets"]
+        with pytest.raises(RuntimeError):
+            enforced.service_control_policies({"123456789012": [{"Statement": []}]})
+    finally:
+        enforced.service_control_policies({})
+
+
+def test_source_instance_arn_is_set_on_sessions_issued_to_an_instance(enforced):
+    """EC2 names an instance-profile session after the instance and adds ec2:SourceInstanceARN to its
+    requests (IAM User Guide, AWS global condition context keys / ec2:SourceInstanceARN): a Deny on that key
+    stops that instance's credentials and no other session of the role."""
+    member = "111122223333"
+    worker = enforced.instance("worker-1")
+    iam = enforced.client("iam", account=member)
+    arn = f"arn:aws:ec2:{worker['region']}:{member}:instance/{worker['id']}"
+    iam.put_role_policy(RoleName="GuardDutyResponder", PolicyName="q", PolicyDocument=json.dumps({
+        "Version": "2012-10-17", "Statement": [
+            {"Effect": "Allow", "Action": "ec2:Describe*", "Resource": "*"},
+            {"Effect": "Deny", "Action": "*", "Resource": "*",
+             "Condition": {"StringEquals": {"ec2:SourceInstanceARN": [arn]}}}]}))
+    sts = enforced.client("sts", account=member)
+
+    def session(name):
+        c = sts.assume_role(RoleArn=f"arn:aws:iam::{member}:role/GuardDutyResponder", RoleSessionName=name)["Credentials"]
+        return boto3.client("ec2", region_name=worker["region"], endpoint_url=enforced.endpoint, config=NO_RETRY,
+                            aws_access_key_id=c["AccessKeyId"], aws_secret_access_key=c["SecretAccessKey"],
+                            aws_session_token=c["SessionToken"])
+
+    stolen, other = session(worker["id"]), session("someone-else")
+    enforced.iam_enforcement(True)
+    with pytest.raises(botocore.exceptions.ClientError) as denied:
+        stolen.describe_vpcs()
+    assert "explicit deny" in denied.value.response["Error"]["Message"]
+    assert other.describe_vpcs()["Vpcs"]
