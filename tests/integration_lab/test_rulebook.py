@@ -197,8 +197,10 @@ def test_poller_medium_finding_scans_and_changes_nothing_else(poller_scenario):
     assert ec2_writes == []
     # the low finding never reached the rules (min_severity 4 in the source), nor ran anything
     assert poller_scenario["low"]["Id"] not in poller_scenario["first_output"]
-    # the scan role writes no report; the isolate run wrote the high finding's
-    assert reports(poller_scenario["home"]) == [poller_scenario["high"]["Id"]]
+    # the isolate run wrote the high finding's report, the scan run the medium's (its verdict), nothing else
+    assert reports(poller_scenario["home"]) == sorted([poller_scenario["high"]["Id"], poller_scenario["medium"]["Id"]])
+    scan_runs = list((poller_scenario["home"] / "guardduty-reports" / poller_scenario["medium"]["Id"] / "runs").iterdir())
+    assert [p.name.endswith("-scan") for p in scan_runs] == [True]
 
 
 def test_poller_restart_emits_nothing_again(poller_scenario):
