@@ -1,0 +1,150 @@
+"""Records an attacker can forge (issue 14, item 1): the four attacks, each refused or defused.
+
+Anyone with ec2:CreateTags in the member account can write the guardduty:* tags. The record needed to undo a
+change is kept in the incident store (a per-test directory, see tests/lab/pytest_plugin.py); the tags are only
+a hint, cross-checked. Evidence: AWS state read back with boto3, and the lab's journal.
+"""
+
+import json
+
+ISOLATION = "cloudsec.guardduty.ec2_isolation"
+CREDENTIALS = "cloudsec.guardduty.ec2_instance_credentials"
+DETACH = "cloudsec.guardduty.ec2_instance_detach"
+GROUPS_TAG = "guardduty:original-groups"
+CREDENTIALS_TAG = "guardduty:credentials-record"
+DETACH_TAG = "guardduty:detach-record"
+ACCOUNT = "123456789012"
+
+
+def ec2(lab):
+    return lab.client("ec2")
+
+
+def eni_groups(lab, eni_id):
+    eni = ec2(lab).describe_network_interfaces(NetworkInterfaceIds=[eni_id])["NetworkInterfaces"][0]
+    return [g["GroupId"] for g in eni["Groups"]]
+
+
+def eni_tags(lab, eni_id):
+    eni = ec2(lab).describe_network_interfaces(NetworkInterfaceIds=[eni_id])["NetworkInterfaces"][0]
+    return {t["Key"]: t["Value"] for t in eni.get("TagSet") or []}
+
+
+def group_named(lab, name, vpc_id=None):
+    filters = [{"Name": "group-name", "Values": [name]}] + ([{"Name": "vpc-id", "Values": [vpc_id]}] if vpc_id else [])
+    return ec2(lab).describe_security_groups(Filters=filters)["SecurityGroups"][0]["GroupId"]
+
+
+def vpc_of(lab, eni_id):
+    return ec2(lab).describe_network_interfaces(NetworkInterfaceIds=[eni_id])["NetworkInterfaces"][0]["VpcId"]
+
+
+def store_record(lab, instance_id):
+    path = f"{lab.incident_store}/records/{ACCOUNT}/us-east-1/{instance_id}.json"
+    with open(path, encoding="utf-8") as handle:
+        return json.load(handle)["records"]
+
+
+def writes_on(entries, action, resource=None):
+    return [e for e in entries if e["action"] == action and e["outcome"] == "ok"
+            and (resource is None or resource in json.dumps(e["params"]))]
+
+
+def text_of(result):
+    return " | ".join([str(result.get("msg") or "")] + [str(i.get("error") or "") for i in result.get("instances", [])
+                                                          if isinstance(i, dict)])
+
+
+# -- 1. an ENI tagged before isolation with an open management group --------------------------------
+def test_isolate_records_true_groups_despite_a_tag_forged_before(demo):
+    bastion = demo.instance("bastion-1")
+    eni_id = bastion["enis"][0]
+    true_groups = eni_groups(demo, eni_id)
+    mgmt = group_named(demo, "mgmt", vpc_of(demo, eni_id))
+    # An "open management group": SSH from anywhere.
+    open_group = ec2(demo).create_security_group(GroupName="open-mgmt", Description="attacker",
+                                                 VpcId=vpc_of(demo, eni_id))["GroupId"]
+    ec2(demo).authorize_security_group_ingress(GroupId=open_group, IpPermissions=[
+        {"IpProtocol": "tcp", "FromPort": 22, "ToPort": 22, "IpRanges": [{"CidrIp": "0.0.0.0/0"}]}])
+    assert open_group not in true_groups and mgmt in true_groups
+    ec2(demo).create_tags(Resources=[eni_id], Tags=[{"Key": GROUPS_TAG, "Value": "1"},
+                                                    {"Key": f"{GROUPS_TAG}:1", "Value": open_group}])
+
+    result = demo.run_module(ISOLATION, {"instance_ids": [bastion["id"]], "incident_id": "IR-FORGE"})
+    item = result["instances"][0]
+    assert item["state"] == "isolated", item
+    assert item["network_interfaces"][0]["original_security_groups"] == true_groups
+    assert any(eni_id in w and GROUPS_TAG in w and "ignored" in w for w in item["warnings"]), item["warnings"]
+    assert store_record(demo, bastion["id"])["network"]["enis"][eni_id]["groups"] == true_groups
+    # The forged tag is overwritten with the true record (the earlier shape's part tag gone).
+    tags = eni_tags(demo, eni_id)
+    assert json.loads(tags[GROUPS_TAG]) == true_groups and f"{GROUPS_TAG}:1" not in tags
+
+    mark = demo.mark()
+    released = demo.run_module(ISOLATION, {"instance_ids": [bastion["id"]], "state": "released"})
+    assert released["instances"][0]["state"] == "released", released
+    assert eni_groups(demo, eni_id) == true_groups
+    assert not any(open_group in json.dumps(e["params"]) for e in writes_on(demo.journal(mark), "ModifyNetworkInterfaceAttribute"))
+
+
+# -- 2. a record rewritten after isolation to name the conversion group -----------------------------
+def test_release_refuses_a_record_naming_the_conversion_group(demo):
+    app = demo.instance("app-1")
+    first, second = app["enis"][0], app["enis"][1]
+    result = demo.run_module(ISOLATION, {"instance_ids": [app["id"]]})
+    vpc = vpc_of(demo, first)
+    conversion = result["security_groups"][vpc]["conversion"]
+    isolation = result["security_groups"][vpc]["isolation"]
+    ec2(demo).create_tags(Resources=[first], Tags=[{"Key": GROUPS_TAG, "Value": json.dumps([conversion])}])
+
+    mark = demo.mark()
+    refused = demo.run_module(ISOLATION, {"instance_ids": [app["id"]], "state": "released"}, expect_rc=(2,))
+    entries = demo.journal(mark)
+    item = refused["instances"][0]
+    assert item["state"] == "failed" and item["changed"] is False
+    assert f"{first}: tag {GROUPS_TAG} differs from the incident store's record" in item["error"], item["error"]
+    # Nothing of the instance changed: no ENI moved (not even the one whose record is intact), no tag touched.
+    assert not writes_on(entries, "ModifyNetworkInterfaceAttribute")
+    assert not [e for e in writes_on(entries, "DeleteTags") + writes_on(entries, "CreateTags")]
+    assert eni_groups(demo, first) == [isolation] and eni_groups(demo, second) == [isolation]
+
+    # The store itself naming the conversion group (a store written by hand): refused by the group's id and role.
+    record = store_record(demo, app["id"])
+    record["network"]["enis"][first]["groups"] = [conversion]
+    path = f"{demo.incident_store}/records/{ACCOUNT}/us-east-1/{app['id']}.json"
+    with open(path, "w", encoding="utf-8") as handle:
+        json.dump({"version": 1, "account_id": ACCOUNT, "region": "us-east-1", "instance_id": app["id"],
+                   "records": record}, handle)
+    mark = demo.mark()
+    refused = demo.run_module(ISOLATION, {"instance_ids": [app["id"]], "state": "released"}, expect_rc=(2,))
+    assert f"{first}: the record names {conversion}, the conversion group" in refused["instances"][0]["error"]
+    assert not writes_on(demo.journal(mark), "ModifyNetworkInterfaceAttribute")
+    assert eni_groups(demo, first) == [isolation]
+
+
+def test_release_refuses_a_tag_record_the_store_does_not_know(demo):
+    """Records of an earlier version (tags only): refused by name unless trust_tag_records acknowledges them,
+    and even then never a group of another VPC."""
+    web = demo.instance("web-1")
+    eni_id = web["enis"][0]
+    true_groups = eni_groups(demo, eni_id)
+    demo.run_module(ISOLATION, {"instance_ids": [web["id"]]})
+    demo.new_incident_store()  # as if isolated by the earlier version: the tags are all there is
+    mark = demo.mark()
+    refused = demo.run_module(ISOLATION, {"instance_ids": [web["id"]], "state": "released"}, expect_rc=(2,))
+    assert "the incident store does not know" in refused["instances"][0]["error"]
+    assert "trust_tag_records" in refused["instances"][0]["error"]
+    assert not writes_on(demo.journal(mark), "ModifyNetworkInterfaceAttribute")
+
+    other_vpc_group = group_named(demo, "backup")  # a group of the shared VPC
+    assert vpc_of(demo, eni_id) != ec2(demo).describe_security_groups(GroupIds=[other_vpc_group])["SecurityGroups"][0]["VpcId"]
+    saved = eni_tags(demo, eni_id)[GROUPS_TAG]
+    ec2(demo).create_tags(Resources=[eni_id], Tags=[{"Key": GROUPS_TAG, "Value": json.dumps([other_vpc_group])}])
+    refused = demo.run_module(ISOLATION, {"instance_ids": [web["id"]], "state": "released", "trust_tag_records": True},
+                              expect_rc=(2,))
+    assert f"the record names {other_vpc_group} of" in refused["instances"][0]["error"]
+
+    ec2(demo).create_tags(Resources=[eni_id], Tags=[{"Key": GROUPS_TAG, "Value": saved}])
+    released = demo.run_module(ISOLATION, {"instance_ids": [web["id"]], "state": "released", "trust_tag_records": True})
+    assert released["instances"][0]["state"] == "released"
+    assert eni_groups(demo, eni_id) == true_groups
