@@ -26,6 +26,10 @@ description:
     C(DescribeTargetHealth) per target group, one C(DescribeLoadBalancers), C(DescribeAutoScalingInstances) by 50).
   - Idempotent; supports check mode and diff. Every instance gets its own result; a failure names the instance,
     the AWS action and its error code, and never hides the others' results.
+  - The record is kept in the incident store (O(incident_store)), written before any change; the tag is only the hint
+    to resume. O(state=detached) records the memberships described from AWS, never a tag the store does not know.
+    O(state=released) refuses by name, changing nothing for that instance, a tag that differs from the store's record,
+    and never registers a target id that is not the instance or one of its own private addresses.
 options:
   instance_ids:
     description: The instances to detach or release, in the module's account and region.
@@ -51,6 +55,13 @@ options:
     type: str
     choices: [detach, standby]
     default: detach
+  trust_tag_records:
+    description:
+      - With O(state=released), apply a C(guardduty:detach-record) tag record the incident store does not know (one written by an
+        earlier version, which kept records in tags only). Check the tag first: anyone with C(ec2:CreateTags) in the
+        member account can write it.
+    type: bool
+    default: false
 author:
   - cloudsec.guardduty contributors (@cloudsec)
 notes:
@@ -63,6 +74,7 @@ notes:
     elasticloadbalancing:DeregisterInstancesFromLoadBalancer, elasticloadbalancing:RegisterInstancesWithLoadBalancer
     (policy: docs/iam/containment_paths.json)."
 extends_documentation_fragment:
+  - cloudsec.guardduty.incident_store
   - amazon.aws.common.modules
   - amazon.aws.region.modules
   - amazon.aws.boto3

@@ -148,3 +148,71 @@ def test_release_refuses_a_tag_record_the_store_does_not_know(demo):
     released = demo.run_module(ISOLATION, {"instance_ids": [web["id"]], "state": "released", "trust_tag_records": True})
     assert released["instances"][0]["state"] == "released"
     assert eni_groups(demo, eni_id) == true_groups
+
+
+# -- 3. a forged credentials record ----------------------------------------------------------------
+def admin_profile(lab):
+    """An attacker's dream: an instance profile of an administrator role, and a decoy role to take the deny."""
+    iam = lab.client("iam")
+    trust = json.dumps({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole",
+                                                                "Principal": {"Service": "ec2.amazonaws.com"}}]})
+    iam.create_role(RoleName="admin", AssumeRolePolicyDocument=trust)
+    iam.create_role(RoleName="decoy", AssumeRolePolicyDocument=trust)
+    profile = iam.create_instance_profile(InstanceProfileName="admin-profile")["InstanceProfile"]["Arn"]
+    iam.add_role_to_instance_profile(InstanceProfileName="admin-profile", RoleName="admin")
+    return profile
+
+
+def associated_profile(lab, instance_id):
+    found = ec2(lab).describe_iam_instance_profile_associations(
+        Filters=[{"Name": "instance-id", "Values": [instance_id]}, {"Name": "state", "Values": ["associated"]}])
+    return [a["IamInstanceProfile"]["Arn"] for a in found["IamInstanceProfileAssociations"]]
+
+
+def quarantined(lab, role):
+    iam = lab.client("iam")
+    if "GuardDutyQuarantine" not in iam.list_role_policies(RoleName=role)["PolicyNames"]:
+        return ""
+    document = iam.get_role_policy(RoleName=role, PolicyName="GuardDutyQuarantine")["PolicyDocument"]
+    return document if isinstance(document, str) else json.dumps(document)
+
+
+def forged_credentials(profile_arn):
+    return json.dumps({"a": "iip-assoc-0123456789abcdef0", "m": "disassociate", "p": profile_arn, "q": None,
+                       "r": "decoy", "t": "2020-01-01T00:00:00Z"}, separators=(",", ":"), sort_keys=True)
+
+
+def test_cut_and_release_ignore_a_forged_credentials_record(demo):
+    web = demo.instance("web-1")
+    admin = admin_profile(demo)
+    real = associated_profile(demo, web["id"])
+    assert len(real) == 1 and real[0].endswith("/web-role")
+    ec2(demo).create_tags(Resources=[web["id"]], Tags=[{"Key": CREDENTIALS_TAG, "Value": forged_credentials(admin)}])
+
+    result = demo.run_module(CREDENTIALS, {"instance_ids": [web["id"]]})
+    assert not result.get("failed"), result
+    # The deny goes on the real role (read from AWS), not on the decoy the tag names.
+    assert web["id"] in quarantined(demo, "web-role") and not quarantined(demo, "decoy")
+    assert associated_profile(demo, web["id"]) == []
+    assert store_record(demo, web["id"])["credentials"]["p"] == real[0]
+    assert store_record(demo, web["id"])["credentials"]["r"] == "web-role"
+
+    mark = demo.mark()
+    released = demo.run_module(CREDENTIALS, {"instance_ids": [web["id"]], "state": "released"})
+    assert not released.get("failed"), released
+    assert associated_profile(demo, web["id"]) == real
+    assert not [e for e in demo.journal(mark) if "admin-profile" in json.dumps(e["params"])]
+
+
+def test_release_refuses_a_credentials_record_rewritten_after_the_cut(demo):
+    web = demo.instance("web-1")
+    admin = admin_profile(demo)
+    demo.run_module(CREDENTIALS, {"instance_ids": [web["id"]]})
+    ec2(demo).create_tags(Resources=[web["id"]], Tags=[{"Key": CREDENTIALS_TAG, "Value": forged_credentials(admin)}])
+    mark = demo.mark()
+    refused = demo.run_module(CREDENTIALS, {"instance_ids": [web["id"]], "state": "released"}, expect_rc=(2,))
+    assert f"{web['id']}: tag {CREDENTIALS_TAG} differs from the incident store's record" in text_of(refused)
+    entries = demo.journal(mark)
+    assert not [e for e in entries if e["action"] in ("AssociateIamInstanceProfile", "ReplaceIamInstanceProfileAssociation",
+                                                      "PutRolePolicy", "DeleteRolePolicy", "DeleteTags")]
+    assert associated_profile(demo, web["id"]) == [] and web["id"] in quarantined(demo, "web-role")
