@@ -54,7 +54,7 @@ def exposure_notes(auto_assigned):
             "blocks traffic to it" for a in auto_assigned]
 
 
-def plan_disassociate(instance_id, elastic, record, record_keys):
+def plan_disassociate(instance_id, elastic, record, record_tags):
     """(calls, new record, predicted elastic addresses): record first, then one DisassociateAddress per Elastic IP."""
     entries = [list(e) for e in record or []]
     for address in elastic:
@@ -64,7 +64,7 @@ def plan_disassociate(instance_id, elastic, record, record_keys):
     entries.sort()
     calls = []
     if entries and entries != record:
-        calls += record_calls(instance_id, RECORD_TAG, entries, record_keys)
+        calls += record_calls(instance_id, RECORD_TAG, entries, record_tags)
     for address in elastic:
         calls.append(("ec2", "DisassociateAddress", {"AssociationId": address["association_id"]}))
     return calls, (entries or None), []

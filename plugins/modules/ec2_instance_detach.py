@@ -143,24 +143,55 @@ from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleA
 from ansible_collections.cloudsec.guardduty.plugins.module_utils.batch_runner import (
     WORKERS, apply_with_partial_result, failing_on_describe_error, failing_on_error, finish, missing_problems,
     run_per_instance, validate_ids)
+from ansible_collections.cloudsec.guardduty.plugins.module_utils import records
 from ansible_collections.cloudsec.guardduty.plugins.module_utils.detach import (
     RECORD_TAG, PlanProblem, add_draining_times, apply_calls, describe_call, describe_groups, describe_memberships,
-    memberships_of, plan_detach, plan_release, read_tag_record, registered_targets, shown_record, tag_record_keys)
+    foreign_targets, memberships_of, own_addresses, plan_detach, plan_release, registered_targets, shown_record)
+from ansible_collections.cloudsec.guardduty.plugins.module_utils.incident_store import StoreError, module_store
 from ansible_collections.cloudsec.guardduty.plugins.module_utils.instances import InstanceProblem, describe_instances
 
 
-def work_on(clients, instance, memberships, context, params, check_mode):
-    """The result for one instance; raises InstanceProblem (carrying what was done so far) on failure."""
+def record_of(store, region, instance, state, trust_tag_records):
+    """(record to use, store's record, warning) for one instance: the incident store's, the tag only a hint.
+
+    Raises InstanceProblem when release must refuse the instance (nothing of it changes)."""
     instance_id = instance["InstanceId"]
     tags = instance.get("Tags") or []
-    keys = tag_record_keys(tags, RECORD_TAG)
+    tagged, tag_error = None, None
     try:
-        record = read_tag_record(tags, RECORD_TAG)
-    except ValueError as exc:
-        raise InstanceProblem(instance_id, "ReadDetachRecord", str(exc), "InvalidDetachRecord") from None
+        tagged = records.decode(tags, RECORD_TAG)
+    except records.RecordError as exc:
+        tag_error = str(exc)
+    try:
+        stored = store.section(instance.get("OwnerId") or "", region, instance_id, "detach")
+    except StoreError as exc:
+        raise InstanceProblem(instance_id, "ReadIncidentStore", f"{exc}; nothing was changed", "IncidentStoreError") from None
+    if state == "detached":
+        record, warning = records.for_change(instance_id, RECORD_TAG, stored, tagged, tag_error)
+        return record, stored, warning
+    record, problem, warning = records.for_release(instance_id, RECORD_TAG, stored, tagged, tag_error, trust_tag_records)
+    if problem is None and record is not None:
+        foreign = foreign_targets(instance_id, record, own_addresses(instance))
+        if foreign:
+            problem = (f"{instance_id}: the record registers target ids {', '.join(foreign)}, neither the instance nor "
+                       "one of its addresses: refusing to apply it; nothing was changed")
+    if problem:
+        raise InstanceProblem(instance_id, "CheckDetachRecord", problem, "RecordRefused")
+    return record, stored, warning
+
+
+def work_on(clients, store, instance, memberships, context, params, check_mode, warn):
+    """The result for one instance; raises InstanceProblem (carrying what was done so far) on failure."""
+    instance_id = instance["InstanceId"]
+    region = clients["ec2"].meta.region_name
+    tags = instance.get("Tags") or []
+    keys = records.keys(tags, RECORD_TAG)
+    record, stored, warning = record_of(store, region, instance, params["state"], params["trust_tag_records"])
+    if warning:
+        warn(warning)
     try:
         if params["state"] == "detached":
-            calls, new_record, after, notes = plan_detach(instance_id, memberships, record, keys, params["asg_mode"])
+            calls, new_record, after, notes = plan_detach(instance_id, memberships, record, tags, params["asg_mode"])
             shown = new_record
         else:
             calls, after, notes = plan_release(instance_id, memberships, record, keys, *context)
@@ -169,7 +200,20 @@ def work_on(clients, instance, memberships, context, params, check_mode):
         raise InstanceProblem(instance_id, exc.action, str(exc), exc.code) from None
     result = {"changed": bool(calls), "before": memberships, "after": after, "record": shown_record(shown),
               "calls": [describe_call(c) for c in calls], "notes": notes}
-    return apply_with_partial_result(instance_id, result, calls, lambda c: apply_calls(clients, c), check_mode)
+    owner = instance.get("OwnerId") or ""
+    if params["state"] == "detached" and calls and not check_mode and not records.same(new_record, stored):
+        # The store's record first: before the tag and before any membership changes.
+        try:
+            store.put(owner, region, instance_id, "detach", new_record)
+        except StoreError as exc:
+            raise InstanceProblem(instance_id, "WriteIncidentStore", f"{exc}; nothing was changed", "IncidentStoreError") from None
+    result = apply_with_partial_result(instance_id, result, calls, lambda c: apply_calls(clients, c), check_mode)
+    if params["state"] == "released" and stored is not None and not check_mode:
+        try:
+            store.drop(owner, region, instance_id, "detach")
+        except StoreError as exc:
+            warn(f"{instance_id}: released, but its record stays in the incident store: {exc}")
+    return result
 
 
 def main():
@@ -177,11 +221,14 @@ def main():
         instance_ids=dict(type="list", elements="str", required=True),
         state=dict(type="str", choices=["detached", "released"], default="detached"),
         asg_mode=dict(type="str", choices=["detach", "standby"], default="detach"),
+        incident_store=dict(type="str"),
+        trust_tag_records=dict(type="bool", default=False),
     )
     module = AnsibleAWSModule(argument_spec=argument_spec, supports_check_mode=True)
     params = module.params
     valid = validate_ids(module, params["instance_ids"], require_some=True)
     clients = {name: module.client(name) for name in ("ec2", "autoscaling", "elbv2", "elb")}
+    store = module_store(module)
     with failing_on_error(module, "could not describe the instances; nothing was changed"):
         found, missing = describe_instances(clients["ec2"], valid)
     ordered = [i for i in valid if i in found]
@@ -198,9 +245,10 @@ def main():
             recorded_groups = set()
             for instance_id in ordered:
                 try:
-                    record = read_tag_record(found[instance_id].get("Tags"), RECORD_TAG) or {}
-                except ValueError:
-                    continue
+                    record = record_of(store, module.region, found[instance_id], "released",
+                                       params["trust_tag_records"])[0] or {}
+                except InstanceProblem:
+                    continue  # refused again, by name, when its turn comes
                 if record.get("a"):
                     recorded_groups.add(record["a"][0])
             existing_groups = dict(asg_groups)
@@ -212,7 +260,7 @@ def main():
     def one(instance_id):
         memberships = memberships_of(found[instance_id], asg_instances, asg_groups, health, target_groups, load_balancers)
         try:
-            return work_on(clients, found[instance_id], memberships, context, params, module.check_mode)
+            return work_on(clients, store, found[instance_id], memberships, context, params, module.check_mode, module.warn)
         except InstanceProblem as problem:
             # A failure before any call still shows the memberships found.
             problem.result = getattr(problem, "result", None) or {"changed": False, "before": memberships, "calls": []}

@@ -110,7 +110,8 @@ from ansible_collections.cloudsec.guardduty.plugins.module_utils.batch_runner im
     apply_with_partial_result, batch_output, exit_batch, failing_on_describe_error, failing_on_error, missing_problems,
     run_per_instance, validate_ids)
 from ansible_collections.cloudsec.guardduty.plugins.module_utils.detach import (
-    PlanProblem, apply_calls, describe_call, read_tag_record, tag_record_keys)
+    PlanProblem, apply_calls, describe_call)
+from ansible_collections.cloudsec.guardduty.plugins.module_utils import records
 from ansible_collections.cloudsec.guardduty.plugins.module_utils.instances import InstanceProblem, describe_instances
 from ansible_collections.cloudsec.guardduty.plugins.module_utils.public_ip import (
     RECORD_TAG, describe_addresses_of, describe_allocations, exposure_notes, network_interfaces, plan_disassociate,
@@ -120,16 +121,16 @@ from ansible_collections.cloudsec.guardduty.plugins.module_utils.public_ip impor
 def work_on(clients, instance, addresses, allocations, state, check_mode):
     instance_id = instance["InstanceId"]
     tags = instance.get("Tags") or []
-    keys = tag_record_keys(tags, RECORD_TAG)
+    keys = records.keys(tags, RECORD_TAG)
     try:
-        record = read_tag_record(tags, RECORD_TAG)
+        record = records.decode(tags, RECORD_TAG)
     except ValueError as exc:
         raise InstanceProblem(instance_id, "ReadEipRecord", str(exc), "InvalidEipRecord") from None
     elastic, auto = public_addresses(instance, addresses)
     shown_before = [dict(a) for a in elastic]
     try:
         if state == "disassociated":
-            calls, shown, after = plan_disassociate(instance_id, elastic, record, keys)
+            calls, shown, after = plan_disassociate(instance_id, elastic, record, tags)
         else:
             enis = {n["NetworkInterfaceId"] for n in network_interfaces(instance)}
             calls, after = plan_reassociate(instance_id, record, keys, allocations, enis)
@@ -162,7 +163,7 @@ def main():
             recorded = set()
             for instance_id in ordered:
                 try:
-                    recorded.update(entry[0] for entry in read_tag_record(found[instance_id].get("Tags"), RECORD_TAG) or [])
+                    recorded.update(entry[0] for entry in records.decode(found[instance_id].get("Tags"), RECORD_TAG) or [])
                 except ValueError:
                     continue
             allocations = describe_allocations(ec2, recorded)

@@ -50,6 +50,14 @@ def writes_on(entries, action, resource=None):
             and (resource is None or resource in json.dumps(e["params"]))]
 
 
+def forge(lab, resource, key, data):
+    """Write `data` in the tags as the modules shape a record: JSON cut into 256-character values."""
+    text = json.dumps(data, separators=(",", ":"), sort_keys=True)
+    parts = [text[i:i + 256] for i in range(0, len(text), 256)]
+    ec2(lab).create_tags(Resources=[resource], Tags=[{"Key": key if n == 0 else f"{key}:{n + 1}", "Value": part}
+                                                     for n, part in enumerate(parts)])
+
+
 def text_of(result):
     return " | ".join([str(result.get("msg") or "")] + [str(i.get("error") or "") for i in result.get("instances", [])
                                                           if isinstance(i, dict)])
@@ -216,3 +224,62 @@ def test_release_refuses_a_credentials_record_rewritten_after_the_cut(demo):
     assert not [e for e in entries if e["action"] in ("AssociateIamInstanceProfile", "ReplaceIamInstanceProfileAssociation",
                                                       "PutRolePolicy", "DeleteRolePolicy", "DeleteTags")]
     assert associated_profile(demo, web["id"]) == [] and web["id"] in quarantined(demo, "web-role")
+
+
+# -- 4. a forged detach record ---------------------------------------------------------------------
+def production_target_group(lab, vpc_id):
+    """A target group the instance was never in."""
+    return lab.client("elbv2").create_target_group(Name="prod-payments", Protocol="HTTP", Port=8443, VpcId=vpc_id,
+                                                   TargetType="instance")["TargetGroups"][0]["TargetGroupArn"]
+
+
+def targets_of(lab, arn):
+    return [d["Target"]["Id"] for d in lab.client("elbv2").describe_target_health(TargetGroupArn=arn)["TargetHealthDescriptions"]]
+
+
+def registrations(entries, arn):
+    return [e for e in entries if e["action"] == "RegisterTargets" and arn in json.dumps(e["params"])]
+
+
+def test_detach_release_never_registers_where_the_store_says_it_was_not(demo):
+    web = demo.instance("web-1")
+    prod_tg = production_target_group(demo, vpc_of(demo, web["enis"][0]))
+    forged = {"a": None, "e": [], "t": [[prod_tg, 8443], [prod_tg, 8443, "i-0fedcba9876543210"]]}
+    forge(demo, web["id"], DETACH_TAG, forged)
+
+    result = demo.run_module(DETACH, {"instance_ids": [web["id"]]})
+    assert not result.get("failed"), result
+    stored = store_record(demo, web["id"])["detach"]
+    assert stored["a"][0] == "web-asg" and [t[0] for t in stored["t"]] == [
+        t for t in (e[0] for e in stored["t"]) if "web-tg" in t] and prod_tg not in json.dumps(stored)
+    web_tg = stored["t"][0][0]
+
+    mark = demo.mark()
+    released = demo.run_module(DETACH, {"instance_ids": [web["id"]], "state": "released"})
+    assert not released.get("failed"), released
+    entries = demo.journal(mark)
+    assert not registrations(entries, prod_tg) and targets_of(demo, prod_tg) == []
+    assert web["id"] in targets_of(demo, web_tg)
+
+
+def test_detach_release_refuses_a_forged_record_and_a_foreign_target_id(demo):
+    web = demo.instance("web-1")
+    prod_tg = production_target_group(demo, vpc_of(demo, web["enis"][0]))
+    demo.run_module(DETACH, {"instance_ids": [web["id"]]})
+    stored = store_record(demo, web["id"])["detach"]
+    forged = dict(stored, t=stored["t"] + [[prod_tg, 8443, "i-0fedcba9876543210"]])
+    forge(demo, web["id"], DETACH_TAG, forged)
+
+    mark = demo.mark()
+    refused = demo.run_module(DETACH, {"instance_ids": [web["id"]], "state": "released"}, expect_rc=(2,))
+    assert f"{web['id']}: tag {DETACH_TAG} differs from the incident store's record" in text_of(refused) + json.dumps(refused)
+    entries = demo.journal(mark)
+    assert not [e for e in entries if e["action"] in ("RegisterTargets", "AttachInstances", "DeleteTags")]
+
+    # Without a store record (an earlier version's), trust_tag_records still never sets a foreign target id.
+    demo.new_incident_store()
+    mark = demo.mark()
+    refused = demo.run_module(DETACH, {"instance_ids": [web["id"]], "state": "released", "trust_tag_records": True},
+                              expect_rc=(2,))
+    assert "i-0fedcba9876543210, neither the instance nor one of its addresses" in json.dumps(refused)
+    assert not registrations(demo.journal(mark), prod_tg) and targets_of(demo, prod_tg) == []
