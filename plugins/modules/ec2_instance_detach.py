@@ -58,7 +58,7 @@ options:
   trust_tag_records:
     description:
       - With O(state=released), apply a C(guardduty:detach-record) tag record the incident store does not know (one written by an
-        earlier version, which kept records in tags only). Check the tag first: anyone with C(ec2:CreateTags) in the
+        earlier version, which kept records in tags only). Check the tag first, as anyone with C(ec2:CreateTags) in the
         member account can write it.
     type: bool
     default: false

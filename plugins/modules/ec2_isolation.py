@@ -29,8 +29,8 @@ description:
     reported per ENI and the instance fails.
   - "O(state=released): restore every ENI's recorded groups, delete the record and mark the instance
     C(guardduty:isolation=released). An instance with no record fails with a clear error."
-  - The incident store, not the C(guardduty:original-groups) tag, is the record: anyone with C(ec2:CreateTags) in
-    the member account can write the tag. Isolation never adopts a tag the store does not know: it records the
+  - The incident store, not the C(guardduty:original-groups) tag, is the record, because anyone with C(ec2:CreateTags)
+    in the member account can write the tag. Isolation never adopts a tag the store does not know; it records the
     ENI's actual groups (the containment groups excepted), rewrites the tag and warns by name. Release refuses,
     naming the ENI and changing nothing of the instance, a record that names a containment group (by its
     C(guardduty:role) tag or its id), a group of another VPC, or a tag that differs from the store's record.
@@ -107,7 +107,7 @@ options:
   trust_tag_records:
     description:
       - With O(state=released), apply a C(guardduty:original-groups) tag record the incident store does not know
-        (one written by an earlier version, which kept records in tags only). Check the tags first: anyone with
+        (one written by an earlier version, which kept records in tags only). Check the tags first, as anyone with
         C(ec2:CreateTags) in the member account can write them.
     type: bool
     default: false
