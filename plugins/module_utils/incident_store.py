@@ -242,3 +242,25 @@ def module_store(module):
         return open_store(module.params.get("incident_store"), s3_client)
     except StoreError as exc:
         module.fail_json(msg=f"{exc}; nothing was changed")
+
+
+def weigh_instance_record(store, region, instance, kind, tag_key, releasing, trust_tag_records=False):
+    """The record a module may use for one described instance: (record, stored, warning, problem).
+
+    The store's section `kind` is the authority, the instance's tag `tag_key` a hint (records.for_change /
+    for_release). A problem means release must refuse the instance, changing nothing. StoreError propagates.
+    """
+    from ansible_collections.cloudsec.guardduty.plugins.module_utils import records
+
+    instance_id = instance["InstanceId"]
+    tagged, tag_error = None, None
+    try:
+        tagged = records.decode(instance.get("Tags") or [], tag_key)
+    except records.RecordError as exc:
+        tag_error = str(exc)
+    stored = store.section(instance.get("OwnerId") or "", region, instance_id, kind)
+    if not releasing:
+        record, warning = records.for_change(instance_id, tag_key, stored, tagged, tag_error)
+        return record, stored, warning, None
+    record, problem, warning = records.for_release(instance_id, tag_key, stored, tagged, tag_error, trust_tag_records)
+    return record, stored, warning, problem

@@ -16,8 +16,9 @@ import json
 
 from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry
 
+from ansible_collections.cloudsec.guardduty.plugins.module_utils import records
+
 RECORD_TAG = "guardduty:protection-record"
-TAG_VALUE_MAX = 256
 ATTRIBUTES = ("disableApiTermination", "disableApiStop", "instanceInitiatedShutdownBehavior")
 
 
@@ -45,18 +46,14 @@ def _short_device(device):
 
 
 def encode_record(record):
-    """{tag key: tag value} holding the record."""
-    text = json.dumps({"t": int(record["termination_protection"]), "s": int(record["stop_protection"]),
-                       "b": record["shutdown_behavior"],
-                       "d": sorted(_short_device(d) for d in record["delete_on_termination"])},
-                      separators=(",", ":"))
-    parts = [text[i:i + TAG_VALUE_MAX] for i in range(0, len(text), TAG_VALUE_MAX)]
-    return {RECORD_TAG if n == 0 else f"{RECORD_TAG}:{n + 1}": part for n, part in enumerate(parts)}
+    """{tag key: tag value} holding the record (records.py's shape)."""
+    return records.encode(RECORD_TAG, {"t": int(record["termination_protection"]), "s": int(record["stop_protection"]),
+                                       "b": record["shutdown_behavior"],
+                                       "d": sorted(_short_device(d) for d in record["delete_on_termination"])})
 
 
 def record_tag_keys(tags):
-    return sorted((t["Key"] for t in tags or [] if t["Key"] == RECORD_TAG or t["Key"].startswith(RECORD_TAG + ":")),
-                  key=lambda k: 1 if k == RECORD_TAG else int(k.rsplit(":", 1)[1]))
+    return records.keys(tags, RECORD_TAG)
 
 
 def read_record(tags, devices):
@@ -65,11 +62,10 @@ def read_record(tags, devices):
     `devices` are the instance's current device names: recorded short names are matched back to them.
     """
     keys = record_tag_keys(tags)
-    if not keys:
-        return None
-    values = {t["Key"]: t["Value"] for t in tags}
     try:
-        data = json.loads("".join(values[k] for k in keys))
+        data = records.decode(tags, RECORD_TAG)
+        if data is None:
+            return None
         by_short = {_short_device(d): d for d in devices}
         return {"termination_protection": bool(data["t"]), "stop_protection": bool(data["s"]),
                 "shutdown_behavior": str(data["b"]),

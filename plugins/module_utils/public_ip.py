@@ -63,7 +63,8 @@ def plan_disassociate(instance_id, elastic, record, record_tags):
             entries.append(entry)
     entries.sort()
     calls = []
-    if entries and entries != record:
+    if entries:
+        # Written whenever the tag does not hold the record kept: a forged or stale tag is replaced.
         calls += record_calls(instance_id, RECORD_TAG, entries, record_tags)
     for address in elastic:
         calls.append(("ec2", "DisassociateAddress", {"AssociationId": address["association_id"]}))

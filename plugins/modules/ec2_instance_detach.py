@@ -147,7 +147,8 @@ from ansible_collections.cloudsec.guardduty.plugins.module_utils import records
 from ansible_collections.cloudsec.guardduty.plugins.module_utils.detach import (
     RECORD_TAG, PlanProblem, add_draining_times, apply_calls, describe_call, describe_groups, describe_memberships,
     foreign_targets, memberships_of, own_addresses, plan_detach, plan_release, registered_targets, shown_record)
-from ansible_collections.cloudsec.guardduty.plugins.module_utils.incident_store import StoreError, module_store
+from ansible_collections.cloudsec.guardduty.plugins.module_utils.incident_store import (
+    StoreError, module_store, weigh_instance_record)
 from ansible_collections.cloudsec.guardduty.plugins.module_utils.instances import InstanceProblem, describe_instances
 
 
@@ -156,21 +157,12 @@ def record_of(store, region, instance, state, trust_tag_records):
 
     Raises InstanceProblem when release must refuse the instance (nothing of it changes)."""
     instance_id = instance["InstanceId"]
-    tags = instance.get("Tags") or []
-    tagged, tag_error = None, None
     try:
-        tagged = records.decode(tags, RECORD_TAG)
-    except records.RecordError as exc:
-        tag_error = str(exc)
-    try:
-        stored = store.section(instance.get("OwnerId") or "", region, instance_id, "detach")
+        record, stored, warning, problem = weigh_instance_record(store, region, instance, "detach", RECORD_TAG,
+                                                                 state == "released", trust_tag_records)
     except StoreError as exc:
         raise InstanceProblem(instance_id, "ReadIncidentStore", f"{exc}; nothing was changed", "IncidentStoreError") from None
-    if state == "detached":
-        record, warning = records.for_change(instance_id, RECORD_TAG, stored, tagged, tag_error)
-        return record, stored, warning
-    record, problem, warning = records.for_release(instance_id, RECORD_TAG, stored, tagged, tag_error, trust_tag_records)
-    if problem is None and record is not None:
+    if problem is None and record is not None and state == "released":
         foreign = foreign_targets(instance_id, record, own_addresses(instance))
         if foreign:
             problem = (f"{instance_id}: the record registers target ids {', '.join(foreign)}, neither the instance nor "
