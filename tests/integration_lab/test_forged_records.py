@@ -58,6 +58,14 @@ def forge(lab, resource, key, data):
                                                      for n, part in enumerate(parts)])
 
 
+def tag_record(lab, instance_id, key):
+    """A record as the instance's tags hold it (JSON in KEY, KEY:2...)."""
+    described = ec2(lab).describe_instances(InstanceIds=[instance_id])["Reservations"][0]["Instances"][0]
+    tags = {t["Key"]: t["Value"] for t in described.get("Tags") or []}
+    parts = [key] + sorted((k for k in tags if k.startswith(key + ":")), key=lambda k: int(k.rsplit(":", 1)[1]))
+    return json.loads("".join(tags[k] for k in parts))
+
+
 def text_of(result):
     return " | ".join([str(result.get("msg") or "")] + [str(i.get("error") or "") for i in result.get("instances", [])
                                                           if isinstance(i, dict)])
@@ -103,7 +111,9 @@ def test_release_refuses_a_record_naming_the_conversion_group(demo):
     vpc = vpc_of(demo, first)
     conversion = result["security_groups"][vpc]["conversion"]
     isolation = result["security_groups"][vpc]["isolation"]
-    ec2(demo).create_tags(Resources=[first], Tags=[{"Key": GROUPS_TAG, "Value": json.dumps([conversion])}])
+    # Rewritten in the counted shape every version reads (a count, then comma-separated ids).
+    ec2(demo).create_tags(Resources=[first], Tags=[{"Key": GROUPS_TAG, "Value": "1"},
+                                                   {"Key": f"{GROUPS_TAG}:1", "Value": conversion}])
 
     mark = demo.mark()
     refused = demo.run_module(ISOLATION, {"instance_ids": [app["id"]], "state": "released"}, expect_rc=(2,))
@@ -247,12 +257,11 @@ def test_detach_release_never_registers_where_the_store_says_it_was_not(demo):
     forged = {"a": None, "e": [], "t": [[prod_tg, 8443], [prod_tg, 8443, "i-0fedcba9876543210"]]}
     forge(demo, web["id"], DETACH_TAG, forged)
 
+    web_tg = demo.client("elbv2").describe_target_groups(Names=["web-tg"])["TargetGroups"][0]["TargetGroupArn"]
     result = demo.run_module(DETACH, {"instance_ids": [web["id"]]})
     assert not result.get("failed"), result
-    stored = store_record(demo, web["id"])["detach"]
-    assert stored["a"][0] == "web-asg" and [t[0] for t in stored["t"]] == [
-        t for t in (e[0] for e in stored["t"]) if "web-tg" in t] and prod_tg not in json.dumps(stored)
-    web_tg = stored["t"][0][0]
+    recorded = tag_record(demo, web["id"], DETACH_TAG)  # the forged tag is overwritten with the truth
+    assert recorded["a"][0] == "web-asg" and [t[0] for t in recorded["t"]] == [web_tg]
 
     mark = demo.mark()
     released = demo.run_module(DETACH, {"instance_ids": [web["id"]], "state": "released"})
@@ -266,8 +275,8 @@ def test_detach_release_refuses_a_forged_record_and_a_foreign_target_id(demo):
     web = demo.instance("web-1")
     prod_tg = production_target_group(demo, vpc_of(demo, web["enis"][0]))
     demo.run_module(DETACH, {"instance_ids": [web["id"]]})
-    stored = store_record(demo, web["id"])["detach"]
-    forged = dict(stored, t=stored["t"] + [[prod_tg, 8443, "i-0fedcba9876543210"]])
+    recorded = tag_record(demo, web["id"], DETACH_TAG)
+    forged = dict(recorded, t=recorded["t"] + [[prod_tg, 8443, "i-0fedcba9876543210"]])
     forge(demo, web["id"], DETACH_TAG, forged)
 
     mark = demo.mark()
@@ -275,6 +284,7 @@ def test_detach_release_refuses_a_forged_record_and_a_foreign_target_id(demo):
     assert f"{web['id']}: tag {DETACH_TAG} differs from the incident store's record" in text_of(refused) + json.dumps(refused)
     entries = demo.journal(mark)
     assert not [e for e in entries if e["action"] in ("RegisterTargets", "AttachInstances", "DeleteTags")]
+    assert targets_of(demo, prod_tg) == [] and store_record(demo, web["id"])["detach"] == recorded
 
     # Without a store record (an earlier version's), trust_tag_records still never sets a foreign target id.
     demo.new_incident_store()
