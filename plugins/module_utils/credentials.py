@@ -12,8 +12,8 @@ Two things together (issue 6):
             credentials copied off the instance;
   2. profile the instance profile disassociated (or replaced by a quarantine profile), so the instance
             gets no new credentials from IMDS.
-Before any change the original association is recorded in instance tags (RECORD_TAG), so release puts
-the profile back and removes only this instance's ARN from the policy (the policy goes when empty).
+Before any change the original association (read from AWS, never from a tag) is recorded in the incident
+store, then in instance tags (RECORD_TAG, the hint to resume, cross-checked), so release puts the profile back and removes only this instance's ARN from the policy (the policy goes when empty).
 
 Planning is pure (described state in, calls out); the AWS layer at the bottom makes the calls.
 """
@@ -22,6 +22,8 @@ import json
 
 from ansible_collections.amazon.aws.plugins.module_utils.botocore import is_boto3_error_code
 from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry
+
+from ansible_collections.cloudsec.guardduty.plugins.module_utils import records
 
 QUARANTINE_POLICY = "GuardDutyQuarantine"
 RECORD_TAG = "guardduty:credentials-record"  # continued in RECORD_TAG + ":2", ":3"... when longer than a tag value
@@ -65,29 +67,36 @@ def compact(document):
 # {"p": original profile ARN, "a": original association id, "r": role name, "t": cut time,
 #  "m": "disassociate" | "replace", "q": quarantine profile ARN or null}
 
+def _compact_record(record):
+    return {"p": record["profile_arn"], "a": record["association_id"], "r": record["role"], "t": record["cut_at"],
+            "m": record["mode"], "q": record.get("quarantine_profile_arn")}
+
+
 def encode_record(record):
-    text = compact({"p": record["profile_arn"], "a": record["association_id"], "r": record["role"],
-                    "t": record["cut_at"], "m": record["mode"], "q": record.get("quarantine_profile_arn")})
-    parts = [text[i:i + TAG_VALUE_MAX] for i in range(0, len(text), TAG_VALUE_MAX)]
-    return {RECORD_TAG if n == 0 else f"{RECORD_TAG}:{n + 1}": part for n, part in enumerate(parts)}
+    return records.encode(RECORD_TAG, _compact_record(record))
 
 
 def record_tag_keys(tags):
-    keys = [k for k in tags if k == RECORD_TAG or k.startswith(RECORD_TAG + ":")]
-    return sorted(keys, key=lambda k: 1 if k == RECORD_TAG else int(k.rsplit(":", 1)[1]))
+    return records.keys(tags, RECORD_TAG)
 
 
 def decode_record(tags):
     """The record in the instance's tags ({key: value}), or None; CredentialsPlanError when unreadable."""
-    keys = record_tag_keys(tags)
-    if not keys:
-        return None
     try:
-        data = json.loads("".join(tags[k] for k in keys))
+        data = records.decode(tags, RECORD_TAG)
+    except records.RecordError as exc:
+        raise CredentialsPlanError(str(exc)) from None
+    if data is None:
+        return None
+    return record_from_data(data, record_tag_keys(tags))
+
+
+def record_from_data(data, where=(RECORD_TAG,)):
+    try:
         return {"profile_arn": data["p"], "association_id": data["a"], "role": data["r"], "cut_at": data["t"],
                 "mode": data["m"], "quarantine_profile_arn": data.get("q")}
-    except (ValueError, KeyError, TypeError) as exc:
-        raise CredentialsPlanError(f"unreadable credentials record in tags {', '.join(keys)}: {exc}") from None
+    except (KeyError, TypeError) as exc:
+        raise CredentialsPlanError(f"unreadable credentials record in tags {', '.join(where)}: {exc}") from None
 
 
 # -- the deny policy ----------------------------------------------------------------------------

@@ -10,8 +10,8 @@ by pure functions (`plan_detach`, `plan_release`) into a list of (service, actio
 calls, and made by `apply_calls`. The memberships found are written to the instance tag
 `guardduty:detach-record` before any change; release reads it back.
 
-The tag record helpers (`encode_tag_record`, `read_tag_record`, `tag_record_keys`) and `apply_calls`
-are shared with public_ip.py and nacl.py.
+The record is kept in the incident store (written first) and in that tag, the hint to resume, through
+the shared codec (records.py). `record_calls` and `apply_calls` are shared with public_ip.py and nacl.py.
 """
 
 import json
@@ -19,8 +19,9 @@ from concurrent.futures import ThreadPoolExecutor
 
 from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry
 
+from ansible_collections.cloudsec.guardduty.plugins.module_utils import records
+
 RECORD_TAG = "guardduty:detach-record"
-TAG_VALUE_MAX = 256
 ASG_DESCRIBE_BATCH = 50  # DescribeAutoScalingInstances accepts at most 50 ids
 ASG_GROUPS_BATCH = 100  # DescribeAutoScalingGroups: at most 100 names
 # DescribeTargetHealth states of a target that still receives traffic (or will): anything but
@@ -39,41 +40,35 @@ class PlanProblem(Exception):
         self.code = code
 
 
-# -- tag records (shared) ------------------------------------------------------------------------
+# -- tag records ----------------------------------------------------------------------------------
 
-def tag_record_keys(tags, key):
-    """The tag keys holding a record, in order: KEY, KEY:2, KEY:3..."""
-    found = [t["Key"] for t in tags or [] if t["Key"] == key or (t["Key"].startswith(key + ":") and t["Key"][len(key) + 1:].isdigit())]
-    return sorted(found, key=lambda k: 1 if k == key else int(k.rsplit(":", 1)[1]))
+def record_calls(resource_id, key, data, old_tags=()):
+    """CreateTags for the record (records.py's shape), and DeleteTags for the tags of it the new one no longer uses.
 
-
-def encode_tag_record(key, data):
-    """{tag key: value}: compact JSON cut into tag values (AWS allows 256 characters a value)."""
-    text = json.dumps(data, separators=(",", ":"), sort_keys=True)
-    parts = [text[i:i + TAG_VALUE_MAX] for i in range(0, len(text), TAG_VALUE_MAX)] or [""]
-    return {key if n == 0 else f"{key}:{n + 1}": part for n, part in enumerate(parts)}
-
-
-def read_tag_record(tags, key):
-    """The decoded record, or None if there is none. Raises ValueError when it cannot be read."""
-    keys = tag_record_keys(tags, key)
-    if not keys:
-        return None
-    values = {t["Key"]: t["Value"] for t in tags}
-    try:
-        return json.loads("".join(values[k] for k in keys))
-    except ValueError as exc:
-        raise ValueError(f"unreadable record in tags {', '.join(keys)}: {exc}") from None
-
-
-def record_calls(resource_id, key, data, old_keys=()):
-    """CreateTags for the record, and DeleteTags for continuation tags the new record no longer uses."""
-    tags = encode_tag_record(key, data)
-    calls = [("ec2", "CreateTags", {"Resources": [resource_id], "Tags": [{"Key": k, "Value": v} for k, v in tags.items()]})]
-    stale = [k for k in old_keys if k not in tags]
+    `old_tags`: the resource's tags now ([{"Key", "Value"}] or {key: value}); only what differs is written."""
+    create, stale = records.rewrite(key, data, old_tags)
+    calls = []
+    if create:
+        calls.append(("ec2", "CreateTags", {"Resources": [resource_id],
+                                            "Tags": [{"Key": k, "Value": v} for k, v in create.items()]}))
     if stale:
         calls.append(("ec2", "DeleteTags", {"Resources": [resource_id], "Tags": [{"Key": k} for k in stale]}))
     return calls
+
+
+def own_addresses(instance):
+    """The instance's private IPv4 and IPv6 addresses: the only target ids besides its own id it may be registered as."""
+    addresses = set()
+    for eni in instance.get("NetworkInterfaces") or []:
+        addresses.update(p["PrivateIpAddress"] for p in eni.get("PrivateIpAddresses") or [])
+        addresses.update(a["Ipv6Address"] for a in eni.get("Ipv6Addresses") or [])
+    return addresses
+
+
+def foreign_targets(instance_id, record, addresses):
+    """The recorded target ids that are neither the instance nor one of its addresses (a forged third element)."""
+    return sorted({str(entry[2]) for entry in (record or {}).get("t", [])
+                   if len(entry) > 2 and entry[2] != instance_id and entry[2] not in addresses})
 
 
 def describe_call(call):
@@ -165,7 +160,7 @@ def shown_record(record):
 
 # -- planning -----------------------------------------------------------------------------------
 
-def plan_detach(instance_id, memberships, record, record_keys, asg_mode):
+def plan_detach(instance_id, memberships, record, record_tags, asg_mode):
     """(calls, new record, predicted memberships, notes). Raises PlanProblem when AWS would refuse.
 
     Order: the record first; then load balancers and target groups, so no new connection arrives;
@@ -174,8 +169,9 @@ def plan_detach(instance_id, memberships, record, record_keys, asg_mode):
     notes = []
     calls = []
     new_record = record_from(instance_id, memberships, asg_mode, record)
-    if not record_is_empty(new_record) and new_record != record:
-        calls += record_calls(instance_id, RECORD_TAG, new_record, record_keys)
+    if not record_is_empty(new_record):
+        # The tag is (re)written whenever it does not hold the record kept: a forged tag is replaced.
+        calls += record_calls(instance_id, RECORD_TAG, new_record, record_tags)
     for target in registered_targets(memberships):
         calls.append(("elbv2", "DeregisterTargets", {"TargetGroupArn": target["target_group_arn"],
                                                      "Targets": [{"Id": target["id"], "Port": target["port"]}]}))

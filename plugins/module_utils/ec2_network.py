@@ -59,6 +59,24 @@ def describe_groups_by_name(client, vpc_ids, names):
     return groups
 
 
+def describe_groups_by_id(client, group_ids):
+    """{group_id: {"vpc_id", "role"}} of the groups that exist among `group_ids` (by filter: a deleted group is
+    simply absent). `role` is the group's guardduty:role tag: how a containment group is known."""
+    found = {}
+    group_ids = sorted(set(group_ids))
+    for start in range(0, len(group_ids), FILTER_VALUES_MAX):
+        kwargs = {"Filters": [{"Name": "group-id", "Values": group_ids[start:start + FILTER_VALUES_MAX]}]}
+        while True:
+            page = _describe_security_groups_page(client, **kwargs)
+            for group in page.get("SecurityGroups", []):
+                tags = {t["Key"]: t["Value"] for t in group.get("Tags") or []}
+                found[group["GroupId"]] = {"vpc_id": group.get("VpcId"), "role": tags.get("guardduty:role")}
+            if not page.get("NextToken"):
+                break
+            kwargs["NextToken"] = page["NextToken"]
+    return found
+
+
 @retry
 def _describe_vpcs(client, **kwargs):
     return client.describe_vpcs(**kwargs)

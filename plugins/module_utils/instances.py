@@ -60,6 +60,8 @@ def describe_instances(client, instance_ids):
             page = _describe_instances_page(client, **kwargs)
             for reservation in page.get("Reservations", []):
                 for instance in reservation.get("Instances", []):
+                    # The owner (the reservation's) names the instance's record in the incident store.
+                    instance.setdefault("OwnerId", reservation.get("OwnerId"))
                     found[instance["InstanceId"]] = instance
             if not page.get("NextToken"):
                 break

@@ -5,7 +5,8 @@
 """Network isolation, planned: described AWS state in, an ordered plan of calls out. No AWS calls here.
 
 The sequence (seed step 2, issue 3):
-  1. record   each ENI's original security groups in tags on the ENI, before any change;
+  1. record   each ENI's original security groups in the incident store, then in tags on the ENI (the
+              hint to resume), before any change;
   2. groups   per VPC, a conversion group (all traffic, in and out, IPv4 and IPv6) and an isolation
               group (no rules but the examiner's allowed_access), found by name and tag or created;
   3. move     each ENI to the conversion group, which makes its TCP/UDP flows untracked, then at once
@@ -15,6 +16,8 @@ Release restores each ENI's recorded groups, then removes the record and marks t
 """
 
 import ipaddress
+
+from ansible_collections.cloudsec.guardduty.plugins.module_utils import records
 
 TAG_STATE = "guardduty:isolation"
 TAG_INCIDENT = "guardduty:incident"
@@ -51,51 +54,30 @@ class PlanError(ValueError):
 
 
 # -- the record of original groups -----------------------------------------------------------------
+# Kept in the incident store (the authority: section "network", {"enis": {eni_id: {"groups", "vpc_id"}}}) and
+# in the ENI's tags as the hint to resume, through the shared codec (records.py).
 def encode_record(group_ids):
-    """Tags holding `group_ids` in order, each value within EC2's 256-character limit.
-
-    16 groups of 20 characters joined by commas take 335 characters, so the list is split over numbered
-    part tags; RECORD_TAG itself holds the number of parts so a partial record is detected.
-    """
+    """Tags holding `group_ids` in order, each value within EC2's 256-character limit."""
     if not group_ids:
         raise PlanError("an empty security-group list cannot be recorded")
-    parts, current = [], ""
-    for group_id in group_ids:
-        if len(group_id) > TAG_VALUE_MAX:
-            raise PlanError(f"security group id too long to record: {group_id!r}")
-        candidate = f"{current},{group_id}" if current else group_id
-        if len(candidate) > TAG_VALUE_MAX:
-            parts.append(current)
-            candidate = group_id
-        current = candidate
-    parts.append(current)
-    tags = {RECORD_TAG: str(len(parts))}
-    for index, value in enumerate(parts, start=1):
-        tags[f"{RECORD_TAG}:{index}"] = value
-    return tags
+    return records.encode(RECORD_TAG, list(group_ids))
 
 
 def decode_record(tags):
     """The recorded group ids, in order; None when there is no record; PlanError when it is damaged."""
-    if RECORD_TAG not in tags:
-        return None
     try:
-        count = int(tags[RECORD_TAG])
-    except ValueError:
-        raise PlanError(f"tag {RECORD_TAG} should hold a number of parts, holds {tags[RECORD_TAG]!r}") from None
-    groups = []
-    for index in range(1, count + 1):
-        key = f"{RECORD_TAG}:{index}"
-        if key not in tags:
-            raise PlanError(f"record of original security groups is incomplete: tag {key} is missing")
-        groups.extend(g for g in tags[key].split(",") if g)
-    if not groups:
-        raise PlanError("record of original security groups is empty")
+        groups = records.decode(tags, RECORD_TAG)
+    except records.RecordError as exc:
+        raise PlanError(f"record of original security groups: {exc}") from None
+    if groups is None:
+        return None
+    if not isinstance(groups, list) or not groups or not all(isinstance(g, str) and g.startswith("sg-") for g in groups):
+        raise PlanError(f"record of original security groups in tag {RECORD_TAG} is not a list of group ids")
     return groups
 
 
 def record_tag_keys(tags):
-    return sorted(k for k in tags if k == RECORD_TAG or k.startswith(RECORD_TAG + ":"))
+    return records.keys(tags, RECORD_TAG)
 
 
 # -- normalised views of described resources -------------------------------------------------------
@@ -273,15 +255,34 @@ def changeable_problem(eni):
     return None
 
 
-def plan_isolate(instance_id, instance_tags, enis, groups, names, incident_id, now, vpc_errors=None):
+def _tag_record(eni):
+    """(recorded groups or None, error or None) of the ENI's tags."""
+    try:
+        return decode_record(eni["tags"]), None
+    except PlanError as exc:
+        return None, str(exc)
+
+
+def stored_interfaces(stored):
+    """{eni_id: {"groups", "vpc_id"}} of an instance's "network" record in the incident store."""
+    return dict((stored or {}).get("enis") or {})
+
+
+def plan_isolate(instance_id, instance_tags, enis, groups, names, incident_id, now, vpc_errors=None, stored=None):
     """The steps isolating one instance, and its predicted result.
 
-    `groups` maps (vpc_id, role) to a group id (None for a group the plan creates). Returns a dict with
-    `steps` (record, move, tag, in order) and the per-ENI view of the result.
+    `groups` maps (vpc_id, role) to a group id (None for a group the plan creates); `stored` is the instance's
+    "network" record in the incident store (or None). Returns a dict with `steps` (record, move, tag, in
+    order), the per-ENI view of the result, and `store`: the network record to write to the store before
+    any step, or None when the store already holds it. A tag record the store does not know is never
+    adopted: the ENI's actual groups (the containment groups excepted) are recorded and the tag rewritten.
     """
     vpc_errors = vpc_errors or {}
-    result = {"instance_id": instance_id, "state": ISOLATED, "enis": [], "warnings": [], "errors": [], "steps": []}
+    result = {"instance_id": instance_id, "state": ISOLATED, "enis": [], "warnings": [], "errors": [], "steps": [],
+              "store": None}
     record_steps, move_steps = [], []
+    known = stored_interfaces(stored)
+    to_store = dict(known)
     for eni in sorted(enis, key=lambda e: e["device_index"]):
         eni_id, vpc_id = eni["network_interface_id"], eni["vpc_id"]
         out = {"network_interface_id": eni_id, "vpc_id": vpc_id, "device_index": eni["device_index"],
@@ -290,33 +291,50 @@ def plan_isolate(instance_id, instance_tags, enis, groups, names, incident_id, n
         problem = changeable_problem(eni)
         if problem is None and vpc_id in vpc_errors:
             problem = vpc_errors[vpc_id]
-        try:
-            record = decode_record(eni["tags"])
-        except PlanError as exc:
-            problem = problem or f"{exc}; fix or delete the {RECORD_TAG} tags before isolating"
-            record = None
         if problem:
             out["error"] = f"{eni_id}: {problem}"
             result["errors"].append(out["error"])
             continue
+        tagged, tag_error = _tag_record(eni)
+        stored_eni = known.get(eni_id)
+        record, warning = records.for_change(eni_id, RECORD_TAG, stored_eni["groups"] if stored_eni else None,
+                                             tagged, tag_error)
         ours = {groups.get((vpc_id, CONVERSION)), groups.get((vpc_id, ISOLATION))} - {None}
         isolation_ref = groups.get((vpc_id, ISOLATION)) or group_placeholder(names, ISOLATION)
         if record is None:
             original = [g for g in eni["security_groups"] if g not in ours]
             if original:
-                record_steps.append({"action": "CreateTags", "resource": eni_id, "instance_id": instance_id,
-                                     "tags": encode_record(original)})
-                out["original_security_groups"] = original
+                if warning:
+                    result["warnings"].append(warning)
+                record = original
+                to_store[eni_id] = {"groups": original, "vpc_id": vpc_id}
+            elif tagged is not None:
+                # Isolated by an earlier version, which kept its record in tags only: the tag stays for a
+                # release that acknowledges it (trust_tag_records), never adopted here.
+                result["warnings"].append(f"{eni_id}: already on the containment groups; its tag {RECORD_TAG} is not "
+                                          "in the incident store (an earlier version's record, or forged): release "
+                                          "applies it only with trust_tag_records: true")
             else:
                 result["warnings"].append(f"{eni_id}: already on the containment groups without a record of its "
                                           "original groups: release cannot restore it")
-        else:
+        elif warning:
+            result["warnings"].append(warning)
+        if record is not None:
             out["original_security_groups"] = record
+            create, stale = records.rewrite(RECORD_TAG, record, eni["tags"])
+            if create:
+                record_steps.append({"action": "CreateTags", "resource": eni_id, "instance_id": instance_id,
+                                     "tags": create})
+            if stale:
+                record_steps.append({"action": "DeleteTags", "resource": eni_id, "instance_id": instance_id,
+                                     "tags": stale})
         if eni["security_groups"] != [isolation_ref]:
             move_steps.append({"action": "ModifyNetworkInterfaceAttribute", "resource": eni_id,
                                "instance_id": instance_id, "vpc_id": vpc_id,
                                "groups": [CONVERSION, ISOLATION]})
         out["security_groups"] = [isolation_ref]
+    if to_store != known:
+        result["store"] = {"enis": to_store}
     tags = {}
     if instance_tags.get(TAG_STATE) != ISOLATED:
         tags = {TAG_STATE: ISOLATED, TAG_ISOLATED_AT: now}
@@ -333,26 +351,76 @@ def plan_isolate(instance_id, instance_tags, enis, groups, names, incident_id, n
     return result
 
 
-def plan_release(instance_id, instance_tags, enis, groups):
-    """The steps restoring one instance's recorded groups, and its predicted result."""
-    result = {"instance_id": instance_id, "state": RELEASED, "enis": [], "warnings": [], "errors": [], "steps": []}
+def record_problem(eni_id, vpc_id, record, groups, described_groups):
+    """Why a record must not be applied to the ENI, or None.
+
+    A record naming a containment group (by its guardduty:role tag, or by the id of this VPC's conversion
+    or isolation group) or a group of another VPC is refused: restoring it would open the ENI.
+    `described_groups`: {group_id: {"vpc_id", "role"}} of the recorded groups that exist.
+    """
+    containment = {groups.get((vpc_id, CONVERSION)): CONVERSION, groups.get((vpc_id, ISOLATION)): ISOLATION}
+    for group_id in record:
+        described = described_groups.get(group_id) or {}
+        role = containment.get(group_id) or (described.get("role") if described.get("role") in (CONVERSION, ISOLATION)
+                                             else None)
+        if role:
+            return (f"{eni_id}: the record names {group_id}, the {role} group of the containment: refusing to "
+                    "apply it; nothing was changed")
+        if described.get("vpc_id") and described["vpc_id"] != vpc_id:
+            return (f"{eni_id}: the record names {group_id} of {described['vpc_id']}, not of the ENI's {vpc_id}: "
+                    "refusing to apply it; nothing was changed")
+    return None
+
+
+def recorded_group_ids(enis, stored):
+    """Every group id a release could apply (store and tags), to describe them once."""
+    ids = set()
+    for value in stored_interfaces(stored).values():
+        ids.update(value.get("groups") or [])
+    for eni in enis:
+        tagged, _error = _tag_record(eni)
+        ids.update(tagged or [])
+    return ids
+
+
+def plan_release(instance_id, instance_tags, enis, groups, stored=None, described_groups=None, trust_tag_records=False):
+    """The steps restoring one instance's recorded groups, and its predicted result.
+
+    The record applied is the incident store's (`stored`, the instance's "network" record), and only when the
+    ENI's tag, if any, holds the same; a tag record alone only with trust_tag_records. Any ENI whose record
+    is refused fails the instance, and nothing of it changes. `forget`: the store record to drop once done.
+    """
+    described_groups = described_groups or {}
+    result = {"instance_id": instance_id, "state": RELEASED, "enis": [], "warnings": [], "errors": [], "steps": [],
+              "forget": False}
     restore_steps, forget_steps, recorded = [], [], 0
+    known = stored_interfaces(stored)
     for eni in sorted(enis, key=lambda e: e["device_index"]):
         eni_id, vpc_id = eni["network_interface_id"], eni["vpc_id"]
         out = {"network_interface_id": eni_id, "vpc_id": vpc_id, "device_index": eni["device_index"],
                "original_security_groups": None, "security_groups": list(eni["security_groups"]), "error": None}
         result["enis"].append(out)
-        try:
-            record = decode_record(eni["tags"])
-        except PlanError as exc:
-            out["error"] = f"{eni_id}: {exc}"
-            result["errors"].append(out["error"])
+        tagged, tag_error = _tag_record(eni)
+        stored_eni = known.get(eni_id)
+        record, problem, warning = records.for_release(eni_id, RECORD_TAG, stored_eni["groups"] if stored_eni else None,
+                                                       tagged, tag_error, trust_tag_records)
+        if problem is None and record is not None:
+            if stored_eni and stored_eni.get("vpc_id") not in (None, vpc_id):
+                problem = (f"{eni_id}: recorded in {stored_eni['vpc_id']}, now in {vpc_id}: refusing to apply the "
+                           "record; nothing was changed")
+            else:
+                problem = record_problem(eni_id, vpc_id, record, groups, described_groups)
+        if problem:
+            out["error"] = problem
+            result["errors"].append(problem)
             continue
+        if warning:
+            result["warnings"].append(warning)
         if record is None:
             ours = {groups.get((vpc_id, CONVERSION)), groups.get((vpc_id, ISOLATION))} - {None}
             if ours & set(eni["security_groups"]):
                 out["error"] = (f"{eni_id}: on the containment groups but no record of its original security groups "
-                                f"(tag {RECORD_TAG}); set its groups by hand")
+                                f"(incident store or tag {RECORD_TAG}); set its groups by hand")
                 result["errors"].append(out["error"])
             continue
         recorded += 1
@@ -360,20 +428,23 @@ def plan_release(instance_id, instance_tags, enis, groups):
         if eni["security_groups"] != record:
             restore_steps.append({"action": "ModifyNetworkInterfaceAttribute", "resource": eni_id,
                                   "instance_id": instance_id, "vpc_id": vpc_id, "groups": list(record)})
-        forget_steps.append({"action": "DeleteTags", "resource": eni_id, "instance_id": instance_id,
-                             "tags": record_tag_keys(eni["tags"])})
+        if record_tag_keys(eni["tags"]):
+            forget_steps.append({"action": "DeleteTags", "resource": eni_id, "instance_id": instance_id,
+                                 "tags": record_tag_keys(eni["tags"])})
         out["security_groups"] = list(record)
     if result["errors"]:
         # All of an instance's ENIs are restored or none: a partly released instance is neither contained nor whole.
         result["state"] = "failed"
         return result
+    result["forget"] = bool(known)
     state = instance_tags.get(TAG_STATE)
     if not recorded and state != ISOLATED:
         if state == RELEASED and not result["errors"]:
             return result  # released before: nothing left to do
         if not result["errors"]:
             result["errors"].append(f"{instance_id}: no isolation record: neither the instance (tag {TAG_STATE}) nor "
-                                    f"its network interfaces (tag {RECORD_TAG}) show it was isolated by this module")
+                                    f"its network interfaces (incident store, tag {RECORD_TAG}) show it was isolated "
+                                    "by this module")
         result["state"] = "failed"
         return result
     result["steps"] = restore_steps + forget_steps

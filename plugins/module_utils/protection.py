@@ -16,8 +16,9 @@ import json
 
 from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry
 
+from ansible_collections.cloudsec.guardduty.plugins.module_utils import records
+
 RECORD_TAG = "guardduty:protection-record"
-TAG_VALUE_MAX = 256
 ATTRIBUTES = ("disableApiTermination", "disableApiStop", "instanceInitiatedShutdownBehavior")
 
 
@@ -44,19 +45,27 @@ def _short_device(device):
     return device[5:] if device.startswith("/dev/") else device
 
 
+def record_data(record):
+    """The record as kept (in the incident store, and in the tag): compact."""
+    return {"t": int(record["termination_protection"]), "s": int(record["stop_protection"]),
+            "b": record["shutdown_behavior"], "d": sorted(_short_device(d) for d in record["delete_on_termination"])}
+
+
 def encode_record(record):
-    """{tag key: tag value} holding the record."""
-    text = json.dumps({"t": int(record["termination_protection"]), "s": int(record["stop_protection"]),
-                       "b": record["shutdown_behavior"],
-                       "d": sorted(_short_device(d) for d in record["delete_on_termination"])},
-                      separators=(",", ":"))
-    parts = [text[i:i + TAG_VALUE_MAX] for i in range(0, len(text), TAG_VALUE_MAX)]
-    return {RECORD_TAG if n == 0 else f"{RECORD_TAG}:{n + 1}": part for n, part in enumerate(parts)}
+    """{tag key: tag value} holding the record (records.py's shape)."""
+    return records.encode(RECORD_TAG, record_data(record))
+
+
+def record_from_data(data, devices):
+    """The record from its compact data; `devices` (the instance's device names) give the short names back."""
+    by_short = {_short_device(d): d for d in devices}
+    return {"termination_protection": bool(data["t"]), "stop_protection": bool(data["s"]),
+            "shutdown_behavior": str(data["b"]),
+            "delete_on_termination": sorted(by_short.get(d, "/dev/" + d) for d in data["d"])}
 
 
 def record_tag_keys(tags):
-    return sorted((t["Key"] for t in tags or [] if t["Key"] == RECORD_TAG or t["Key"].startswith(RECORD_TAG + ":")),
-                  key=lambda k: 1 if k == RECORD_TAG else int(k.rsplit(":", 1)[1]))
+    return records.keys(tags, RECORD_TAG)
 
 
 def read_record(tags, devices):
@@ -65,15 +74,9 @@ def read_record(tags, devices):
     `devices` are the instance's current device names: recorded short names are matched back to them.
     """
     keys = record_tag_keys(tags)
-    if not keys:
-        return None
-    values = {t["Key"]: t["Value"] for t in tags}
     try:
-        data = json.loads("".join(values[k] for k in keys))
-        by_short = {_short_device(d): d for d in devices}
-        return {"termination_protection": bool(data["t"]), "stop_protection": bool(data["s"]),
-                "shutdown_behavior": str(data["b"]),
-                "delete_on_termination": sorted(by_short.get(d, "/dev/" + d) for d in data["d"])}
+        data = records.decode(tags, RECORD_TAG)
+        return None if data is None else record_from_data(data, devices)
     except (ValueError, KeyError, TypeError) as exc:
         raise ValueError(f"unreadable protection record in tags {', '.join(keys)}: {exc}") from None
 
@@ -82,8 +85,11 @@ def _modify(instance_id, **kwargs):
     return ("ModifyInstanceAttribute", dict(InstanceId=instance_id, **kwargs))
 
 
-def plan_protect(instance_id, current, record, stop_protection):
-    """(calls, record_after, predicted): record first, then one ModifyInstanceAttribute per attribute to change."""
+def plan_protect(instance_id, current, record, stop_protection, record_tags=None):
+    """(calls, record_after, predicted): record first, then one ModifyInstanceAttribute per attribute to change.
+
+    `record_tags`: the instance's tags now; given, the record tag is rewritten whenever it does not hold the
+    record kept (a forged or stale tag is replaced)."""
     wanted_dot = {d: False for d in current["delete_on_termination"]}
     if record is None:
         new_record = {"termination_protection": current["termination_protection"],
@@ -96,7 +102,13 @@ def plan_protect(instance_id, current, record, stop_protection):
         added = [d for d, v in current["delete_on_termination"].items() if v and d not in record["delete_on_termination"]]
         new_record = dict(record, delete_on_termination=sorted(record["delete_on_termination"] + added))
     calls = []
-    if record is None or new_record != record:
+    if record_tags is not None:
+        create, stale = records.rewrite(RECORD_TAG, record_data(new_record), record_tags)
+        if create:
+            calls.append(("CreateTags", {"Resources": [instance_id], "Tags": [{"Key": k, "Value": v} for k, v in create.items()]}))
+        if stale:
+            calls.append(("DeleteTags", {"Resources": [instance_id], "Tags": [{"Key": k} for k in stale]}))
+    elif record is None or new_record != record:
         calls.append(("CreateTags", {"Resources": [instance_id],
                                      "Tags": [{"Key": k, "Value": v} for k, v in encode_record(new_record).items()]}))
     changed_dot = sorted(d for d, v in current["delete_on_termination"].items() if v)
@@ -132,8 +144,9 @@ def plan_release(instance_id, current, record, tag_keys):
         calls.append(_modify(instance_id, DisableApiStop={"Value": record["stop_protection"]}))
     if current["termination_protection"] != record["termination_protection"]:
         calls.append(_modify(instance_id, DisableApiTermination={"Value": record["termination_protection"]}))
-    # The record goes only once everything it holds is restored.
-    calls.append(("DeleteTags", {"Resources": [instance_id], "Tags": [{"Key": k} for k in tag_keys]}))
+    # The record goes only once everything it holds is restored (DeleteTags without keys would delete every tag).
+    if tag_keys:
+        calls.append(("DeleteTags", {"Resources": [instance_id], "Tags": [{"Key": k} for k in tag_keys]}))
     dot = dict(current["delete_on_termination"], **{d: True for d in restore_dot})
     predicted = {"termination_protection": record["termination_protection"], "stop_protection": record["stop_protection"],
                  "shutdown_behavior": record["shutdown_behavior"], "delete_on_termination": dot}

@@ -88,7 +88,7 @@ def plan_remove_auto_assigned(instance, elastic, auto_assigned):
     return []
 
 
-def plan_disassociate(instance_id, elastic, record, record_keys):
+def plan_disassociate(instance_id, elastic, record, record_tags):
     """(calls, new record, predicted elastic addresses): record first, then one DisassociateAddress per Elastic IP."""
     entries = [list(e) for e in record or []]
     for address in elastic:
@@ -97,8 +97,9 @@ def plan_disassociate(instance_id, elastic, record, record_keys):
             entries.append(entry)
     entries.sort()
     calls = []
-    if entries and entries != record:
-        calls += record_calls(instance_id, RECORD_TAG, entries, record_keys)
+    if entries:
+        # Written whenever the tag does not hold the record kept: a forged or stale tag is replaced.
+        calls += record_calls(instance_id, RECORD_TAG, entries, record_tags)
     for address in elastic:
         calls.append(("ec2", "DisassociateAddress", {"AssociationId": address["association_id"]}))
     return calls, (entries or None), []

@@ -26,6 +26,10 @@ description:
     the AWS action and error code, and never hides the others' results. IAM limits a role's inline policies to
     10,240 characters in total; an instance whose ARN would not fit is refused with a clear error.
   - See docs/modules/ec2_instance_credentials.md for why AWS's "revoke active sessions" alone is not enough.
+  - The record is kept in the incident store (O(incident_store)), written before any change; the tag is only the hint
+    to resume. O(state=cut) takes the profile and its role from AWS (C(DescribeIamInstanceProfileAssociations),
+    C(GetInstanceProfile)), never from a tag the store does not know, and rewrites such a tag with a warning.
+    O(state=released) refuses by name, changing nothing for that instance, a tag that differs from the store's record.
 options:
   instance_ids:
     description: The instances whose credentials to cut or restore.
@@ -55,9 +59,17 @@ options:
         until they expire; only the quarantine statement is removed.
     type: bool
     default: false
+  trust_tag_records:
+    description:
+      - With O(state=released), apply a C(guardduty:credentials-record) tag record the incident store does not know (one written by an
+        earlier version, which kept records in tags only). Check the tag first, as anyone with C(ec2:CreateTags) in the
+        member account can write it.
+    type: bool
+    default: false
 author:
   - cloudsec.guardduty contributors (@cloudsec)
 extends_documentation_fragment:
+  - cloudsec.guardduty.incident_store
   - amazon.aws.common.modules
   - amazon.aws.region.modules
   - amazon.aws.boto3
@@ -133,6 +145,8 @@ import datetime
 from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
 
 from ansible_collections.cloudsec.guardduty.plugins.module_utils import credentials as cred
+from ansible_collections.cloudsec.guardduty.plugins.module_utils import records
+from ansible_collections.cloudsec.guardduty.plugins.module_utils.incident_store import StoreError, module_store
 from ansible_collections.cloudsec.guardduty.plugins.module_utils.batch_runner import (
     batch_output, changed_before_after, exit_batch, failing_on_error, map_instances, validate_ids)
 from ansible_collections.cloudsec.guardduty.plugins.module_utils.instances import (
@@ -153,6 +167,8 @@ class Run:
         self.results, self.problems = {}, {}
         self.profile_roles = {}
         self.policies = {}  # role -> {"document", "others_size", "before"}
+        self.store = module_store(module)
+        self.owners = {}
 
     def fail(self, instance_id, problem):
         self.problems[instance_id] = problem
@@ -186,14 +202,35 @@ class Run:
         views = {}
         for instance_id in [i for i in instance_ids if i in found]:
             tags = _tags(found[instance_id])
+            self.owners[instance_id] = found[instance_id].get("OwnerId") or ""
             try:
-                record = cred.decode_record(tags)
-            except cred.CredentialsPlanError as exc:
-                self.fail(instance_id, InstanceProblem(instance_id, "ReadCredentialsRecord", str(exc), "InvalidCredentialsRecord"))
+                stored = self.store.section(self.owners[instance_id], self.region, instance_id, "credentials")
+                stored = cred.record_from_data(stored) if stored is not None else None
+            except (StoreError, cred.CredentialsPlanError) as exc:
+                self.fail(instance_id, InstanceProblem(instance_id, "ReadIncidentStore", str(exc), "IncidentStoreError"))
                 continue
+            tagged, tag_error = None, None
+            try:
+                tagged = cred.decode_record(tags)
+            except cred.CredentialsPlanError as exc:
+                tag_error = str(exc)
+            subject = f"{instance_id}"
+            if self.params["state"] == "cut":
+                # The store's record (a crash's resume) or none: a tag the store does not know is never adopted,
+                # the profile and its role are read from AWS.
+                record, warning = records.for_change(subject, cred.RECORD_TAG, stored, tagged, tag_error)
+            else:
+                record, problem, warning = records.for_release(subject, cred.RECORD_TAG, stored, tagged, tag_error,
+                                                               self.params["trust_tag_records"])
+                if problem:
+                    self.fail(instance_id, InstanceProblem(instance_id, "CheckCredentialsRecord", problem, "RecordRefused"))
+                    continue
+            if warning:
+                self.module.warn(warning)
             association = cred.association_view(associations.get(instance_id))
-            views[instance_id] = {"association": association, "record": record,
-                                  "record_keys": cred.record_tag_keys(tags)}
+            views[instance_id] = {"association": association, "record": record, "stored": stored, "tagged": tagged,
+                                  "tag_error": tag_error, "record_keys": cred.record_tag_keys(tags),
+                                  "record_tags": {k: tags[k] for k in cred.record_tag_keys(tags)}}
         return views
 
     def identify(self, instance_id, view):
@@ -220,17 +257,36 @@ class Run:
                 self.fail(instance_id, problem_from_error(instance_id, getattr(exc, "operation_name", None) or "GetInstanceProfile", exc))
                 continue
             plan.update(role=role, arn=arn)
+            if plan["record"] is not None:
+                # The tag is rewritten from the record kept (a forged or stale tag replaced by the truth).
+                plan["tags"], plan["stale_tags"] = records.rewrite(cred.RECORD_TAG, cred._compact_record(plan["record"]),
+                                                                   view["record_tags"])
             plans[instance_id] = plan
-        # The record of every instance goes first: no instance is changed before its record exists.
-        planned_tags = {i: p for i, p in plans.items() if p["tags"]}
+        # The record of every instance goes first, in the incident store then in its tags: no instance is
+        # changed before its record exists.
 
         def write_record(instance_id):
-            tags = [{"Key": k, "Value": v} for k, v in plans[instance_id]["tags"].items()]
-            self.make_call(instance_id, ("CreateTags", {"Resources": [instance_id], "Tags": tags}))
+            plan = plans[instance_id]
+            if plan["record"] is not None and views[instance_id]["stored"] != plan["record"]:
+                if not self.module.check_mode:
+                    try:
+                        self.store.put(self.owners[instance_id], self.region, instance_id, "credentials",
+                                       cred._compact_record(plan["record"]))
+                    except StoreError as exc:
+                        self.fail(instance_id, InstanceProblem(instance_id, "WriteIncidentStore",
+                                                               f"{exc}; nothing was changed", "IncidentStoreError"))
+                        return
+            if plan["tags"]:
+                tags = [{"Key": k, "Value": v} for k, v in plan["tags"].items()]
+                if not self.make_call(instance_id, ("CreateTags", {"Resources": [instance_id], "Tags": tags})):
+                    return
+            if plan.get("stale_tags"):
+                self.make_call(instance_id, ("DeleteTags", {"Resources": [instance_id],
+                                                            "Tags": [{"Key": k} for k in plan["stale_tags"]]}))
 
         for instance_id, plan in plans.items():
             self.result_for(instance_id, plan)
-        self.parallel(write_record, planned_tags)
+        self.parallel(write_record, {i: p for i, p in plans.items() if p["record"] is not None})
         live = {i: p for i, p in plans.items() if i not in self.problems}
         self.apply_policies({i: p for i, p in live.items() if p["deny"] and p["role"]}, add=True)
         live = {i: p for i, p in live.items() if i not in self.problems}
@@ -242,6 +298,11 @@ class Run:
         for instance_id, view in views.items():
             try:
                 role, arn = self.identify(instance_id, view)
+                if view["record"] and view["stored"] is None and role != self.role_of(view["record"]["profile_arn"]):
+                    # A tag record applied on trust: its role must be the one its profile really holds.
+                    raise cred.CredentialsPlanError(
+                        f"tag {cred.RECORD_TAG} names role {role}, but profile {view['record']['profile_arn']} holds "
+                        f"{self.role_of(view['record']['profile_arn'])}: refusing to apply it; nothing was changed")
                 plan = cred.plan_release(instance_id, view["association"], view["record"], view["record_keys"])
                 if role and view["record"]:
                     self.policy_of(role)
@@ -261,7 +322,14 @@ class Run:
         live = {i: p for i, p in live.items() if i not in self.problems and p["delete_tags"]}
 
         def delete_record(instance_id):
-            self.make_call(instance_id, ("DeleteTags", live[instance_id]["delete_tags"]))
+            if live[instance_id]["delete_tags"]["Tags"]:
+                if not self.make_call(instance_id, ("DeleteTags", live[instance_id]["delete_tags"])):
+                    return
+            if views[instance_id]["stored"] is not None and not self.module.check_mode:
+                try:
+                    self.store.drop(self.owners[instance_id], self.region, instance_id, "credentials")
+                except StoreError as exc:
+                    self.module.warn(f"{instance_id}: released, but its record stays in the incident store: {exc}")
 
         self.parallel(delete_record, live)
         self.finish(plans)
@@ -350,6 +418,8 @@ def main():
         profile_action=dict(type="str", choices=["disassociate", "replace"], default="disassociate"),
         quarantine_profile=dict(type="str"),
         keep_session_revocation=dict(type="bool", default=False, no_log=False),
+        incident_store=dict(type="str"),
+        trust_tag_records=dict(type="bool", default=False),
     )
     module = AnsibleAWSModule(argument_spec=argument_spec, supports_check_mode=True,
                               required_if=[("profile_action", "replace", ["quarantine_profile"])])

@@ -26,6 +26,10 @@ description:
     C(DescribeTargetHealth) per target group, one C(DescribeLoadBalancers), C(DescribeAutoScalingInstances) by 50).
   - Idempotent; supports check mode and diff. Every instance gets its own result; a failure names the instance,
     the AWS action and its error code, and never hides the others' results.
+  - The record is kept in the incident store (O(incident_store)), written before any change; the tag is only the hint
+    to resume. O(state=detached) records the memberships described from AWS, never a tag the store does not know.
+    O(state=released) refuses by name, changing nothing for that instance, a tag that differs from the store's record,
+    and never registers a target id that is not the instance or one of its own private addresses.
 options:
   instance_ids:
     description: The instances to detach or release, in the module's account and region.
@@ -51,6 +55,13 @@ options:
     type: str
     choices: [detach, standby]
     default: detach
+  trust_tag_records:
+    description:
+      - With O(state=released), apply a C(guardduty:detach-record) tag record the incident store does not know (one written by an
+        earlier version, which kept records in tags only). Check the tag first, as anyone with C(ec2:CreateTags) in the
+        member account can write it.
+    type: bool
+    default: false
 author:
   - cloudsec.guardduty contributors (@cloudsec)
 notes:
@@ -63,6 +74,7 @@ notes:
     elasticloadbalancing:DeregisterInstancesFromLoadBalancer, elasticloadbalancing:RegisterInstancesWithLoadBalancer
     (policy: docs/iam/containment_paths.json)."
 extends_documentation_fragment:
+  - cloudsec.guardduty.incident_store
   - amazon.aws.common.modules
   - amazon.aws.region.modules
   - amazon.aws.boto3
@@ -131,24 +143,47 @@ from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleA
 from ansible_collections.cloudsec.guardduty.plugins.module_utils.batch_runner import (
     WORKERS, apply_with_partial_result, failing_on_describe_error, failing_on_error, finish, missing_problems,
     run_per_instance, validate_ids)
+from ansible_collections.cloudsec.guardduty.plugins.module_utils import records
 from ansible_collections.cloudsec.guardduty.plugins.module_utils.detach import (
     RECORD_TAG, PlanProblem, add_draining_times, apply_calls, describe_call, describe_groups, describe_memberships,
-    memberships_of, plan_detach, plan_release, read_tag_record, registered_targets, shown_record, tag_record_keys)
+    foreign_targets, memberships_of, own_addresses, plan_detach, plan_release, registered_targets, shown_record)
+from ansible_collections.cloudsec.guardduty.plugins.module_utils.incident_store import (
+    StoreError, module_store, weigh_instance_record)
 from ansible_collections.cloudsec.guardduty.plugins.module_utils.instances import InstanceProblem, describe_instances
 
 
-def work_on(clients, instance, memberships, context, params, check_mode):
+def record_of(store, region, instance, state, trust_tag_records):
+    """(record to use, store's record, warning) for one instance: the incident store's, the tag only a hint.
+
+    Raises InstanceProblem when release must refuse the instance (nothing of it changes)."""
+    instance_id = instance["InstanceId"]
+    try:
+        record, stored, warning, problem = weigh_instance_record(store, region, instance, "detach", RECORD_TAG,
+                                                                 state == "released", trust_tag_records)
+    except StoreError as exc:
+        raise InstanceProblem(instance_id, "ReadIncidentStore", f"{exc}; nothing was changed", "IncidentStoreError") from None
+    if problem is None and record is not None and state == "released":
+        foreign = foreign_targets(instance_id, record, own_addresses(instance))
+        if foreign:
+            problem = (f"{instance_id}: the record registers target ids {', '.join(foreign)}, neither the instance nor "
+                       "one of its addresses: refusing to apply it; nothing was changed")
+    if problem:
+        raise InstanceProblem(instance_id, "CheckDetachRecord", problem, "RecordRefused")
+    return record, stored, warning
+
+
+def work_on(clients, store, instance, memberships, context, params, check_mode, warn):
     """The result for one instance; raises InstanceProblem (carrying what was done so far) on failure."""
     instance_id = instance["InstanceId"]
+    region = clients["ec2"].meta.region_name
     tags = instance.get("Tags") or []
-    keys = tag_record_keys(tags, RECORD_TAG)
-    try:
-        record = read_tag_record(tags, RECORD_TAG)
-    except ValueError as exc:
-        raise InstanceProblem(instance_id, "ReadDetachRecord", str(exc), "InvalidDetachRecord") from None
+    keys = records.keys(tags, RECORD_TAG)
+    record, stored, warning = record_of(store, region, instance, params["state"], params["trust_tag_records"])
+    if warning:
+        warn(warning)
     try:
         if params["state"] == "detached":
-            calls, new_record, after, notes = plan_detach(instance_id, memberships, record, keys, params["asg_mode"])
+            calls, new_record, after, notes = plan_detach(instance_id, memberships, record, tags, params["asg_mode"])
             shown = new_record
         else:
             calls, after, notes = plan_release(instance_id, memberships, record, keys, *context)
@@ -157,7 +192,20 @@ def work_on(clients, instance, memberships, context, params, check_mode):
         raise InstanceProblem(instance_id, exc.action, str(exc), exc.code) from None
     result = {"changed": bool(calls), "before": memberships, "after": after, "record": shown_record(shown),
               "calls": [describe_call(c) for c in calls], "notes": notes}
-    return apply_with_partial_result(instance_id, result, calls, lambda c: apply_calls(clients, c), check_mode)
+    owner = instance.get("OwnerId") or ""
+    if params["state"] == "detached" and calls and not check_mode and not records.same(new_record, stored):
+        # The store's record first: before the tag and before any membership changes.
+        try:
+            store.put(owner, region, instance_id, "detach", new_record)
+        except StoreError as exc:
+            raise InstanceProblem(instance_id, "WriteIncidentStore", f"{exc}; nothing was changed", "IncidentStoreError") from None
+    result = apply_with_partial_result(instance_id, result, calls, lambda c: apply_calls(clients, c), check_mode)
+    if params["state"] == "released" and stored is not None and not check_mode:
+        try:
+            store.drop(owner, region, instance_id, "detach")
+        except StoreError as exc:
+            warn(f"{instance_id}: released, but its record stays in the incident store: {exc}")
+    return result
 
 
 def main():
@@ -165,11 +213,14 @@ def main():
         instance_ids=dict(type="list", elements="str", required=True),
         state=dict(type="str", choices=["detached", "released"], default="detached"),
         asg_mode=dict(type="str", choices=["detach", "standby"], default="detach"),
+        incident_store=dict(type="str"),
+        trust_tag_records=dict(type="bool", default=False),
     )
     module = AnsibleAWSModule(argument_spec=argument_spec, supports_check_mode=True)
     params = module.params
     valid = validate_ids(module, params["instance_ids"], require_some=True)
     clients = {name: module.client(name) for name in ("ec2", "autoscaling", "elbv2", "elb")}
+    store = module_store(module)
     with failing_on_error(module, "could not describe the instances; nothing was changed"):
         found, missing = describe_instances(clients["ec2"], valid)
     ordered = [i for i in valid if i in found]
@@ -186,9 +237,10 @@ def main():
             recorded_groups = set()
             for instance_id in ordered:
                 try:
-                    record = read_tag_record(found[instance_id].get("Tags"), RECORD_TAG) or {}
-                except ValueError:
-                    continue
+                    record = record_of(store, module.region, found[instance_id], "released",
+                                       params["trust_tag_records"])[0] or {}
+                except InstanceProblem:
+                    continue  # refused again, by name, when its turn comes
                 if record.get("a"):
                     recorded_groups.add(record["a"][0])
             existing_groups = dict(asg_groups)
@@ -200,7 +252,7 @@ def main():
     def one(instance_id):
         memberships = memberships_of(found[instance_id], asg_instances, asg_groups, health, target_groups, load_balancers)
         try:
-            return work_on(clients, found[instance_id], memberships, context, params, module.check_mode)
+            return work_on(clients, store, found[instance_id], memberships, context, params, module.check_mode, module.warn)
         except InstanceProblem as problem:
             # A failure before any call still shows the memberships found.
             problem.result = getattr(problem, "result", None) or {"changed": False, "before": memberships, "calls": []}

@@ -21,6 +21,9 @@ description:
     record is left as it is.
   - The module is idempotent, so when nothing differs no write call is made. Works on a batch; a failure on one instance names
     the instance, the AWS action and error code, and never hides the others' results.
+  - The record is kept in the incident store (O(incident_store)), written before any change; the tag is only the hint
+    to resume. O(state=released) refuses by name, changing nothing for that instance, a tag that differs from the
+    store's record.
 options:
   instance_ids:
     description: The instances to protect or release.
@@ -39,9 +42,17 @@ options:
       - Only with O(state=protected).
     type: bool
     default: false
+  trust_tag_records:
+    description:
+      - With O(state=released), apply a C(guardduty:protection-record) tag record the incident store does not know
+        (one written by an earlier version, which kept records in tags only). Check the tag first, as anyone with
+        C(ec2:CreateTags) in the member account can write it.
+    type: bool
+    default: false
 author:
   - cloudsec.guardduty contributors (@cloudsec)
 extends_documentation_fragment:
+  - cloudsec.guardduty.incident_store
   - amazon.aws.common.modules
   - amazon.aws.region.modules
   - amazon.aws.boto3
@@ -102,32 +113,58 @@ from ansible_collections.cloudsec.guardduty.plugins.module_utils.batch_runner im
     apply_with_partial_result, failing_on_error, finish, missing_problems, run_per_instance, validate_ids)
 from ansible_collections.cloudsec.guardduty.plugins.module_utils.instances import (
     InstanceProblem, describe_instances, problem_from_error)
+from ansible_collections.cloudsec.guardduty.plugins.module_utils.incident_store import (
+    StoreError, module_store, weigh_instance_record)
 from ansible_collections.cloudsec.guardduty.plugins.module_utils.protection import (
-    apply_calls, current_protection, describe_call, describe_protection_attributes, plan_protect, plan_release,
-    read_record, record_tag_keys)
+    RECORD_TAG, apply_calls, current_protection, describe_call, describe_protection_attributes, plan_protect,
+    plan_release, record_data, record_from_data, record_tag_keys)
 
 
-def work_on(client, instance, state, stop_protection, check_mode):
+def work_on(client, store, instance, params, check_mode, warn):
     """The result for one instance; raises InstanceProblem (with what was done so far) on failure."""
     instance_id = instance["InstanceId"]
+    state, region, owner = params["state"], client.meta.region_name, instance.get("OwnerId") or ""
     try:
         attributes = describe_protection_attributes(client, instance_id)
     except Exception as exc:
         raise problem_from_error(instance_id, "DescribeInstanceAttribute", exc) from None
     current = current_protection(instance, attributes)
+    devices = list(current["delete_on_termination"])
     try:
-        record = read_record(instance.get("Tags"), list(current["delete_on_termination"]))
-    except ValueError as exc:
-        raise InstanceProblem(instance_id, "ReadProtectionRecord", str(exc), "InvalidProtectionRecord") from None
+        data, stored, warning, problem = weigh_instance_record(store, region, instance, "protection", RECORD_TAG,
+                                                               state == "released", params["trust_tag_records"])
+        record = record_from_data(data, devices) if data is not None else None
+    except StoreError as exc:
+        raise InstanceProblem(instance_id, "ReadIncidentStore", f"{exc}; nothing was changed", "IncidentStoreError") from None
+    except (KeyError, TypeError) as exc:
+        raise InstanceProblem(instance_id, "ReadProtectionRecord", f"unreadable protection record: {exc}",
+                              "InvalidProtectionRecord") from None
+    if problem:
+        raise InstanceProblem(instance_id, "CheckProtectionRecord", problem, "RecordRefused")
+    if warning:
+        warn(warning)
+    tags = instance.get("Tags") or []
     if state == "protected":
-        calls, record_after, after = plan_protect(instance_id, current, record, stop_protection)
+        calls, record_after, after = plan_protect(instance_id, current, record, params["stop_protection"], tags)
     else:
-        calls, after = plan_release(instance_id, current, record, record_tag_keys(instance.get("Tags")))
+        calls, after = plan_release(instance_id, current, record, record_tag_keys(tags))
         record_after = None
     result = {"changed": bool(calls), "before": current, "after": after, "record": record_after if state == "protected" else record,
               "calls": [describe_call(c) for c in calls]}
-    return apply_with_partial_result(instance_id, result, calls, lambda c: apply_calls(client, c), check_mode,
-                                     "ModifyInstanceAttribute")
+    if state == "protected" and calls and not check_mode and stored != record_data(record_after):
+        # The store's record first: before the tag and before any attribute changes.
+        try:
+            store.put(owner, region, instance_id, "protection", record_data(record_after))
+        except StoreError as exc:
+            raise InstanceProblem(instance_id, "WriteIncidentStore", f"{exc}; nothing was changed", "IncidentStoreError") from None
+    result = apply_with_partial_result(instance_id, result, calls, lambda c: apply_calls(client, c), check_mode,
+                                       "ModifyInstanceAttribute")
+    if state == "released" and stored is not None and not check_mode:
+        try:
+            store.drop(owner, region, instance_id, "protection")
+        except StoreError as exc:
+            warn(f"{instance_id}: released, but its record stays in the incident store: {exc}")
+    return result
 
 
 def main():
@@ -135,17 +172,20 @@ def main():
         instance_ids=dict(type="list", elements="str", required=True),
         state=dict(type="str", choices=["protected", "released"], default="protected"),
         stop_protection=dict(type="bool", default=False),
+        incident_store=dict(type="str"),
+        trust_tag_records=dict(type="bool", default=False),
     )
     module = AnsibleAWSModule(argument_spec=argument_spec, supports_check_mode=True)
     params = module.params
     valid = validate_ids(module, params["instance_ids"])
     client = module.client("ec2")
+    store = module_store(module)
     with failing_on_error(module, "could not describe the instances; nothing was changed"):
         found, missing = describe_instances(client, valid)
 
     results, problems = {}, missing_problems(missing)
     run_per_instance([i for i in valid if i in found], lambda i: work_on(
-        client, found[i], params["state"], params["stop_protection"], module.check_mode), results, problems)
+        client, store, found[i], params, module.check_mode, module.warn), results, problems)
     finish(module, valid, results, problems)
 
 

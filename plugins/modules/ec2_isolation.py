@@ -13,7 +13,8 @@ description:
   - Contains a batch of EC2 instances the way Amazon GuardDuty's remediation guide and AWS's
     C(AWSSupport-ContainEC2Instance) runbook do, cutting established connections, and releases them later.
   - "O(state=isolated): for every network interface (ENI) of every instance, primary and secondary:
-    1. record the ENI's original security groups in tags on the ENI, before any change;
+    1. record the ENI's original security groups in the incident store (O(incident_store)), then in tags on the
+    ENI as the hint to resume, before any change;
     2. per VPC, find or create a conversion group (all traffic in and out, IPv4 and IPv6) and an isolation
     group (no rules but O(allowed_access)), found by name and tag, never duplicated;
     3. move the ENI to the conversion group, which makes its TCP/UDP flows untracked, then at once to the
@@ -37,6 +38,13 @@ description:
     reported per ENI and the instance fails.
   - "O(state=released): restore every ENI's recorded groups, delete the record and mark the instance
     C(guardduty:isolation=released). An instance with no record fails with a clear error."
+  - The incident store, not the C(guardduty:original-groups) tag, is the record, because anyone with C(ec2:CreateTags)
+    in the member account can write the tag. Isolation never adopts a tag the store does not know; it records the
+    ENI's actual groups (the containment groups excepted), rewrites the tag and warns by name. Release refuses,
+    naming the ENI and changing nothing of the instance, a record that names a containment group (by its
+    C(guardduty:role) tag or its id), a group of another VPC, or a tag that differs from the store's record.
+  - Instances isolated by an earlier version have their record in tags only; release refuses them unless
+    O(trust_tag_records=true) acknowledges it (the containment and VPC checks still apply).
   - Running again on an isolated (or released) instance makes no AWS write call and reports no change.
   - Every instance gets its own result; the task fails if any instance failed, after trying all of them.
     An instance that cannot be worked on (malformed or unknown id, terminated, another region) is left
@@ -133,6 +141,13 @@ options:
       udp_timeout:
         description: Seconds any other idle UDP flow stays tracked (30 to 60).
         type: int
+  trust_tag_records:
+    description:
+      - With O(state=released), apply a C(guardduty:original-groups) tag record the incident store does not know
+        (one written by an earlier version, which kept records in tags only). Check the tags first, as anyone with
+        C(ec2:CreateTags) in the member account can write them.
+    type: bool
+    default: false
 notes:
   - Supports check mode and diff mode; check mode makes only Describe calls and returns the same plan a
     real run would execute. Groups not created yet are shown as C((new) NAME).
@@ -144,7 +159,9 @@ notes:
     ec2:CreateSecurityGroup, ec2:AuthorizeSecurityGroupIngress, ec2:AuthorizeSecurityGroupEgress,
     ec2:RevokeSecurityGroupIngress, ec2:RevokeSecurityGroupEgress, ec2:ModifyNetworkInterfaceAttribute,
     ec2:CreateTags, ec2:DeleteTags, and ec2:DescribeVpcs when it creates groups; ec2:DescribeRouteTables and
-    ec2:DescribeVpcEndpoints (the tracked paths) when isolating (policy: docs/iam/ec2_isolation.json)."
+    ec2:DescribeVpcEndpoints (the tracked paths) when isolating (policy: docs/iam/ec2_isolation.json).
+    With an S3 O(incident_store), s3:GetObject, s3:PutObject and s3:DeleteObject on the store's prefix, with the
+    operator's own credentials (docs/iam/incident-store-bucket.json)."
 extends_documentation_fragment:
   - cloudsec.guardduty.incident_store
   - amazon.aws.common.modules
@@ -320,6 +337,7 @@ from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleA
 from ansible_collections.cloudsec.guardduty.plugins.module_utils import connection_tracking
 from ansible_collections.cloudsec.guardduty.plugins.module_utils import ec2_network
 from ansible_collections.cloudsec.guardduty.plugins.module_utils import instance_lock
+from ansible_collections.cloudsec.guardduty.plugins.module_utils import incident_store
 from ansible_collections.cloudsec.guardduty.plugins.module_utils import isolation
 from ansible_collections.cloudsec.guardduty.plugins.module_utils.instances import describe_instances
 from ansible_collections.cloudsec.guardduty.plugins.module_utils.instances import error_code
@@ -600,6 +618,7 @@ def build_argument_spec():
             udp_stream_timeout=dict(type="int"),
             udp_timeout=dict(type="int"),
         )),
+        trust_tag_records=dict(type="bool", default=False),
     )
 
 
@@ -702,16 +721,31 @@ def run(module, locks):
                              action="ec2:DescribeVpcs")
         group_steps, groups, vpc_errors = isolation.plan_groups(vpc_ids, group_views, names, allowed_rules, ipv6)
     now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    store = incident_store.module_store(module)
+    stored, store_problems = read_store(store, module.region, instances, enis, params["max_concurrency"])
+    problems.update(store_problems)
+    described_groups = {}
+    if state == "released":
+        recorded_ids = set()
+        for instance_id in enis:
+            recorded_ids |= isolation.recorded_group_ids(enis[instance_id], stored.get(instance_id))
+        try:
+            described_groups = ec2_network.describe_groups_by_id(client, recorded_ids) if recorded_ids else {}
+        except AWS_ERRORS as exc:
+            module.fail_json(msg=failure(batch_label(valid), "DescribeSecurityGroups", exc) + ": nothing was changed",
+                             instances=[], code=error_code(exc), action="ec2:DescribeSecurityGroups")
     plans = {}
     for instance_id in instances:
-        if instance_id not in enis:
+        if instance_id not in enis or instance_id in problems:
             continue
         tags = isolation.tag_dict(instances[instance_id].get("Tags"))
         if state == "isolated":
             plans[instance_id] = isolation.plan_isolate(instance_id, tags, enis[instance_id], groups, names,
-                                                        params["incident_id"], now, vpc_errors)
+                                                        params["incident_id"], now, vpc_errors, stored.get(instance_id))
         else:
-            plans[instance_id] = isolation.plan_release(instance_id, tags, enis[instance_id], groups)
+            plans[instance_id] = isolation.plan_release(instance_id, tags, enis[instance_id], groups,
+                                                        stored.get(instance_id), described_groups,
+                                                        params["trust_tag_records"])
     if state == "released":
         group_steps = []  # release never creates or changes groups
     recovery_steps, recovery = plan_recovery(module, client, state, vpc_ids, enis, plans, groups)
@@ -729,7 +763,13 @@ def run(module, locks):
             groups, group_errors, executed = worker.ensure_groups(group_steps, groups, ipv6)
             plan = [{k: v for k, v in s.items() if k != "group_id"} for s in executed] + plan[len(group_steps):]
         described = {e["network_interface_id"]: e["security_groups"] for views in enis.values() for e in views}
+        if state == "isolated":
+            # The store's record goes first, before the tags and before any move (a crash never leaves a
+            # change without it); an instance whose record cannot be written is not touched.
+            write_store(store, module.region, instances, plans, worker.workers)
         execute(worker, state, plans, groups, group_errors, described, recovery_steps, recovery)
+        if state == "released":
+            forget_store(store, module.region, instances, plans, worker.workers)
     warn_recovery(module, plans, recovery, groups, names)
     if state == "isolated":
         plan += after_isolation(module, client, plans, tracking_spec)
@@ -875,6 +915,7 @@ def execute(worker, state, plans, groups, group_errors, described, recovery_step
 
     if state == "isolated":
         tag(pending("CreateTags", "eni-"), ec2_network.create_tags, " (recording the original groups; nothing was moved)")
+        tag(pending("DeleteTags", "eni-"), ec2_network.delete_tags, " (rewriting the record; nothing was moved)")
         moves = pending("ModifyNetworkInterfaceAttribute", "eni-")
         # ENIs already on the conversion group first: they only need the move on to the isolation group.
         moves.sort(key=lambda s: s["resource"] not in findings)
@@ -950,6 +991,61 @@ def after_isolation(module, client, plans, spec):
                 failure(step["resource"], "ModifyNetworkInterfaceAttribute (ConnectionTrackingSpecification)", exc)
                 + ": the ENI stays isolated with its previous timeouts")
     return steps
+
+
+def owner_of(instance):
+    return instance.get("OwnerId") or ""
+
+
+def read_store(store, region, instances, enis, workers):
+    """({instance_id: its "network" record or None}, {instance_id: problem}): the store read per instance."""
+    def read(instance_id):
+        try:
+            return instance_id, store.section(owner_of(instances[instance_id]), region, instance_id, "network"), None
+        except incident_store.StoreError as exc:
+            return instance_id, None, f"{instance_id}: reading the incident store: {exc}; nothing was changed"
+
+    stored, problems = {}, {}
+    with ThreadPoolExecutor(max(1, workers)) as pool:
+        for instance_id, record, problem in pool.map(read, list(enis)):
+            if problem:
+                problems[instance_id] = problem
+            else:
+                stored[instance_id] = record
+    return stored, problems
+
+
+def _store_each(plans, workers, function):
+    with ThreadPoolExecutor(max(1, workers)) as pool:
+        list(pool.map(function, list(plans)))
+
+
+def write_store(store, region, instances, plans, workers):
+    def write(instance_id):
+        plan = plans[instance_id]
+        if plan["state"] == "failed" or not plan.get("store"):
+            return
+        try:
+            store.put(owner_of(instances[instance_id]), region, instance_id, "network", plan["store"])
+        except incident_store.StoreError as exc:
+            plan["errors"].append(f"{instance_id}: writing the record to the incident store: {exc}; nothing was changed")
+            plan["state"] = "failed"
+
+    _store_each(plans, workers, write)
+
+
+def forget_store(store, region, instances, plans, workers):
+    """Drop the network record of every instance released whole; a failure leaves it (a rerun converges)."""
+    def forget(instance_id):
+        plan = plans[instance_id]
+        if plan["state"] == "failed" or plan["errors"] or not plan.get("forget"):
+            return
+        try:
+            store.drop(owner_of(instances[instance_id]), region, instance_id, "network")
+        except incident_store.StoreError as exc:
+            plan["warnings"].append(f"{instance_id}: released, but its record stays in the incident store: {exc}")
+
+    _store_each(plans, workers, forget)
 
 
 def _in_pool(worker, function, items):

@@ -28,6 +28,9 @@ description:
     instance fails with C(Resource.AlreadyAssociated), naming where it is. The record is deleted once all are back."
   - The batch's addresses are described in one C(DescribeAddresses) call. Idempotent; supports check mode and diff.
     Every instance gets its own result; a failure names the instance, the AWS action and its error code.
+  - The record is kept in the incident store (O(incident_store)), written before any change; the tag is only the hint
+    to resume. O(state=associated) refuses by name, changing nothing for that instance, a tag that differs from the
+    store's record.
 options:
   instance_ids:
     description: The instances, in the module's account and region.
@@ -46,6 +49,13 @@ options:
         the one AWS assigns when the Elastic IP is disassociated.
     type: bool
     default: false
+  trust_tag_records:
+    description:
+      - With O(state=associated), apply a C(guardduty:eip-record) tag record the incident store does not know (one
+        written by an earlier version, which kept records in tags only). Check the tag first, as anyone with
+        C(ec2:CreateTags) in the member account can write it.
+    type: bool
+    default: false
 author:
   - cloudsec.guardduty contributors (@cloudsec)
 notes:
@@ -53,6 +63,7 @@ notes:
     ec2:CreateTags, ec2:DeleteTags, ec2:ModifyNetworkInterfaceAttribute (O(remove_auto_assigned=true)) (policy:
     docs/iam/containment_paths.json)."
 extends_documentation_fragment:
+  - cloudsec.guardduty.incident_store
   - amazon.aws.common.modules
   - amazon.aws.region.modules
   - amazon.aws.boto3
@@ -122,27 +133,45 @@ from ansible_collections.cloudsec.guardduty.plugins.module_utils.batch_runner im
     apply_with_partial_result, batch_output, exit_batch, failing_on_describe_error, failing_on_error, missing_problems,
     run_per_instance, validate_ids)
 from ansible_collections.cloudsec.guardduty.plugins.module_utils.detach import (
-    PlanProblem, apply_calls, describe_call, read_tag_record, tag_record_keys)
+    PlanProblem, apply_calls, describe_call)
+from ansible_collections.cloudsec.guardduty.plugins.module_utils import records
+from ansible_collections.cloudsec.guardduty.plugins.module_utils.incident_store import (
+    StoreError, module_store, weigh_instance_record)
 from ansible_collections.cloudsec.guardduty.plugins.module_utils.instances import InstanceProblem, describe_instances
 from ansible_collections.cloudsec.guardduty.plugins.module_utils.public_ip import (
     RECORD_TAG, describe_addresses_of, describe_allocations, exposure_notes, network_interfaces, plan_disassociate,
     plan_reassociate, plan_remove_auto_assigned, primary_eni, public_addresses)
 
 
-def work_on(clients, instance, addresses, allocations, state, check_mode, remove_auto_assigned=False):
+def record_of(store, region, instance, state, trust_tag_records):
+    """(record, store's record, warning): the incident store's record, the tag only a hint; InstanceProblem when
+    release must refuse the instance."""
     instance_id = instance["InstanceId"]
-    tags = instance.get("Tags") or []
-    keys = tag_record_keys(tags, RECORD_TAG)
     try:
-        record = read_tag_record(tags, RECORD_TAG)
-    except ValueError as exc:
-        raise InstanceProblem(instance_id, "ReadEipRecord", str(exc), "InvalidEipRecord") from None
+        record, stored, warning, problem = weigh_instance_record(store, region, instance, "eip", RECORD_TAG,
+                                                                 state == "associated", trust_tag_records)
+    except StoreError as exc:
+        raise InstanceProblem(instance_id, "ReadIncidentStore", f"{exc}; nothing was changed", "IncidentStoreError") from None
+    if problem:
+        raise InstanceProblem(instance_id, "CheckEipRecord", problem, "RecordRefused")
+    return record, stored, warning
+
+
+def work_on(clients, store, instance, addresses, allocations, params, check_mode, warn):
+    instance_id = instance["InstanceId"]
+    state = params["state"]
+    region = clients["ec2"].meta.region_name
+    tags = instance.get("Tags") or []
+    keys = records.keys(tags, RECORD_TAG)
+    record, stored, warning = record_of(store, region, instance, state, params["trust_tag_records"])
+    if warning:
+        warn(warning)
     elastic, auto = public_addresses(instance, addresses)
     shown_before = [dict(a) for a in elastic]
     try:
         if state == "disassociated":
-            calls, shown, after = plan_disassociate(instance_id, elastic, record, keys)
-            if remove_auto_assigned:
+            calls, shown, after = plan_disassociate(instance_id, elastic, record, tags)
+            if params["remove_auto_assigned"]:
                 calls += plan_remove_auto_assigned(instance, elastic, auto)
         else:
             enis = {n["NetworkInterfaceId"] for n in network_interfaces(instance)}
@@ -152,7 +181,20 @@ def work_on(clients, instance, addresses, allocations, state, check_mode, remove
         raise InstanceProblem(instance_id, exc.action, str(exc), exc.code) from None
     result = {"changed": bool(calls), "before": shown_before, "after": after, "record": shown,
               "remaining_exposure": exposure_notes(auto, primary_eni(instance)), "calls": [describe_call(c) for c in calls]}
-    return apply_with_partial_result(instance_id, result, calls, lambda c: apply_calls(clients, c), check_mode)
+    owner = instance.get("OwnerId") or ""
+    if state == "disassociated" and calls and shown and not check_mode and not records.same(shown, stored):
+        # The store's record first: before the tag and before any address moves.
+        try:
+            store.put(owner, region, instance_id, "eip", shown)
+        except StoreError as exc:
+            raise InstanceProblem(instance_id, "WriteIncidentStore", f"{exc}; nothing was changed", "IncidentStoreError") from None
+    result = apply_with_partial_result(instance_id, result, calls, lambda c: apply_calls(clients, c), check_mode)
+    if state == "associated" and stored is not None and not check_mode:
+        try:
+            store.drop(owner, region, instance_id, "eip")
+        except StoreError as exc:
+            warn(f"{instance_id}: associated again, but its record stays in the incident store: {exc}")
+    return result
 
 
 def main():
@@ -160,12 +202,15 @@ def main():
         instance_ids=dict(type="list", elements="str", required=True),
         state=dict(type="str", choices=["disassociated", "associated"], default="disassociated"),
         remove_auto_assigned=dict(type="bool", default=False),
+        incident_store=dict(type="str"),
+        trust_tag_records=dict(type="bool", default=False),
     )
     module = AnsibleAWSModule(argument_spec=argument_spec, supports_check_mode=True)
     params = module.params
     valid = validate_ids(module, params["instance_ids"], require_some=True)
     clients = {"ec2": module.client("ec2")}
     ec2 = clients["ec2"]
+    store = module_store(module)
     with failing_on_error(module, "could not describe the instances; nothing was changed"):
         found, missing = describe_instances(ec2, valid)
     ordered = [i for i in valid if i in found]
@@ -177,14 +222,15 @@ def main():
             recorded = set()
             for instance_id in ordered:
                 try:
-                    recorded.update(entry[0] for entry in read_tag_record(found[instance_id].get("Tags"), RECORD_TAG) or [])
-                except ValueError:
-                    continue
+                    recorded.update(entry[0] for entry in record_of(store, module.region, found[instance_id], "associated",
+                                                                    params["trust_tag_records"])[0] or [])
+                except InstanceProblem:
+                    continue  # refused again, by name, when its turn comes
             allocations = describe_allocations(ec2, recorded)
 
     results, problems = {}, missing_problems(missing)
-    run_per_instance(ordered, lambda i: work_on(clients, found[i], addresses, allocations, params["state"], module.check_mode,
-                                                params["remove_auto_assigned"]), results, problems)
+    run_per_instance(ordered, lambda i: work_on(clients, store, found[i], addresses, allocations, params, module.check_mode,
+                                                module.warn), results, problems)
     changed_ids = [i for i, r in results.items() if r["changed"] and not module.check_mode]
     if changed_ids:
         # Removing an Elastic IP can give the primary ENI a new auto-assigned address: read the exposure again.

@@ -104,8 +104,11 @@ def recorded_groups(tags):
     """The record of original groups as the ENI's tags hold it (None without a record)."""
     if RECORD_TAG not in tags:
         return None
-    parts = [tags.get(f"{RECORD_TAG}:{i}", "") for i in range(1, int(tags[RECORD_TAG]) + 1)]
-    return [g for part in parts for g in part.split(",") if g]
+    if tags[RECORD_TAG].isdigit():  # the earlier shape: a count, then comma-separated parts
+        parts = [tags.get(f"{RECORD_TAG}:{i}", "") for i in range(1, int(tags[RECORD_TAG]) + 1)]
+        return [g for part in parts for g in part.split(",") if g]
+    count = 1 + sum(1 for k in tags if k.startswith(RECORD_TAG + ":"))
+    return json.loads(tags[RECORD_TAG] + "".join(tags.get(f"{RECORD_TAG}:{i}", "") for i in range(2, count + 1)))
 
 
 def instance_tags(lab, instance_ids, account=ADMIN, region=REGION):

@@ -24,6 +24,7 @@ from tests.integration_lab.reliability_lab import describe_enis
 from tests.integration_lab.reliability_lab import eni_groups
 from tests.integration_lab.reliability_lab import instance_tags
 from tests.integration_lab.reliability_lab import mentions
+from tests.integration_lab.reliability_lab import recorded_groups
 from tests.integration_lab.reliability_lab import regional
 from tests.integration_lab.reliability_lab import tags_of
 from tests.integration_lab.reliability_lab import writes
@@ -89,7 +90,6 @@ def test_bad_ids_in_one_batch(demo):
         api: f"{api}: instance not found in this account and region (us-east-1)",
         worker: f"{worker}: instance not found in this account and region (us-east-1)",
         terminated: f"{terminated}: instance is terminated",
-        tampered: f"{fleet[tampered][0]}: tag {RECORD_TAG} should hold a number of parts",
         app["id"]: f"{managed}: requester-managed",
     }
     for instance_id, text in expect.items():
@@ -99,16 +99,15 @@ def test_bad_ids_in_one_batch(demo):
     for instance_id in ("i-123", "web-1", "", UNKNOWN, api, worker, terminated):
         assert by_id[instance_id]["state"] == "failed" and by_id[instance_id]["changed"] is False
         assert untouched(entries, instance_id, *fleet.get(instance_id, [])), instance_id
-    # The tampered record is left as it was, the ENI on its groups, for a human to look at.
-    assert untouched(entries, fleet[tampered][0])
-    tampered_eni = describe_enis(demo, [fleet[tampered][0]])[fleet[tampered][0]]
-    assert tags_of(tampered_eni)[RECORD_TAG] == "{\"sg\": [broken"
-    assert [g["GroupId"] for g in tampered_eni["Groups"]] == originals[fleet[tampered][0]]
+    # A tag record the incident store does not know is never adopted (anyone with ec2:CreateTags can write it):
+    # the ENI's true groups are recorded, the tag overwritten with them, and a warning names the ENI and the tag.
+    assert by_id[tampered]["state"] == "isolated" and not by_id[tampered]["error"]
+    assert any(fleet[tampered][0] in w and RECORD_TAG in w and "ignored" in w for w in by_id[tampered]["warnings"])
     # The requester-managed ENI is reported and untouched; the instance's other ENIs are isolated.
     assert by_id[app["id"]]["state"] != "released" and untouched(entries, managed)
     assert eni_groups(demo, [managed])[managed] == originals[managed]
     # A stopped instance still has its ENIs: it is isolated like a running one. Duplicates count once.
-    assert_isolated(demo, {i: fleet.get(i) or demo_enis(demo, i) for i in (stopped, web, bastion, good)},
+    assert_isolated(demo, {i: fleet.get(i) or demo_enis(demo, i) for i in (stopped, web, bastion, good, tampered)},
                     originals, incident_id="IR-BAD")
     assert [r["state"] for r in result["instances"] if r["instance_id"] == web] == ["isolated", "isolated"]
     web_eni = demo.instance("web-1")["enis"][0]
@@ -193,9 +192,14 @@ def test_release_refuses_without_a_sound_record_and_changes_nothing(demo):
     originals = eni_groups(demo, app["enis"] + web["enis"] + bastion["enis"])
     demo.run_module(MODULE, {"instance_ids": [app["id"], web["id"], bastion["id"]]})
     ec2 = demo.client("ec2")
-    # app-1: one of its three records damaged by hand; web-1: a record naming a group that does not exist.
+    # app-1: one of its three records damaged by hand; web-1: a record naming a group that does not exist (deleted
+    # since), in the incident store and in the tag alike.
     ec2.create_tags(Resources=[app["enis"][1]], Tags=[{"Key": RECORD_TAG, "Value": "two"}])
-    ec2.create_tags(Resources=[web["enis"][0]], Tags=[{"Key": f"{RECORD_TAG}:1", "Value": "sg-0000dead0000beef0"}])
+    ec2.create_tags(Resources=[web["enis"][0]], Tags=[{"Key": RECORD_TAG, "Value": json.dumps(["sg-0000dead0000beef0"])}])
+    stored = pathlib.Path(demo.incident_store) / "records" / ADMIN / "us-east-1" / f"{web['id']}.json"
+    document = json.loads(stored.read_text())
+    document["records"]["network"]["enis"][web["enis"][0]]["groups"] = ["sg-0000dead0000beef0"]
+    stored.write_text(json.dumps(document))
     before = {i: eni_groups(demo, demo.instance(n)["enis"]) for i, n in ((app["id"], "app-1"), (web["id"], "web-1"))}
     mark = demo.mark()
     result = demo.run_module(MODULE, {"instance_ids": [healthy["id"], app["id"], web["id"], bastion["id"]],
@@ -203,7 +207,7 @@ def test_release_refuses_without_a_sound_record_and_changes_nothing(demo):
     entries = demo.journal(mark)
     by_id = {r["instance_id"]: r for r in result["instances"]}
     assert f"{healthy['id']}: no isolation record" in by_id[healthy["id"]]["error"]
-    assert f"{app['enis'][1]}: tag {RECORD_TAG} should hold a number of parts, holds 'two'" in by_id[app["id"]]["error"]
+    assert f"{app['enis'][1]}: tag {RECORD_TAG} is damaged" in by_id[app["id"]]["error"]
     assert web["enis"][0] in by_id[web["id"]]["error"] and "sg-0000dead0000beef0" in by_id[web["id"]]["error"]
     assert "InvalidGroup.NotFound" in by_id[web["id"]]["error"]
     assert untouched(entries, healthy["id"], *healthy["enis"])
@@ -319,15 +323,15 @@ def test_missing_permission_for_each_action_names_it_and_half_changes_nothing(de
         refused_calls = (action, "CreateSecurityGroup") if action == "CreateTags" else (action,)
         assert any(e["action"] in refused_calls and e["status"] == 403 and e["injected"] == "iam" for e in entries), action
         eni = describe_enis(demo, [case["eni"]])[case["eni"]]
-        now, record = [g["GroupId"] for g in eni["Groups"]], tags_of(eni).get(f"{RECORD_TAG}:1")
+        now, record = [g["GroupId"] for g in eni["Groups"]], recorded_groups(tags_of(eni))
         marked = instance_tags(demo, [case["id"]])[case["id"]].get("guardduty:isolation")
         vpc_groups = groups.get(case["vpc"], {})
         assert now != [vpc_groups.get("conversion")], (action, "left on the conversion group")
         if action == "DeleteTags":
             # The groups were restored; the record stays (so a rerun can finish) and the instance is not
             # claimed released.
-            assert now == [case["group"]] and record == case["group"] and marked == "isolated", (action, now, marked)
+            assert now == [case["group"]] and record == [case["group"]] and marked == "isolated", (action, now, marked)
         else:
             assert now == [case["group"]], (action, now)  # never moved
             assert marked is None, (action, marked)
-            assert record in (None, case["group"]), (action, record)  # a record, if any, is the true one
+            assert record in (None, [case["group"]]), (action, record)  # a record, if any, is the true one

@@ -9,6 +9,7 @@ import json
 import os
 import pathlib
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -31,8 +32,15 @@ class LabClient:
         self.process = process
         self.resources = {}
         self._creds = {}
-        # The incident store (records, operation locks) of the runs this lab serves, never the user's own.
-        self.incident_store = tempfile.mkdtemp(prefix="incident-store-")
+        self.incident_store = None
+        self.new_incident_store()
+
+    def new_incident_store(self):
+        """A fresh incident store (records, locks) for what the next runs do: never the user's ~."""
+        if self.incident_store:
+            shutil.rmtree(self.incident_store, ignore_errors=True)
+        self.incident_store = tempfile.mkdtemp(prefix="lab-incident-store-")
+        return self.incident_store
 
     # -- control ------------------------------------------------------------------------------
     def _call(self, method, path, data=None):
@@ -50,6 +58,7 @@ class LabClient:
         self.iam_enforcement(False)
         self.resources = self._call("POST", "/_lab/reset", {"scenario": scenario, "options": options})["resources"]
         self._creds = {}
+        self.new_incident_store()  # the AWS state starts over: so do the records of it
         if faults:
             self.faults(faults)
         return self.resources
@@ -138,6 +147,7 @@ class LabClient:
             "ANSIBLE_CONFIG": str(REPO / "ansible.cfg"),
             "ANSIBLE_STDOUT_CALLBACK": "ansible.posix.json",
             "ANSIBLE_NOCOLOR": "1",
+            "CLOUDSEC_GUARDDUTY_INCIDENT_STORE": self.incident_store,
         })
         env["CLOUDSEC_GUARDDUTY_INCIDENT_STORE"] = self.incident_store
         if creds.get("aws_session_token"):

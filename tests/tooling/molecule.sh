@@ -13,12 +13,16 @@ python="$repo/.venv/bin/python"
 export PATH="$repo/.venv/bin:$PATH"
 
 lab_log=$(mktemp)
+# the records isolate writes and release reads (prepare isolates, converge releases): never the user's ~
+incident_store=$(mktemp -d)
+export CLOUDSEC_GUARDDUTY_INCIDENT_STORE="$incident_store"
 "$python" -m tests.lab --port 0 --scenario demo >"$lab_log" 2>&1 &
 lab_pid=$!
 stop_lab() {
     kill "$lab_pid" 2>/dev/null || true
     wait "$lab_pid" 2>/dev/null || true
     rm -f "$lab_log"
+    rm -rf "$incident_store"
 }
 trap stop_lab EXIT
 

@@ -6,9 +6,9 @@
 
 import pytest
 
+from ansible_collections.cloudsec.guardduty.plugins.module_utils import records
 from ansible_collections.cloudsec.guardduty.plugins.module_utils.detach import (
-    RECORD_TAG, PlanProblem, encode_tag_record, memberships_of, plan_detach, plan_release, read_tag_record,
-    tag_record_keys)
+    RECORD_TAG, PlanProblem, foreign_targets, memberships_of, own_addresses, plan_detach, plan_release)
 
 ID = "i-0123456789abcdef0"
 TG = "arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/web-tg/0123456789abcdef"
@@ -48,7 +48,7 @@ def test_detach_records_first_then_load_balancers_then_auto_scaling():
                               "DetachInstances"]
     assert calls[-1][2]["ShouldDecrementDesiredCapacity"] is False
     assert record == {"a": ["web-asg", "InService", 2, "detach"], "t": [[IP_TG, 80, "10.0.1.5"], [TG, 443]], "e": ["api-elb"]}
-    assert read_tag_record(calls[0][2]["Tags"], RECORD_TAG) == record
+    assert records.decode(calls[0][2]["Tags"], RECORD_TAG) == record
     assert predicted == {"autoscaling": None, "target_groups": [], "load_balancers": []}
     assert any("300 s" in n for n in notes) and any("60 s" in n for n in notes)
 
@@ -69,7 +69,7 @@ def test_detached_instance_plans_nothing_and_draining_targets_count_as_gone():
     health = {TG: [{"Target": {"Id": ID, "Port": 443}, "TargetHealth": {"State": "draining"}}]}
     m = found(lifecycle=None, health=health, elbs=[])
     record = {"a": ["web-asg", "InService", 2, "detach"], "t": [[TG, 443]], "e": []}
-    calls, new_record, _unused1, _unused2 = plan_detach(ID, m, record, [RECORD_TAG], "detach")
+    calls, new_record, _unused1, _unused2 = plan_detach(ID, m, record, records.encode(RECORD_TAG, record), "detach")
     assert calls == [] and new_record == record
 
 
@@ -109,8 +109,14 @@ def test_release_from_standby_and_refusals():
 
 def test_long_records_are_split_across_tags_of_at_most_256_characters():
     record = {"a": None, "t": [[TG.replace("web-tg", f"tg-{n}"), 443] for n in range(12)], "e": []}
-    tags = encode_tag_record(RECORD_TAG, record)
+    tags = records.encode(RECORD_TAG, record)
     assert len(tags) > 1 and all(len(v) <= 256 for v in tags.values())
     as_list = [{"Key": k, "Value": v} for k, v in reversed(list(tags.items()))]
-    assert tag_record_keys(as_list, RECORD_TAG)[0] == RECORD_TAG
-    assert read_tag_record(as_list, RECORD_TAG) == record
+    assert records.keys(as_list, RECORD_TAG)[0] == RECORD_TAG
+    assert records.decode(as_list, RECORD_TAG) == record
+
+
+def test_a_recorded_target_id_must_be_the_instance_or_one_of_its_addresses():
+    record = {"a": None, "t": [[TG, 443], [IP_TG, 80, "10.0.1.5"], [IP_TG, 80, "i-0fedcba9876543210"]], "e": []}
+    assert foreign_targets(ID, record, own_addresses(INSTANCE)) == ["i-0fedcba9876543210"]
+    assert foreign_targets(ID, dict(record, t=record["t"][:2]), own_addresses(INSTANCE)) == []

@@ -17,6 +17,11 @@ def nic(eni_id, vpc="vpc-1", groups=(sg(1),), index=0, tags=None, interface_type
             "interface_type": interface_type, "requester_managed": managed, "tags": dict(tags or {})}
 
 
+def stored(vpc="vpc-1", **enis):
+    """The instance's "network" record in the incident store: stored(eni_a=[...]) for eni-a."""
+    return {"enis": {k.replace("_", "-"): {"groups": list(v), "vpc_id": vpc} for k, v in enis.items()}}
+
+
 def existing_groups(vpc="vpc-1"):
     return {(vpc, iso.CONVERSION): "sg-conv", (vpc, iso.ISOLATION): "sg-iso"}
 
@@ -41,15 +46,24 @@ def test_record_round_trips_within_the_tag_limit(count):
 
 def test_sixteen_groups_need_two_parts():
     tags = iso.encode_record([sg(i) for i in range(16)])
-    assert tags[iso.RECORD_TAG] == "2" and len(tags) == 3
-    assert iso.record_tag_keys(dict(tags, Other="y")) == sorted(tags)
+    assert list(tags) == [iso.RECORD_TAG, iso.RECORD_TAG + ":2"]
+    assert iso.record_tag_keys(dict(tags, Other="y")) == list(tags)
+
+
+def test_records_of_the_earlier_shape_still_decode():
+    # guardduty:original-groups = number of parts, then comma-separated ids in :1, :2 (this version before the store)
+    tags = {iso.RECORD_TAG: "2", iso.RECORD_TAG + ":1": f"{sg(1)},{sg(2)}", iso.RECORD_TAG + ":2": sg(3)}
+    assert iso.decode_record(tags) == [sg(1), sg(2), sg(3)]
+    assert iso.record_tag_keys(tags) == [iso.RECORD_TAG, iso.RECORD_TAG + ":1", iso.RECORD_TAG + ":2"]
 
 
 def test_incomplete_or_missing_record():
     tags = iso.encode_record([sg(i) for i in range(16)])
     del tags[iso.RECORD_TAG + ":2"]
-    with pytest.raises(iso.PlanError, match="incomplete"):
+    with pytest.raises(iso.PlanError, match="unreadable"):
         iso.decode_record(tags)
+    with pytest.raises(iso.PlanError, match="incomplete"):
+        iso.decode_record({iso.RECORD_TAG + ":2": "x"})
     assert iso.decode_record({"Name": "x"}) is None
     with pytest.raises(iso.PlanError):
         iso.encode_record([])
@@ -126,14 +140,15 @@ def test_fresh_instance_record_then_moves_then_tag():
 
 def test_already_isolated_instance_plans_nothing():
     enis = [nic("eni-a", groups=["sg-iso"], tags=iso.encode_record([sg(1)]))]
-    plan = iso.plan_isolate("i-1", {iso.TAG_STATE: iso.ISOLATED}, enis, existing_groups(), NAMES, None, NOW)
-    assert plan["steps"] == [] and plan["errors"] == []
+    plan = iso.plan_isolate("i-1", {iso.TAG_STATE: iso.ISOLATED}, enis, existing_groups(), NAMES, None, NOW,
+                            stored=stored(eni_a=[sg(1)]))
+    assert plan["steps"] == [] and plan["errors"] == [] and plan["store"] is None
     assert plan["enis"][0]["original_security_groups"] == [sg(1)]
 
 
 def test_crash_on_conversion_group_keeps_the_record_and_finishes():
     enis = [nic("eni-a", groups=["sg-conv"], tags=iso.encode_record([sg(1)]))]
-    plan = iso.plan_isolate("i-1", {}, enis, existing_groups(), NAMES, None, NOW)
+    plan = iso.plan_isolate("i-1", {}, enis, existing_groups(), NAMES, None, NOW, stored=stored(eni_a=[sg(1)]))
     assert [s["action"] for s in plan["steps"]] == ["ModifyNetworkInterfaceAttribute", "CreateTags"]
     assert plan["steps"][-1]["resource"] == "i-1"
     assert plan["enis"][0]["original_security_groups"] == [sg(1)]
@@ -169,7 +184,8 @@ def test_vpc_error_stops_the_enis_of_that_vpc():
 def test_release_restores_then_forgets_then_marks():
     enis = [nic("eni-a", groups=["sg-iso"], tags=iso.encode_record([sg(2), sg(1)]))]
     tags = {iso.TAG_STATE: iso.ISOLATED, iso.TAG_INCIDENT: "IR", iso.TAG_ISOLATED_AT: NOW}
-    plan = iso.plan_release("i-1", tags, enis, existing_groups())
+    plan = iso.plan_release("i-1", tags, enis, existing_groups(), stored(eni_a=[sg(2), sg(1)]))
+    assert plan["forget"] is True
     assert [(s["action"], s["resource"]) for s in plan["steps"]] == [
         ("ModifyNetworkInterfaceAttribute", "eni-a"), ("DeleteTags", "eni-a"), ("CreateTags", "i-1"), ("DeleteTags", "i-1")]
     assert plan["steps"][0]["groups"] == [sg(2), sg(1)]
@@ -197,3 +213,75 @@ def test_rule_atoms_round_trip():
     atoms = iso.rule_atoms(perms, "ingress")
     assert len(atoms) == 2
     assert iso.rule_atoms(iso.permissions_from_atoms(atoms), "ingress") == atoms
+
+
+# -- the tag is a hint, the incident store the record ------------------------------------------------
+def forged_tags(groups):
+    return {iso.RECORD_TAG: "1", iso.RECORD_TAG + ":1": ",".join(groups)}
+
+
+def test_isolate_never_adopts_a_tag_the_store_does_not_know():
+    enis = [nic("eni-a", groups=[sg(1), sg(2)], tags=forged_tags([sg(9)]))]
+    plan = iso.plan_isolate("i-1", {}, enis, existing_groups(), NAMES, None, NOW)
+    assert plan["enis"][0]["original_security_groups"] == [sg(1), sg(2)]
+    assert plan["store"] == stored(eni_a=[sg(1), sg(2)])
+    assert any("eni-a" in w and iso.RECORD_TAG in w and "ignored" in w for w in plan["warnings"])
+    # The tag is overwritten with the truth, the earlier shape's part deleted, before any move.
+    assert [(s["action"], s["resource"]) for s in plan["steps"][:2]] == [("CreateTags", "eni-a"), ("DeleteTags", "eni-a")]
+    assert iso.decode_record(plan["steps"][0]["tags"]) == [sg(1), sg(2)]
+    assert plan["steps"][1]["tags"] == [iso.RECORD_TAG + ":1"]
+
+
+def test_isolate_keeps_the_store_record_over_a_differing_tag():
+    enis = [nic("eni-a", groups=["sg-conv"], tags=iso.encode_record([sg(9)]))]
+    plan = iso.plan_isolate("i-1", {}, enis, existing_groups(), NAMES, None, NOW, stored=stored(eni_a=[sg(1)]))
+    assert plan["enis"][0]["original_security_groups"] == [sg(1)] and plan["store"] is None
+    assert iso.decode_record(plan["steps"][0]["tags"]) == [sg(1)]
+    assert any("differs from the incident store" in w for w in plan["warnings"])
+
+
+def test_isolate_leaves_an_earlier_versions_isolated_record_for_release_to_judge():
+    enis = [nic("eni-a", groups=["sg-iso"], tags=forged_tags([sg(1)]))]
+    plan = iso.plan_isolate("i-1", {iso.TAG_STATE: iso.ISOLATED}, enis, existing_groups(), NAMES, None, NOW)
+    assert plan["steps"] == [] and plan["store"] is None
+    assert any("trust_tag_records" in w for w in plan["warnings"])
+
+
+@pytest.mark.parametrize("record, described, expected", [
+    (["sg-conv"], {}, "names sg-conv, the conversion group"),
+    (["sg-iso"], {}, "names sg-iso, the isolation group"),
+    ([sg(5)], {sg(5): {"vpc_id": "vpc-1", "role": "conversion"}}, f"names {sg(5)}, the conversion group"),
+    ([sg(1), sg(6)], {sg(6): {"vpc_id": "vpc-2", "role": None}}, f"names {sg(6)} of vpc-2, not of the ENI's vpc-1"),
+])
+def test_release_refuses_containment_and_foreign_groups_and_changes_nothing(record, described, expected):
+    enis = [nic("eni-a", groups=["sg-iso"], tags=iso.encode_record(record)),
+            nic("eni-b", index=1, groups=["sg-iso"], tags=iso.encode_record([sg(1)]))]
+    plan = iso.plan_release("i-1", {iso.TAG_STATE: iso.ISOLATED}, enis, existing_groups(),
+                            stored(eni_a=record, eni_b=[sg(1)]), described)
+    assert plan["state"] == "failed" and plan["steps"] == [] and plan["forget"] is False
+    assert len(plan["errors"]) == 1 and plan["errors"][0].startswith(f"eni-a: the record {expected}")
+    assert plan["errors"][0].endswith("refusing to apply it; nothing was changed")
+
+
+def test_release_refuses_a_tag_differing_from_the_store_and_a_tag_alone_without_trust():
+    enis = [nic("eni-a", groups=["sg-iso"], tags=iso.encode_record(["sg-conv"]))]
+    differs = iso.plan_release("i-1", {iso.TAG_STATE: iso.ISOLATED}, enis, existing_groups(), stored(eni_a=[sg(1)]))
+    assert differs["steps"] == [] and "eni-a: tag guardduty:original-groups differs from the incident store" in differs["errors"][0]
+    enis = [nic("eni-a", groups=["sg-iso"], tags=iso.encode_record([sg(1)]))]
+    alone = iso.plan_release("i-1", {iso.TAG_STATE: iso.ISOLATED}, enis, existing_groups())
+    assert alone["steps"] == [] and "trust_tag_records" in alone["errors"][0]
+    trusted = iso.plan_release("i-1", {iso.TAG_STATE: iso.ISOLATED}, enis, existing_groups(), trust_tag_records=True)
+    assert trusted["steps"][0]["groups"] == [sg(1)] and trusted["forget"] is False
+
+
+def test_release_applies_the_store_record_when_the_tag_is_gone():
+    enis = [nic("eni-a", groups=["sg-iso"])]
+    plan = iso.plan_release("i-1", {iso.TAG_STATE: iso.ISOLATED}, enis, existing_groups(), stored(eni_a=[sg(1)]))
+    assert [s["action"] for s in plan["steps"]] == ["ModifyNetworkInterfaceAttribute", "CreateTags"]
+    assert any("missing" in w for w in plan["warnings"])
+
+
+def test_release_refuses_a_record_stored_for_another_vpc():
+    enis = [nic("eni-a", groups=["sg-iso"], tags=iso.encode_record([sg(1)]))]
+    plan = iso.plan_release("i-1", {iso.TAG_STATE: iso.ISOLATED}, enis, existing_groups(), stored("vpc-9", eni_a=[sg(1)]))
+    assert plan["steps"] == [] and "recorded in vpc-9, now in vpc-1" in plan["errors"][0]

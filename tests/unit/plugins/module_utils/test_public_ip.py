@@ -7,6 +7,7 @@
 import pytest
 
 from ansible_collections.cloudsec.guardduty.plugins.module_utils import public_ip as pip
+from ansible_collections.cloudsec.guardduty.plugins.module_utils import records
 from ansible_collections.cloudsec.guardduty.plugins.module_utils.detach import PlanProblem
 from ansible_collections.cloudsec.guardduty.plugins.module_utils.public_ip import (
     RECORD_TAG, exposure_notes, plan_disassociate, plan_reassociate, public_addresses)
@@ -38,7 +39,10 @@ def test_disassociate_records_first():
     assert calls[0][2]["Tags"][0]["Key"] == RECORD_TAG
     assert calls[1][2] == {"AssociationId": "eipassoc-1"}
     assert record == [["eipalloc-1", "eni-1", "10.0.1.5"]]
-    assert plan_disassociate(ID, [], record, [RECORD_TAG])[0] == []
+    assert plan_disassociate(ID, [], record, records.encode(RECORD_TAG, record))[0] == []
+    # A tag that does not hold the record kept (forged, or from before) is rewritten from it.
+    forged = records.encode(RECORD_TAG, [["eipalloc-9", "eni-1", "10.0.1.5"]])
+    assert [c[1] for c in plan_disassociate(ID, [], record, forged)[0]] == ["CreateTags"]
 
 
 def test_reassociate_never_takes_an_address_back():
