@@ -54,7 +54,7 @@ def test_an_eni_with_a_damaged_record_or_of_another_service_is_only_reported():
     managed = stuck("eni-2", requester_managed=True)
     steps, findings = isolation.plan_conversion_recovery(isolation.ISOLATED, [damaged, managed], set(), GROUPS)
     assert steps == []
-    assert "should hold a number of parts" in findings[0]["error"] and "requester-managed" in findings[1]["error"]
+    assert "unreadable record" in findings[0]["error"] and "requester-managed" in findings[1]["error"]
 
 
 def test_the_runs_own_enis_are_left_to_its_plan_unless_it_cannot_handle_them():
