@@ -35,8 +35,8 @@ def failed_instances(record):
     return _batches.failed_instances(record)
 
 
-def remaining_batches(batches, record, hosts=None, by_leader=False):
-    return _batches.remaining_batches(batches, record, hosts, by_leader=bool(by_leader))
+def remaining_batches(batches, record, hosts=None, by_leader=False, evidence_stages=None):
+    return _batches.remaining_batches(batches, record, hosts, by_leader=bool(by_leader), evidence_stages=tuple(evidence_stages or ()))
 
 
 def batch_leaders(batches):
