@@ -33,7 +33,7 @@ options:
   incident_id:
     description:
       - The incident; it names a directory level.
-      - "Letters, digits and C(. _ : @ + = -), at most 128 characters, not starting with a dot or dash."
+      - Letters, digits, C(.), C(_) and C(-), starting with a letter or digit, at most 128 characters (as every module).
     type: str
     required: true
   evidence_dir:
@@ -138,10 +138,11 @@ import os
 
 from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
 
+from ansible_collections.cloudsec.guardduty.plugins.module_utils import guards
 from ansible_collections.cloudsec.guardduty.plugins.module_utils.batch_runner import (
     failing_on_error, finish, missing_problems, run_per_instance, validate_ids, with_result)
 from ansible_collections.cloudsec.guardduty.plugins.module_utils.evidence import (
-    FILE_MANIFEST, capture_dir, check_path_part, collect, describe_by_instance, evidence_files, planned_files,
+    FILE_MANIFEST, capture_dir, collect, describe_by_instance, evidence_files, planned_files,
     raw_console_client, s3_key, upload_capture, write_capture)
 from ansible_collections.cloudsec.guardduty.plugins.module_utils.instances import (
     InstanceProblem, describe_instances, error_code, problem_from_error)
@@ -162,10 +163,9 @@ def main():
     module = AnsibleAWSModule(argument_spec=argument_spec, supports_check_mode=True)
     params = module.params
     valid = validate_ids(module, params["instance_ids"], "nothing was captured")
-    try:
-        check_path_part("incident_id", params["incident_id"])
-    except ValueError as exc:
-        module.fail_json(msg=f"{exc}; nothing was captured")
+    problem = guards.incident_id_problem(params["incident_id"])
+    if problem:
+        module.fail_json(msg=f"{problem}; nothing was captured")
 
     client = raw_console_client(module.client("ec2"))
     s3 = module.client("s3") if params["s3_bucket"] else None
