@@ -126,3 +126,43 @@ def kept_examiner_access(atom):
         return False
     network = ipaddress.ip_network(target, strict=False)
     return network.prefixlen >= BROADEST_PREFIX[network.version]
+
+
+# -- a role's options ---------------------------------------------------------------------------------
+def allowed_access_problem(entries, acknowledge_public, name="allowed_access"):
+    """The isolation module's own check of examiner access (isolation.allowed_access_rules), for a role."""
+    from ansible_collections.cloudsec.guardduty.plugins.module_utils import isolation  # it imports this module
+    if entries in (None, "", []):
+        return None
+    if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
+        return f"{name} must be a list of {{cidr, protocol, port, to_port, direction}}"
+    try:
+        isolation.allowed_access_rules(entries, bool(acknowledge_public))
+    except isolation.PlanError as exc:
+        return str(exc).replace("allowed_access", name, 1)
+    except (TypeError, ValueError) as exc:
+        return f"{name}: {exc}"
+    return None
+
+
+def option_problems(values, checks):
+    """[problem] for a role's options: `values` {option: value}, `checks` {option: kind}, kind one of
+    incident_id, group_name, non_negative, positive, allowed_access (which reads <option>_acknowledge_public)."""
+    problems = []
+    for option, kind in checks.items():
+        value = values.get(option)
+        if kind == "incident_id":
+            problem = incident_id_problem(value, option)
+        elif kind == "group_name":
+            problem = group_name_problem(value, option)
+        elif kind == "non_negative":
+            problem = non_negative_problem(value, option)
+        elif kind == "positive":
+            problem = positive_problem(value, option)
+        elif kind == "allowed_access":
+            problem = allowed_access_problem(value, values.get(option + "_acknowledge_public"), option)
+        else:
+            raise ValueError(f"unknown option check {kind!r} for {option}")
+        if problem:
+            problems.append(problem)
+    return problems
