@@ -19,6 +19,9 @@ description:
     the first record, adding only volumes attached since with C(DeleteOnTermination=true).
   - O(state=released) restores exactly the recorded values, then removes the record. An instance without a
     record is left as it is.
+  - AWS does not allow termination protection on Spot Instances, nor stop protection on Spot or instance store-backed
+    instances (C(InstanceLifecycle), C(RootDeviceType) from DescribeInstances): those are not attempted, and RV(instances.skipped)
+    says why; the volumes and the shutdown behaviour are still protected.
   - The module is idempotent, so when nothing differs no write call is made. Works on a batch; a failure on one instance names
     the instance, the AWS action and error code, and never hides the others' results.
 options:
@@ -85,6 +88,13 @@ instances:
       description: The write calls made, in order (in check mode, the calls that would be made).
       type: list
       elements: str
+    skipped:
+      description:
+        - The protections AWS does not allow on this instance, with why, not attempted (Spot Instances take neither
+          termination nor stop protection; instance store-backed ones no stop protection). Empty otherwise.
+      type: dict
+      sample: {"termination_protection": "skipped: AWS does not allow termination protection on Spot Instances; the instance
+               can still be terminated through the API"}
     error:
       description: Why this instance failed; names the instance, the AWS action and its error code.
       type: dict
@@ -104,7 +114,7 @@ from ansible_collections.cloudsec.guardduty.plugins.module_utils.instances impor
     InstanceProblem, describe_instances, problem_from_error)
 from ansible_collections.cloudsec.guardduty.plugins.module_utils.protection import (
     apply_calls, current_protection, describe_call, describe_protection_attributes, plan_protect, plan_release,
-    read_record, record_tag_keys)
+    read_record, record_tag_keys, unsupported_protection)
 
 
 def work_on(client, instance, state, stop_protection, check_mode):
@@ -119,13 +129,16 @@ def work_on(client, instance, state, stop_protection, check_mode):
         record = read_record(instance.get("Tags"), list(current["delete_on_termination"]))
     except ValueError as exc:
         raise InstanceProblem(instance_id, "ReadProtectionRecord", str(exc), "InvalidProtectionRecord") from None
+    skipped = {}
     if state == "protected":
-        calls, record_after, after = plan_protect(instance_id, current, record, stop_protection)
+        unsupported = unsupported_protection(instance)
+        skipped = {k: v for k, v in unsupported.items() if k != "stop_protection" or stop_protection}
+        calls, record_after, after = plan_protect(instance_id, current, record, stop_protection, unsupported)
     else:
         calls, after = plan_release(instance_id, current, record, record_tag_keys(instance.get("Tags")))
         record_after = None
     result = {"changed": bool(calls), "before": current, "after": after, "record": record_after if state == "protected" else record,
-              "calls": [describe_call(c) for c in calls]}
+              "calls": [describe_call(c) for c in calls], "skipped": skipped}
     return apply_with_partial_result(instance_id, result, calls, lambda c: apply_calls(client, c), check_mode,
                                      "ModifyInstanceAttribute")
 
