@@ -14,7 +14,9 @@ description:
     O(evidence_dir)/<incident_id>/<account>/<region>/<instance_id>/<UTC timestamp>/ on the controller
     C(instance.json) (its DescribeInstances document), C(network-interfaces.json) (DescribeNetworkInterfaces of its
     network interfaces), C(volumes.json) (DescribeVolumes of its volumes), C(attributes.json),
-    C(console-output.txt) (GetConsoleOutput with Latest=true, the raw bytes after base64 decoding) and
+    C(console-output.txt) (GetConsoleOutput with Latest=true, the raw bytes after base64 decoding; Latest is
+    Nitro-only, so an instance of a Xen type, or one AWS refuses Latest for, gets the buffered output without it,
+    said in RV(instances.notes) and the manifest) and
     C(console-screenshot.png) (GetConsoleScreenshot), then C(manifest.json) listing each file's SHA-256 and size.
   - User data is not stored, because it often holds secrets; C(attributes.json) records only its SHA-256 and size.
   - Evidence is never overwritten. Each run creates a new timestamped capture directory, refuses to use one that
@@ -122,6 +124,11 @@ instances:
       description: SHA-256 of manifest.json as written; keep it to prove later that the capture is unchanged.
       type: str
       returned: when written
+    notes:
+      description: What the capture did differently, such as the console output read without Latest (a Xen instance type).
+      type: list
+      elements: str
+      returned: when there is one
     error:
       description: Why this instance failed; names the instance, the AWS action and its error code.
       type: dict
@@ -188,14 +195,18 @@ def main():
             if s3:
                 planned["s3"] = [{"key": s3_key(params["s3_prefix"], relative, n), "sha256": None} for n in files_wanted + [FILE_MANIFEST]]
             return planned
+        notes = []
         try:
-            user_data, output, image = collect(client, instance_id, params["console_output"], params["screenshot"])
+            user_data, output, image = collect(client, instance_id, params["console_output"], params["screenshot"],
+                                               found[instance_id].get("InstanceType"), notes)
         except Exception as exc:
             raise with_result(problem_from_error(instance_id, "GetConsoleOutput", exc), {"changed": False, "path": None, "files": []}) from None
         files = evidence_files(found[instance_id], enis[instance_id], volumes[instance_id], user_data, output, image)
         about = {"incident_id": params["incident_id"], "account": account, "region": region, "instance_id": instance_id,
                  "captured_at": now.isoformat().replace("+00:00", "Z"),
                  "collector": "cloudsec.guardduty.ec2_instance_evidence"}
+        if notes:
+            about["notes"] = notes  # the manifest says the console output is the buffered one
         try:
             document, manifest_body, digest = write_capture(directory, files, about)
         except FileExistsError:
@@ -207,6 +218,8 @@ def main():
                               {"changed": False, "path": directory, "files": []}) from None
         result = {"changed": True, "path": directory, "files": document["files"],
                   "manifest": os.path.join(directory, FILE_MANIFEST), "manifest_sha256": digest}
+        if notes:
+            result["notes"] = notes
         if s3:
             try:
                 result["s3"] = upload_capture(s3, params["s3_bucket"], params["s3_prefix"], relative,
