@@ -20,7 +20,7 @@ description:
   - O(state=released) restores exactly the recorded values, then removes the record. An instance without a
     record is left as it is.
   - AWS does not allow termination protection on Spot Instances, nor stop protection on Spot or instance store-backed
-    instances (C(InstanceLifecycle), C(RootDeviceType) from DescribeInstances): those are not attempted, and RV(instances.skipped)
+    instances (C(InstanceLifecycle), C(RootDeviceType) from DescribeInstances); those are not attempted, and RV(instances.skipped)
     says why; the volumes and the shutdown behaviour are still protected.
   - The module is idempotent, so when nothing differs no write call is made. Works on a batch; a failure on one instance names
     the instance, the AWS action and error code, and never hides the others' results.

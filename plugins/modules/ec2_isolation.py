@@ -52,7 +52,7 @@ options:
       - Name of the isolation security group, one per VPC, shared by every isolated instance of the VPC.
       - It holds no rule except examiner access (O(allowed_access), this run's and, unless O(allowed_access_exclusive), earlier
         runs'); any other rule added to it by hand is revoked.
-      - AWS refuses names longer than 255 characters or starting with C(sg-): they are refused before any call.
+      - AWS refuses names longer than 255 characters or starting with C(sg-); they are refused before any call.
     type: str
     default: guardduty-isolation
   conversion_group_name:
