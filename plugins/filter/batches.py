@@ -9,6 +9,7 @@ from ansible.errors import AnsibleFilterError
 from ansible_collections.cloudsec.guardduty.plugins.module_utils.batches import BatchError
 from ansible_collections.cloudsec.guardduty.plugins.module_utils.batches import account_batches as _account_batches
 from ansible_collections.cloudsec.guardduty.plugins.module_utils import batches as _batches
+from ansible_collections.cloudsec.guardduty.plugins.module_utils import guards as _guards
 from ansible_collections.cloudsec.guardduty.plugins.module_utils.batches import result_for as _result_for
 
 
@@ -35,8 +36,8 @@ def failed_instances(record):
     return _batches.failed_instances(record)
 
 
-def remaining_batches(batches, record, hosts=None, by_leader=False):
-    return _batches.remaining_batches(batches, record, hosts, by_leader=bool(by_leader))
+def remaining_batches(batches, record, hosts=None, by_leader=False, evidence_stages=None):
+    return _batches.remaining_batches(batches, record, hosts, by_leader=bool(by_leader), evidence_stages=tuple(evidence_stages or ()))
 
 
 def batch_leaders(batches):
@@ -51,9 +52,16 @@ def preflight_parts(batches, role_errors, callers, verify=True):
     return _batches.preflight_parts(batches, role_errors, callers, verify)
 
 
+def option_problems(values, checks):
+    try:
+        return _guards.option_problems(dict(values or {}), dict(checks or {}))
+    except ValueError as exc:
+        raise AnsibleFilterError(f"cloudsec.guardduty.option_problems: {exc}") from None
+
+
 class FilterModule:
     def filters(self):
         return {"account_batches": account_batches, "instance_result": instance_result, "record_stage": record_stage,
                 "record_parts": record_parts, "failed_instances": failed_instances,
                 "remaining_batches": remaining_batches, "preflight_parts": preflight_parts,
-                "batch_leaders": batch_leaders, "run_failures": run_failures}
+                "batch_leaders": batch_leaders, "run_failures": run_failures, "option_problems": option_problems}

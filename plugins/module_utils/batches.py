@@ -179,16 +179,19 @@ def error_text(error):
     return str(error)
 
 
-def instance_failure(record, instance_id):
-    """'STAGE failed: CAUSE' for the first stage of the instance's record with an error, else None."""
-    for stage, part in ((record or {}).get(instance_id) or {}).items():
-        if isinstance(part, dict) and part.get("error"):
-            return f"{stage} failed: {error_text(part['error'])}"
-    return None
+def instance_failure(record, instance_id, evidence_stages=()):
+    """'STAGE failed: CAUSE' for each stage of the instance's record with an error ('; ' between them), else None.
+
+    The stages in `evidence_stages` are left out: see remaining_batches.
+    """
+    failures = [f"{stage} failed: {error_text(part['error'])}"
+                for stage, part in ((record or {}).get(instance_id) or {}).items()
+                if stage not in (evidence_stages or ()) and isinstance(part, dict) and part.get("error")]
+    return "; ".join(failures) or None
 
 
 def failed_instances(record):
-    """{instance_id: 'STAGE failed: CAUSE'} for every instance of the record with a failed stage."""
+    """{instance_id: 'STAGE failed: CAUSE[; ...]'} for every instance of the record with a failed stage, evidence included."""
     failures = {i: instance_failure(record, i) for i in (record or {})}
     return {i: message for i, message in failures.items() if message}
 
@@ -203,8 +206,12 @@ def batch_leaders(batches):
     return {batch_leader(batch): batch for batch in batches or []}
 
 
-def remaining_batches(batches, record, hosts=None, by_leader=False):
+def remaining_batches(batches, record, hosts=None, by_leader=False, evidence_stages=()):
     """The batches without the instances whose record has a failed stage; empty batches dropped.
+
+    A failed stage named in `evidence_stages` does not count: containment never waits on evidence, so an
+    instance whose protection, snapshot or capture failed still gets every later stage (its failure stays in
+    the record, and failed_instances / run_failures still fail its host at the end).
 
     Given `hosts` (the hosts still in the play): by default the instances of the other hosts are left
     out too, and the first host left leads the batch. With `by_leader` (a play of the batches' leaders
@@ -217,7 +224,7 @@ def remaining_batches(batches, record, hosts=None, by_leader=False):
         leader = batch_leader(batch)
         if by_leader and in_play is not None and leader not in in_play:
             continue
-        ids = [i for i in batch["instance_ids"] if instance_failure(record, i) is None
+        ids = [i for i in batch["instance_ids"] if instance_failure(record, i, evidence_stages) is None
                and (by_leader or in_play is None or batch["hosts"][i] in in_play)]
         if ids:
             kept = dict(batch, instance_ids=ids, hosts={i: batch["hosts"][i] for i in ids})

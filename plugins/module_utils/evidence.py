@@ -179,19 +179,55 @@ def _call(method, **kwargs):
     return method(**kwargs)
 
 
-def collect(client, instance_id, console_output, screenshot):
+# GetConsoleOutput Latest=true "is supported on instance types that use the Nitro hypervisor" (EC2 API
+# reference, GetConsoleOutput). The Xen families: the previous generations absent from "Instances built on
+# the AWS Nitro System" (Amazon EC2 Instance Types guide); i3.metal and p3dn.24xlarge are Nitro.
+XEN_FAMILIES = frozenset(("c1", "c3", "c4", "cc2", "cg1", "cr1", "d2", "f1", "g2", "g3", "g3s", "h1", "hi1", "hs1", "i2", "i3",
+                          "m1", "m2", "m3", "m4", "p2", "p3", "r3", "r4", "t1", "t2", "x1", "x1e"))
+NITRO_EXCEPTIONS = frozenset(("i3.metal", "p3dn.24xlarge"))
+
+
+def latest_console_supported(instance_type):
+    """Whether GetConsoleOutput Latest=true works on this type; unknown types are tried (and fall back)."""
+    return not instance_type or instance_type in NITRO_EXCEPTIONS or str(instance_type).split(".")[0] not in XEN_FAMILIES
+
+
+def console_output(client, instance_id, instance_type=None):
+    """(console output base64, note or None): the latest output where the type allows it, else the buffered one.
+
+    A Xen type is asked without Latest at once; a type AWS refuses Latest for (UnsupportedOperation, or an invalid
+    parameter) is asked again without it. The note says so: the buffered output is older.
+    """
+    note = None
+    if latest_console_supported(instance_type):
+        try:
+            return _call(client.get_console_output, InstanceId=instance_id, Latest=True).get("Output") or "", None
+        except Exception as exc:
+            code = ((getattr(exc, "response", None) or {}).get("Error") or {}).get("Code")
+            if code not in ("UnsupportedOperation", "InvalidParameterCombination", "InvalidParameterValue"):
+                raise
+            note = f"GetConsoleOutput Latest=true refused ({code}): the buffered output, without Latest"
+    else:
+        note = f"{instance_type} is not built on the Nitro System: the buffered output, without Latest"
+    return _call(client.get_console_output, InstanceId=instance_id).get("Output") or "", note
+
+
+def collect(client, instance_id, console_output_wanted, screenshot, instance_type=None, notes=None):
     """(user data base64, console output base64 or None, screenshot base64 or None) for one instance.
 
-    `client` must not decode console output (see raw_console_client). Errors carry `.action`.
+    `client` must not decode console output (see raw_console_client). Errors carry `.action`. A list given as
+    `notes` gets what the capture had to do differently (console output without Latest).
     """
     action = "DescribeInstanceAttribute"
     try:
         user_data = _call(client.describe_instance_attribute, InstanceId=instance_id, Attribute="userData")
         user_data = (user_data.get("UserData") or {}).get("Value")
         output = image = None
-        if console_output:
+        if console_output_wanted:
             action = "GetConsoleOutput"
-            output = _call(client.get_console_output, InstanceId=instance_id, Latest=True).get("Output") or ""
+            output, note = console_output(client, instance_id, instance_type)
+            if note and notes is not None:
+                notes.append(note)
         if screenshot:
             action = "GetConsoleScreenshot"
             image = _call(client.get_console_screenshot, InstanceId=instance_id, WakeUp=True).get("ImageData") or ""

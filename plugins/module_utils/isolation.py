@@ -17,6 +17,7 @@ Release restores each ENI's recorded groups, then removes the record and marks t
 
 import ipaddress
 
+from ansible_collections.cloudsec.guardduty.plugins.module_utils import guards
 from ansible_collections.cloudsec.guardduty.plugins.module_utils import records
 
 TAG_STATE = "guardduty:isolation"
@@ -152,9 +153,10 @@ def is_open_atom(atom):
 
 
 # -- allowed_access --------------------------------------------------------------------------------
-def allowed_access_rules(entries):
-    """The examiner's access as rule atoms. An open CIDR is refused: the isolation group is shared, and
-    an open rule on it would re-expose every instance isolated in that VPC."""
+def allowed_access_rules(entries, acknowledge_public=False):
+    """The examiner's access as rule atoms. The isolation group is shared: a rule on it opens every instance
+    isolated in the VPC, so public or broad ranges need `acknowledge_public` and open ones are always refused
+    (guards.cidr_problem)."""
     atoms = set()
     for index, entry in enumerate(entries or []):
         where = f"allowed_access[{index}]"
@@ -162,9 +164,9 @@ def allowed_access_rules(entries):
             network = ipaddress.ip_network(str(entry.get("cidr")), strict=False)
         except ValueError:
             raise PlanError(f"{where}: cidr {entry.get('cidr')!r} is not an IPv4 or IPv6 network") from None
-        if network.prefixlen == 0:
-            raise PlanError(f"{where}: cidr {network} is open to everyone; the isolation group is shared by every "
-                            "isolated instance in the VPC and must never hold an open rule")
+        problem = guards.cidr_problem(network, acknowledge_public, where)
+        if problem:
+            raise PlanError(problem)
         kind = "cidr6" if network.version == 6 else "cidr4"
         protocol = str(entry.get("protocol") or "tcp").lower()
         if protocol in ("all", "-1"):
@@ -180,6 +182,9 @@ def allowed_access_rules(entries):
             protocol = "icmpv6" if network.version == 6 else "icmp"
             from_port = int(entry["port"]) if entry.get("port") is not None else -1
             to_port = int(entry["to_port"]) if entry.get("to_port") is not None else -1
+            problem = guards.icmp_problem(from_port, to_port, where)
+            if problem:
+                raise PlanError(problem)
         else:
             raise PlanError(f"{where}: protocol {protocol!r} is not one of tcp, udp, icmp, all")
         direction = entry.get("direction") or "ingress"
@@ -190,8 +195,11 @@ def allowed_access_rules(entries):
 
 
 # -- security groups per VPC -----------------------------------------------------------------------
-def plan_groups(vpc_ids, described_groups, names, allowed_rules, ipv6_vpcs=()):
+def plan_groups(vpc_ids, described_groups, names, allowed_rules, ipv6_vpcs=(), exclusive=False):
     """Per VPC, the conversion and isolation groups: which exist, which to create, which rules to change.
+
+    `exclusive`: the isolation group's rules are made exactly `allowed_rules`. Without it rules are only
+    added: examiner access another run added stays (guards.kept_examiner_access); other rules are revoked.
 
     `ipv6_vpcs`: the VPCs with an IPv6 block, whose new groups also get an IPv6 egress rule.
     Returns (steps, groups, errors): steps in order; groups {(vpc, role): group_id or None when created
@@ -220,6 +228,8 @@ def plan_groups(vpc_ids, described_groups, names, allowed_rules, ipv6_vpcs=()):
             # Revoke before authorize on the isolation group: an open rule is never added, and stray
             # rules go first so the group never holds more than it should.
             extra, missing = current - wanted[role], wanted[role] - current
+            if role == ISOLATION and not exclusive:
+                extra = {a for a in extra if not guards.kept_examiner_access(a)}
             for direction in ("ingress", "egress"):
                 atoms = {a for a in extra if a[0] == direction}
                 if atoms:

@@ -81,15 +81,35 @@ def read_record(tags, devices):
         raise ValueError(f"unreadable protection record in tags {', '.join(keys)}: {exc}") from None
 
 
+# What AWS does not allow, from DescribeInstances: "You can't enable termination protection for Spot Instances"
+# (botocore ec2 model, ModifyInstanceAttributeRequest.DisableApiTermination; EC2 User Guide, "Change instance
+# termination protection"); "You can't enable stop protection for instance store-backed instances" nor "for
+# Spot Instances" (EC2 User Guide, "Enable stop protection"). AWS answers UnsupportedOperation: such a call is
+# not made, and the result says why.
+def unsupported_protection(instance):
+    """{attribute: why AWS does not allow turning it on} for one instance (DescribeInstances' document)."""
+    unsupported = {}
+    if instance.get("InstanceLifecycle") == "spot":
+        unsupported["termination_protection"] = ("skipped: AWS does not allow termination protection on Spot Instances; "
+                                                 "the instance can still be terminated through the API")
+        unsupported["stop_protection"] = "skipped: AWS does not allow stop protection on Spot Instances"
+    elif instance.get("RootDeviceType") == "instance-store":
+        unsupported["stop_protection"] = "skipped: AWS does not allow stop protection on instance store-backed instances"
+    return unsupported
+
+
 def _modify(instance_id, **kwargs):
     return ("ModifyInstanceAttribute", dict(InstanceId=instance_id, **kwargs))
 
 
-def plan_protect(instance_id, current, record, stop_protection, record_tags=None):
+def plan_protect(instance_id, current, record, stop_protection, record_tags=None, unsupported=None):
     """(calls, record_after, predicted): record first, then one ModifyInstanceAttribute per attribute to change.
 
     `record_tags`: the instance's tags now; given, the record tag is rewritten whenever it does not hold the
-    record kept (a forged or stale tag is replaced)."""
+    record kept (a forged or stale tag is replaced). The attributes in `unsupported` (unsupported_protection)
+    are left as they are: AWS refuses them.
+    """
+    unsupported = unsupported or {}
     wanted_dot = {d: False for d in current["delete_on_termination"]}
     if record is None:
         new_record = {"termination_protection": current["termination_protection"],
@@ -117,12 +137,14 @@ def plan_protect(instance_id, current, record, stop_protection, record_tags=None
                                                                for d in changed_dot]))
     if current["shutdown_behavior"] != "stop":
         calls.append(_modify(instance_id, InstanceInitiatedShutdownBehavior={"Value": "stop"}))
-    if not current["termination_protection"]:
+    termination = "termination_protection" not in unsupported
+    stop = stop_protection and "stop_protection" not in unsupported
+    if termination and not current["termination_protection"]:
         calls.append(_modify(instance_id, DisableApiTermination={"Value": True}))
-    if stop_protection and not current["stop_protection"]:
+    if stop and not current["stop_protection"]:
         calls.append(_modify(instance_id, DisableApiStop={"Value": True}))
-    predicted = {"termination_protection": True,
-                 "stop_protection": True if stop_protection else current["stop_protection"],
+    predicted = {"termination_protection": True if termination else current["termination_protection"],
+                 "stop_protection": True if stop else current["stop_protection"],
                  "shutdown_behavior": "stop", "delete_on_termination": wanted_dot}
     return calls, new_record, predicted
 

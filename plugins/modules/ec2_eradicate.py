@@ -37,7 +37,9 @@ options:
     elements: str
     required: true
   incident_id:
-    description: The incident whose evidence snapshots must exist.
+    description:
+      - The incident whose evidence snapshots must exist.
+      - Letters, digits, C(.), C(_) and C(-), starting with a letter or digit, at most 128 characters; anything else is refused before any AWS call.
     type: str
     required: true
   confirm:
@@ -114,6 +116,7 @@ import json
 from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
 
 from ansible_collections.cloudsec.guardduty.plugins.module_utils import eradicate as er
+from ansible_collections.cloudsec.guardduty.plugins.module_utils import guards
 from ansible_collections.cloudsec.guardduty.plugins.module_utils.batch_runner import (
     failing_on_error, finish, run_per_instance, validate_ids, with_result)
 from ansible_collections.cloudsec.guardduty.plugins.module_utils.detach import RECORD_TAG as DETACH_RECORD_TAG
@@ -190,6 +193,9 @@ def main():
     module = AnsibleAWSModule(argument_spec=argument_spec, supports_check_mode=True)
     params = module.params
     valid = validate_ids(module, params["instance_ids"])
+    problem = guards.incident_id_problem(params["incident_id"])
+    if problem:
+        module.fail_json(msg=f"{problem}; nothing was changed", instances={}, errors=[])
     if not er.confirmed(params["confirm"], valid, params["incident_id"]):
         module.fail_json(msg=(f"refusing to terminate without confirmation: set confirm to the instance ids "
                               f"({', '.join(valid)}) or to 'terminate-{params['incident_id']}'; nothing was changed"),

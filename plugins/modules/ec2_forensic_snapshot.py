@@ -28,7 +28,7 @@ options:
   incident_id:
     description:
       - The incident the snapshots belong to; the key that makes reruns reuse earlier snapshots.
-      - At most 256 characters (an AWS tag value).
+      - Letters, digits, C(.), C(_) and C(-), starting with a letter or digit, at most 128 characters; anything else is refused before any AWS call.
     type: str
     required: true
   finding_ids:
@@ -126,12 +126,13 @@ import datetime
 
 from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
 
+from ansible_collections.cloudsec.guardduty.plugins.module_utils import guards
 from ansible_collections.cloudsec.guardduty.plugins.module_utils.batch_runner import (
     failing_on_error, finish, map_instances, missing_problems, validate_ids)
 from ansible_collections.cloudsec.guardduty.plugins.module_utils.instances import (
     InstanceProblem, describe_instances, problem_from_error)
 from ansible_collections.cloudsec.guardduty.plugins.module_utils.snapshots import (
-    TAG_VALUE_MAX, apply_plan, copy_snapshot, copy_tags, find_copies, find_incident_snapshots, plan_copies, plan_snapshots,
+    apply_plan, copy_snapshot, copy_tags, find_copies, find_incident_snapshots, plan_copies, plan_snapshots,
     planned_snapshots, snapshot_summary, wait_completed)
 
 
@@ -141,8 +142,10 @@ def run(module, client):
     if params["copy_to_region"] and params["copy_to_region"] == module.region:
         module.fail_json(msg=f"copy_to_region {params['copy_to_region']} is the instances' region; nothing was changed")
     valid = validate_ids(module, params["instance_ids"])
-    if not incident_id or len(incident_id) > TAG_VALUE_MAX:
-        module.fail_json(msg=f"incident_id must be 1 to {TAG_VALUE_MAX} characters (an AWS tag value); nothing was changed")
+    problems = [p for p in (guards.incident_id_problem(incident_id), guards.non_negative_problem(params["wait_timeout"], "wait_timeout"),
+                            guards.positive_problem(params["wait_delay"], "wait_delay")) if p]
+    if problems:
+        module.fail_json(msg="; ".join(problems) + "; nothing was changed")
 
     with failing_on_error(module, "could not describe the instances or their snapshots; nothing was changed"):
         found, missing = describe_instances(client, valid)

@@ -14,7 +14,9 @@ description:
     O(evidence_dir)/<incident_id>/<account>/<region>/<instance_id>/<UTC timestamp>/ on the controller
     C(instance.json) (its DescribeInstances document), C(network-interfaces.json) (DescribeNetworkInterfaces of its
     network interfaces), C(volumes.json) (DescribeVolumes of its volumes), C(attributes.json),
-    C(console-output.txt) (GetConsoleOutput with Latest=true, the raw bytes after base64 decoding) and
+    C(console-output.txt) (GetConsoleOutput with Latest=true, the raw bytes after base64 decoding; Latest is
+    Nitro-only, so an instance of a Xen type, or one AWS refuses Latest for, gets the buffered output without it,
+    said in RV(instances.notes) and the manifest) and
     C(console-screenshot.jpg) (GetConsoleScreenshot, a JPG), then C(manifest.json) listing each file's SHA-256 and size.
   - User data is not stored, because it often holds secrets; C(attributes.json) records only its SHA-256 and size.
   - Evidence is never overwritten. Each run creates a new timestamped capture directory, refuses to use one that
@@ -33,7 +35,7 @@ options:
   incident_id:
     description:
       - The incident; it names a directory level.
-      - "Letters, digits and C(. _ : @ + = -), at most 128 characters, not starting with a dot or dash."
+      - Letters, digits, C(.), C(_) and C(-), starting with a letter or digit, at most 128 characters (as every module).
     type: str
     required: true
   evidence_dir:
@@ -122,6 +124,11 @@ instances:
       description: SHA-256 of manifest.json as written; keep it to prove later that the capture is unchanged.
       type: str
       returned: when written
+    notes:
+      description: What the capture did differently, such as the console output read without Latest (a Xen instance type).
+      type: list
+      elements: str
+      returned: when there is one
     error:
       description: Why this instance failed; names the instance, the AWS action and its error code.
       type: dict
@@ -138,10 +145,11 @@ import os
 
 from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
 
+from ansible_collections.cloudsec.guardduty.plugins.module_utils import guards
 from ansible_collections.cloudsec.guardduty.plugins.module_utils.batch_runner import (
     failing_on_error, finish, missing_problems, run_per_instance, validate_ids, with_result)
 from ansible_collections.cloudsec.guardduty.plugins.module_utils.evidence import (
-    FILE_MANIFEST, capture_dir, check_path_part, collect, describe_by_instance, evidence_files, planned_files,
+    FILE_MANIFEST, capture_dir, collect, describe_by_instance, evidence_files, planned_files,
     raw_console_client, s3_key, upload_capture, write_capture)
 from ansible_collections.cloudsec.guardduty.plugins.module_utils.instances import (
     InstanceProblem, describe_instances, error_code, problem_from_error)
@@ -162,10 +170,9 @@ def main():
     module = AnsibleAWSModule(argument_spec=argument_spec, supports_check_mode=True)
     params = module.params
     valid = validate_ids(module, params["instance_ids"], "nothing was captured")
-    try:
-        check_path_part("incident_id", params["incident_id"])
-    except ValueError as exc:
-        module.fail_json(msg=f"{exc}; nothing was captured")
+    problem = guards.incident_id_problem(params["incident_id"])
+    if problem:
+        module.fail_json(msg=f"{problem}; nothing was captured")
 
     client = raw_console_client(module.client("ec2"))
     s3 = module.client("s3") if params["s3_bucket"] else None
@@ -188,14 +195,18 @@ def main():
             if s3:
                 planned["s3"] = [{"key": s3_key(params["s3_prefix"], relative, n), "sha256": None} for n in files_wanted + [FILE_MANIFEST]]
             return planned
+        notes = []
         try:
-            user_data, output, image = collect(client, instance_id, params["console_output"], params["screenshot"])
+            user_data, output, image = collect(client, instance_id, params["console_output"], params["screenshot"],
+                                               found[instance_id].get("InstanceType"), notes)
         except Exception as exc:
             raise with_result(problem_from_error(instance_id, "GetConsoleOutput", exc), {"changed": False, "path": None, "files": []}) from None
         files = evidence_files(found[instance_id], enis[instance_id], volumes[instance_id], user_data, output, image)
         about = {"incident_id": params["incident_id"], "account": account, "region": region, "instance_id": instance_id,
                  "captured_at": now.isoformat().replace("+00:00", "Z"),
                  "collector": "cloudsec.guardduty.ec2_instance_evidence"}
+        if notes:
+            about["notes"] = notes  # the manifest says the console output is the buffered one
         try:
             document, manifest_body, digest = write_capture(directory, files, about)
         except FileExistsError:
@@ -207,6 +218,8 @@ def main():
                               {"changed": False, "path": directory, "files": []}) from None
         result = {"changed": True, "path": directory, "files": document["files"],
                   "manifest": os.path.join(directory, FILE_MANIFEST), "manifest_sha256": digest}
+        if notes:
+            result["notes"] = notes
         if s3:
             try:
                 result["s3"] = upload_capture(s3, params["s3_bucket"], params["s3_prefix"], relative,

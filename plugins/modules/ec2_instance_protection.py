@@ -19,6 +19,9 @@ description:
     the first record, adding only volumes attached since with C(DeleteOnTermination=true).
   - O(state=released) restores exactly the recorded values, then removes the record. An instance without a
     record is left as it is.
+  - AWS does not allow termination protection on Spot Instances, nor stop protection on Spot or instance store-backed
+    instances (C(InstanceLifecycle), C(RootDeviceType) from DescribeInstances); those are not attempted, and RV(instances.skipped)
+    says why; the volumes and the shutdown behaviour are still protected.
   - The module is idempotent, so when nothing differs no write call is made. Works on a batch; a failure on one instance names
     the instance, the AWS action and error code, and never hides the others' results.
   - The record is kept in the incident store (O(incident_store)), written before any change; the tag is only the hint
@@ -96,6 +99,13 @@ instances:
       description: The write calls made, in order (in check mode, the calls that would be made).
       type: list
       elements: str
+    skipped:
+      description:
+        - The protections AWS does not allow on this instance, with why, not attempted (Spot Instances take neither
+          termination nor stop protection; instance store-backed ones no stop protection). Empty otherwise.
+      type: dict
+      sample: {"termination_protection": "skipped: AWS does not allow termination protection on Spot Instances; the instance
+               can still be terminated through the API"}
     error:
       description: Why this instance failed; names the instance, the AWS action and its error code.
       type: dict
@@ -117,7 +127,7 @@ from ansible_collections.cloudsec.guardduty.plugins.module_utils.incident_store 
     StoreError, module_store, weigh_instance_record)
 from ansible_collections.cloudsec.guardduty.plugins.module_utils.protection import (
     RECORD_TAG, apply_calls, current_protection, describe_call, describe_protection_attributes, plan_protect,
-    plan_release, record_data, record_from_data, record_tag_keys)
+    plan_release, record_data, record_from_data, record_tag_keys, unsupported_protection)
 
 
 def work_on(client, store, instance, params, check_mode, warn):
@@ -144,13 +154,17 @@ def work_on(client, store, instance, params, check_mode, warn):
     if warning:
         warn(warning)
     tags = instance.get("Tags") or []
+    skipped = {}
     if state == "protected":
-        calls, record_after, after = plan_protect(instance_id, current, record, params["stop_protection"], tags)
+        stop_protection = params["stop_protection"]
+        unsupported = unsupported_protection(instance)
+        skipped = {k: v for k, v in unsupported.items() if k != "stop_protection" or stop_protection}
+        calls, record_after, after = plan_protect(instance_id, current, record, stop_protection, tags, unsupported)
     else:
         calls, after = plan_release(instance_id, current, record, record_tag_keys(tags))
         record_after = None
     result = {"changed": bool(calls), "before": current, "after": after, "record": record_after if state == "protected" else record,
-              "calls": [describe_call(c) for c in calls]}
+              "calls": [describe_call(c) for c in calls], "skipped": skipped}
     if state == "protected" and calls and not check_mode and stored != record_data(record_after):
         # The store's record first: before the tag and before any attribute changes.
         try:

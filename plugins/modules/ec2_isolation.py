@@ -67,7 +67,9 @@ options:
   isolation_group_name:
     description:
       - Name of the isolation security group, one per VPC, shared by every isolated instance of the VPC.
-      - It holds no rule except O(allowed_access); rules added to it by hand are revoked.
+      - It holds no rule except examiner access (O(allowed_access), this run's and, unless O(allowed_access_exclusive), earlier
+        runs'); any other rule added to it by hand is revoked.
+      - AWS refuses names longer than 255 characters or starting with C(sg-); they are refused before any call.
     type: str
     default: guardduty-isolation
   conversion_group_name:
@@ -79,8 +81,12 @@ options:
   allowed_access:
     description:
       - Examiner access kept in the isolation group, for example SSH from a forensics host.
-      - It applies to every instance isolated in the VPC. An open CIDR (C(0.0.0.0/0), C(::/0)) is refused.
-      - The isolation group's rules are made exactly these, so leaving this out removes examiner access.
+      - It applies to every instance isolated in the VPC. An open CIDR (C(0.0.0.0/0), C(::/0)) or one broader than
+        C(/8) (IPv4) or C(/32) (IPv6), such as C(0.0.0.0/1) and C(128.0.0.0/1), is always refused.
+      - A public range (not RFC 1918 or C(fc00::/7)), or a private one broader than C(/16) (IPv4) or C(/48) (IPv6), is
+        refused unless O(allowed_access_acknowledge_public=true).
+      - Rules are only added; leaving this out does not remove the examiner access an earlier run added for another
+        incident (see O(allowed_access_exclusive)).
     type: list
     elements: dict
     suboptions:
@@ -94,19 +100,36 @@ options:
         choices: [tcp, udp, icmp, all]
         default: tcp
       port:
-        description: First port (ICMP type); required for V(tcp) and V(udp).
+        description: First port (ICMP type, V(-1) to V(255), V(-1) for all types); required for V(tcp) and V(udp).
         type: int
       to_port:
-        description: Last port (ICMP code); defaults to O(allowed_access[].port).
+        description:
+          - Last port; defaults to O(allowed_access[].port).
+          - For V(icmp), the ICMP code (V(-1) to V(255), default V(-1), all codes); with type V(-1) it must be V(-1).
         type: int
       direction:
         description: Traffic direction the rule allows.
         type: str
         choices: [ingress, egress]
         default: ingress
+  allowed_access_acknowledge_public:
+    description:
+      - Accept in O(allowed_access) public ranges and private ones broader than C(/16) (IPv4) or C(/48) (IPv6),
+        knowing that they reach every instance isolated in the VPC. Open and broader than C(/8) or C(/32) stay refused.
+    type: bool
+    default: false
+  allowed_access_exclusive:
+    description:
+      - Make the isolation group's rules exactly O(allowed_access), revoking the examiner access earlier runs (other
+        incidents) added. Without it, rules are only added, and only rules that are not examiner access (open or too
+        broad ranges, group or prefix-list references) are revoked.
+    type: bool
+    default: false
   incident_id:
     description:
       - Incident reference written to the instance's C(guardduty:incident) tag.
+      - Letters, digits, C(.), C(_) and C(-), starting with a letter or digit, at most 128 characters; anything else is
+        refused before any AWS call.
     type: str
   max_concurrency:
     description:
@@ -336,8 +359,9 @@ from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleA
 
 from ansible_collections.cloudsec.guardduty.plugins.module_utils import connection_tracking
 from ansible_collections.cloudsec.guardduty.plugins.module_utils import ec2_network
-from ansible_collections.cloudsec.guardduty.plugins.module_utils import instance_lock
+from ansible_collections.cloudsec.guardduty.plugins.module_utils import guards
 from ansible_collections.cloudsec.guardduty.plugins.module_utils import incident_store
+from ansible_collections.cloudsec.guardduty.plugins.module_utils import instance_lock
 from ansible_collections.cloudsec.guardduty.plugins.module_utils import isolation
 from ansible_collections.cloudsec.guardduty.plugins.module_utils.instances import describe_instances
 from ansible_collections.cloudsec.guardduty.plugins.module_utils.instances import error_code
@@ -609,6 +633,8 @@ def build_argument_spec():
             to_port=dict(type="int"),
             direction=dict(type="str", choices=["ingress", "egress"], default="ingress"),
         )),
+        allowed_access_acknowledge_public=dict(type="bool", default=False),
+        allowed_access_exclusive=dict(type="bool", default=False),
         incident_id=dict(type="str"),
         max_concurrency=dict(type="int", default=8),
         incident_store=dict(type="str"),
@@ -676,10 +702,17 @@ def run(module, locks):
     if incident_id is not None and len(incident_id) > isolation.TAG_VALUE_MAX:
         module.fail_json(msg=f"incident_id is {len(incident_id)} characters long; an EC2 tag value holds at most "
                              f"{isolation.TAG_VALUE_MAX}: nothing was changed")
+    problems = [p for p in (
+        guards.incident_id_problem(incident_id) if incident_id is not None else None,
+        guards.group_name_problem(names[isolation.ISOLATION], "isolation_group_name"),
+        guards.group_name_problem(names[isolation.CONVERSION], "conversion_group_name"),
+        guards.positive_problem(params["max_concurrency"], "max_concurrency")) if p]
+    if problems:
+        module.fail_json(msg="; ".join(problems) + ": nothing was changed")
     try:
-        allowed_rules = isolation.allowed_access_rules(params["allowed_access"])
+        allowed_rules = isolation.allowed_access_rules(params["allowed_access"], params["allowed_access_acknowledge_public"])
     except isolation.PlanError as exc:
-        module.fail_json(msg=str(exc))
+        module.fail_json(msg=f"{exc}: nothing was changed")
     try:
         tracking_spec = connection_tracking.tracking_specification(params["connection_tracking"])
     except ValueError as exc:
@@ -710,7 +743,8 @@ def run(module, locks):
         module.fail_json(msg=failure(batch_label(valid), "DescribeSecurityGroups", exc) + ": nothing was changed", instances=[], code=error_code(exc),
                          action="ec2:DescribeSecurityGroups")
     group_views = [isolation.group_view(g) for g in described_groups]
-    group_steps, groups, vpc_errors = isolation.plan_groups(vpc_ids, group_views, names, allowed_rules)
+    exclusive = params["allowed_access_exclusive"]
+    group_steps, groups, vpc_errors = isolation.plan_groups(vpc_ids, group_views, names, allowed_rules, exclusive=exclusive)
     ipv6 = set()
     creating = {s["vpc_id"] for s in group_steps if s["action"] == "CreateSecurityGroup"}
     if creating and state == "isolated":
@@ -719,7 +753,7 @@ def run(module, locks):
         except AWS_ERRORS as exc:
             module.fail_json(msg=failure(batch_label(valid), "DescribeVpcs", exc) + ": nothing was changed", instances=[], code=error_code(exc),
                              action="ec2:DescribeVpcs")
-        group_steps, groups, vpc_errors = isolation.plan_groups(vpc_ids, group_views, names, allowed_rules, ipv6)
+        group_steps, groups, vpc_errors = isolation.plan_groups(vpc_ids, group_views, names, allowed_rules, ipv6, exclusive=exclusive)
     now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
     store = incident_store.module_store(module)
     stored, store_problems = read_store(store, module.region, instances, enis, params["max_concurrency"])

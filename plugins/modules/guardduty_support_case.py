@@ -22,7 +22,9 @@ description:
   - The Support API lives in C(us-east-1); the module uses that region unless O(region) is given.
 options:
   incident_id:
-    description: The incident; it prefixes the case subject and is how a rerun finds the case.
+    description:
+      - The incident; it prefixes the case subject and is how a rerun finds the case.
+      - Letters, digits, C(.), C(_) and C(-), starting with a letter or digit, at most 128 characters; anything else is refused before any AWS call.
     type: str
     required: true
   subject:
@@ -128,6 +130,7 @@ re_post:
 from ansible_collections.amazon.aws.plugins.module_utils.botocore import is_boto3_error_code
 from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
 
+from ansible_collections.cloudsec.guardduty.plugins.module_utils import guards
 from ansible_collections.cloudsec.guardduty.plugins.module_utils import support
 
 
@@ -155,6 +158,9 @@ def main():
     )
     module = AnsibleAWSModule(argument_spec=argument_spec, supports_check_mode=True)
     params = module.params
+    problem = guards.incident_id_problem(params["incident_id"])
+    if problem:
+        module.fail_json(msg=f"{problem}; no case was opened")
     client = module.client("support", region=params.get("region") or support.SUPPORT_REGION)
     out = {"changed": False, "created": False, "case": None, "support_plan": True, "re_post": support.RE_POST}
     try:

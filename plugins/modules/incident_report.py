@@ -43,7 +43,7 @@ options:
   incident_id:
     description:
       - The incident the report belongs to; also the name of its directory under O(report_dir).
-      - Letters, digits, C(.), C(_) and C(-), at most 128 characters, not starting with a dot.
+      - Letters, digits, C(.), C(_) and C(-), starting with a letter or digit, at most 128 characters.
     type: str
     required: true
   report_dir:
@@ -225,15 +225,13 @@ import datetime
 import hashlib
 import json
 import os
-import re
 import stat
 import tempfile
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.cloudsec.guardduty.plugins.module_utils import guards
 from ansible_collections.cloudsec.guardduty.plugins.module_utils import report as reporting
-
-INCIDENT_ID = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9._-]{0,127}$")
 
 
 class ReportError(Exception):
@@ -317,9 +315,9 @@ def main():
     # The arguments may hold what the report redacts: never echo them back unredacted.
     invocation = {"module_args": reporting.redact(params)}
     incident_id = params["incident_id"]
-    if not INCIDENT_ID.match(incident_id):
-        module.fail_json(msg=f"incident_id {reporting.redact_text(incident_id)!r} cannot name a directory: use letters, digits, "
-                             "'.', '_' and '-' (at most 128, not starting with a dot)", invocation=invocation)
+    if guards.incident_id_problem(incident_id):
+        module.fail_json(msg=f"incident_id {reporting.redact_text(incident_id)!r} cannot name a directory: use "
+                             f"{guards.INCIDENT_ID_RULE}", invocation=invocation)
     run = dict(params["run"] or {})
     if not run.get("finished"):
         run["finished"] = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")

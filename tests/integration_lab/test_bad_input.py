@@ -140,6 +140,38 @@ def test_bad_parameters_are_refused_before_any_call(demo):
          "incident_id is 303 characters long; an EC2 tag value holds at most 256"),
         ("same group names", MODULE, {"instance_ids": [web], "isolation_group_name": "g", "conversion_group_name": "g"},
          "isolation_group_name and conversion_group_name must differ"),
+        ("public examiner range", MODULE, {"instance_ids": [web], "allowed_access": [{"cidr": "198.51.100.7/32", "port": 22}]},
+         "allowed_access[0]: cidr 198.51.100.7/32 is not a private range"),
+        ("internet in two halves", MODULE, {"instance_ids": [web], "allowed_access_acknowledge_public": True,
+                                            "allowed_access": [{"cidr": "0.0.0.0/1", "port": 22}, {"cidr": "128.0.0.0/1", "port": 22}]},
+         "allowed_access[0]: cidr 0.0.0.0/1 is broader than /8"),
+        ("ipv6 half", MODULE, {"instance_ids": [web], "allowed_access_acknowledge_public": True,
+                               "allowed_access": [{"cidr": "::/1", "protocol": "all"}]},
+         "allowed_access[0]: cidr ::/1 is broader than /32"),
+        ("icmp type out of range", MODULE, {"instance_ids": [web],
+                                            "allowed_access": [{"cidr": "10.9.9.9/32", "protocol": "icmp", "port": 256}]},
+         "allowed_access[0]: ICMP type 256 is not within -1 (all) to 255"),
+        ("icmp code without type", MODULE, {"instance_ids": [web],
+                                            "allowed_access": [{"cidr": "10.9.9.9/32", "protocol": "icmp", "to_port": 3}]},
+         "with type -1 (all types) the code must be -1 too"),
+        ("group name over 255 characters", MODULE, {"instance_ids": [web], "isolation_group_name": "g" * 256},
+         "isolation_group_name is 256 characters long; AWS accepts at most 255"),
+        ("group name starting with sg-", MODULE, {"instance_ids": [web], "conversion_group_name": "sg-conversion"},
+         "conversion_group_name 'sg-conversion' starts with 'sg-'"),
+        ("isolation: bad incident id", MODULE, {"instance_ids": [web], "incident_id": "INC 42/../x"},
+         "incident_id 'INC 42/../x' is not a valid incident id"),
+        ("snapshots: quoted incident id", "cloudsec.guardduty.ec2_forensic_snapshot",
+         {"instance_ids": [web], "incident_id": '"INC-42"'}, """incident_id '"INC-42"' is not a valid incident id"""),
+        ("snapshots: negative wait timeout", "cloudsec.guardduty.ec2_forensic_snapshot",
+         {"instance_ids": [web], "incident_id": "INC-42", "wait": True, "wait_timeout": -1}, "wait_timeout is -1; it must be >= 0"),
+        ("evidence: bad incident id", "cloudsec.guardduty.ec2_instance_evidence",
+         {"instance_ids": [web], "incident_id": "../INC", "evidence_dir": "/tmp/never-written"}, "incident_id '../INC' is not a valid"),
+        ("eradicate: bad incident id", "cloudsec.guardduty.ec2_eradicate",
+         {"instance_ids": [web], "incident_id": "INC 42", "confirm": ["terminate-INC 42"]}, "incident_id 'INC 42' is not a valid"),
+        ("support case: bad incident id", "cloudsec.guardduty.guardduty_support_case",
+         {"incident_id": "[INC-42]", "summary": "x"}, "incident_id '[INC-42]' is not a valid"),
+        ("scan: negative wait timeout", "cloudsec.guardduty.guardduty_malware_scan",
+         {"instance_ids": [web], "wait": True, "wait_timeout": -5}, "wait_timeout is -5; it must be >= 0"),
         ("eradicate without confirmation", "cloudsec.guardduty.ec2_eradicate",
          {"instance_ids": [web], "confirm": [], "incident_id": "IR-BAD"}, "refusing to terminate without confirmation"),
         ("eradicate confirming another instance", "cloudsec.guardduty.ec2_eradicate",
@@ -153,6 +185,73 @@ def test_bad_parameters_are_refused_before_any_call(demo):
     assert demo.journal(mark) == []  # no AWS call at all, not even a Describe
     state = demo.client("ec2").describe_instances(InstanceIds=[web])["Reservations"][0]["Instances"][0]["State"]
     assert state["Name"] == "running"
+
+
+# -- refused before any change: the isolate playbook's options -------------------------------------------
+ISOLATE = str(REPO / "playbooks/isolate.yml")
+
+
+def isolate_playbook(lab, tmp_path, extra):
+    hosts = {name: {"instance_id": lab.instance(name)["id"], "region": "us-east-1", "account_id": ADMIN}
+             for name in ("web-1", "app-1")}
+    inventory = tmp_path / "hosts.yml"
+    inventory.write_text(json.dumps({"all": {"children": {"compromised": {"hosts": hosts}}}}))
+    return lab.run_playbook(ISOLATE, extra_vars=dict({"isolate_evidence_dir": str(tmp_path / "evidence"),
+                                                      "isolate_report_dir": str(tmp_path / "reports")}, **extra),
+                            inventory=str(inventory), limit="compromised", expect_rc=(2,))
+
+
+def refusal(run):
+    """The failed task's message (the options are checked once, on the first host)."""
+    return " | ".join(str(r.get("msg")) for hosts in run["tasks"].values() for r in hosts.values() if r.get("failed"))
+
+
+def test_a_bad_incident_id_makes_no_change_at_all(demo, tmp_path):
+    """Before: the snapshots and the instance tags were made with it, and only the report refused it."""
+    for bad in ("INC 42", '"INC-42"', "../../etc"):
+        mark = demo.mark()
+        run = isolate_playbook(demo, tmp_path, {"incident_id": bad})
+        assert writes(demo.journal(mark)) == [], bad
+        assert f"incident_id {bad!r} is not a valid incident id" in refusal(run), (bad, refusal(run))
+        assert run["rc"] == 2 and any(s["failures"] for s in run["stats"].values()), run["stats"]
+        assert not (tmp_path / "evidence").exists() and not (tmp_path / "reports").exists()
+
+
+def test_isolate_refuses_public_examiner_access_and_bad_group_names_before_any_change(demo, tmp_path):
+    cases = [({"isolate_network_allowed_access": [{"cidr": "0.0.0.0/1", "port": 22}, {"cidr": "128.0.0.0/1", "port": 22}],
+               "isolate_network_allowed_access_acknowledge_public": True},
+              "isolate_network_allowed_access[0]: cidr 0.0.0.0/1 is broader than /8"),
+             ({"isolate_network_allowed_access": [{"cidr": "203.0.113.9/32", "port": 22}]},
+              "isolate_network_allowed_access[0]: cidr 203.0.113.9/32 is not a private range"),
+             ({"isolate_network_group_name": "sg-isolation"}, "isolate_network_group_name 'sg-isolation' starts with 'sg-'"),
+             ({"isolate_scan_wait_timeout": -1}, "isolate_scan_wait_timeout is -1; it must be >= 0")]
+    for extra, text in cases:
+        mark = demo.mark()
+        run = isolate_playbook(demo, tmp_path, dict(extra, incident_id="INC-GUARD"))
+        assert writes(demo.journal(mark)) == [], extra
+        assert text in refusal(run), (text, refusal(run))
+
+
+def test_a_run_without_allowed_access_keeps_another_incidents_examiner_access(demo):
+    """The isolation group is shared: incident A's examiner SSH stays when incident B isolates without it,
+    unless B asks for exclusive rules."""
+    web, app = demo.instance("web-1")["id"], demo.instance("app-1")["id"]
+    examiner = {"cidr": "10.99.0.10/32", "port": 22}
+    run_cases(demo, [("A", MODULE, {"instance_ids": [web], "incident_id": "INC-A", "allowed_access": [examiner]})])
+    mark = demo.mark()
+    results = run_cases(demo, [("B", MODULE, {"instance_ids": [app], "incident_id": "INC-B"})])
+    assert not results["B"].get("failed"), results["B"]
+    # (the new group of app-1's other VPC loses its default egress; the examiner's rule is never revoked)
+    assert [e for e in demo.journal(mark) if e["action"].startswith("RevokeSecurityGroup") and mentions(e, "10.99.0.10/32")] == []
+    ec2 = demo.client("ec2")
+    group = ec2.describe_security_groups(Filters=[{"Name": "group-name", "Values": ["guardduty-isolation"]}])["SecurityGroups"]
+    kept = [r for g in group for p in g["IpPermissions"] for r in p.get("IpRanges", [])]
+    assert [r["CidrIp"] for r in kept] == ["10.99.0.10/32"]
+    results = run_cases(demo, [("B exclusive", MODULE, {"instance_ids": [app], "incident_id": "INC-B",
+                                                        "allowed_access_exclusive": True})])
+    assert not results["B exclusive"].get("failed"), results["B exclusive"]
+    group = ec2.describe_security_groups(Filters=[{"Name": "group-name", "Values": ["guardduty-isolation"]}])["SecurityGroups"]
+    assert [p for g in group for p in g["IpPermissions"]] == []
 
 
 # -- limits: security group quota, rules per group ---------------------------------------------------
@@ -298,8 +397,9 @@ def test_missing_permission_for_each_action_names_it_and_half_changes_nothing(de
         group_id = ec2.create_security_group(GroupName=name, Description="x", VpcId=stray["vpc"], TagSpecifications=[
             {"ResourceType": "security-group", "Tags": [{"Key": "guardduty:role", "Value": role}]}])["GroupId"]
         if role == "isolation":
+            # a reference to another group is never examiner access: revoked (examiner CIDRs are kept)
             ec2.authorize_security_group_ingress(GroupId=group_id, IpPermissions=[
-                {"IpProtocol": "tcp", "FromPort": 22, "ToPort": 22, "IpRanges": [{"CidrIp": "10.1.2.3/32"}]}])
+                {"IpProtocol": "tcp", "FromPort": 22, "ToPort": 22, "UserIdGroupPairs": [{"GroupId": stray["group"]}]}])
     tasks = []
     for action, case in cases.items():
         if action == "DeleteTags":  # only release deletes tags: isolate first with full rights (operator key)

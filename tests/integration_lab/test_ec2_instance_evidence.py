@@ -154,3 +154,29 @@ def test_s3_refusal_keeps_the_local_capture(demo, tmp_path):
     assert got["error"]["action"] == "PutObject" and got["error"]["code"] == "AccessDenied"
     assert "local capture" in got["error"]["message"]
     verify_capture(got, tmp_path, "INC-6", "123456789012", web)
+
+
+def test_console_output_without_latest_on_xen_types_and_when_aws_refuses_it(demo, tmp_path):
+    """GetConsoleOutput Latest=true is Nitro-only (the lab refuses it on Xen types, as AWS does): a t2 instance
+    is asked without Latest at once; a type AWS refuses it for anyway is asked again without it. Both captures
+    complete, and the result and the manifest say the output is the buffered one."""
+    ec2 = demo.client("ec2")
+    subnet = demo.resources["accounts"]["123456789012"]["regions"]["us-east-1"]["subnets"]["app-a"]
+    xen = ec2.run_instances(ImageId="ami-12c6146b", InstanceType="t2.micro", MinCount=1, MaxCount=1,
+                            SubnetId=subnet)["Instances"][0]["InstanceId"]
+    web = demo.instance("web-1")["id"]
+    demo.faults({"forced": [{"action": "GetConsoleOutput", "resource": web, "code": "UnsupportedOperation", "count": 1}]})
+    mark = demo.mark()
+    result = demo.run_module(MODULE, {"instance_ids": [xen, web], "incident_id": "INC-XEN", "screenshot": False,
+                                      "evidence_dir": str(tmp_path / "evidence")})
+    assert result["errors"] == [], result
+    calls = [(e["params"]["InstanceId"], e["params"].get("Latest"), e["outcome"])
+             for e in demo.journal(since=mark, action="GetConsoleOutput")]
+    assert [c for c in calls if c[0] == xen] == [(xen, None, "ok")]   # never refused: not asked with Latest
+    assert [c[1:] for c in calls if c[0] == web] == [("true", "UnsupportedOperation"), (None, "ok")]
+    for instance_id, text in ((xen, "t2.micro is not built on the Nitro System"), (web, "Latest=true refused (UnsupportedOperation)")):
+        part = result["instances"][instance_id]
+        assert part["changed"] and any(text in n for n in part["notes"]), part
+        path = pathlib.Path(part["path"])
+        assert (path / "console-output.txt").read_bytes() == ec2.get_console_output(InstanceId=instance_id)["Output"].encode()
+        assert json.loads((path / "manifest.json").read_text())["notes"] == part["notes"]

@@ -111,3 +111,26 @@ def test_permission_error_on_one_instance(demo):
     demo.run_module(MODULE, {"instance_ids": [web, app], "state": "released"})
     assert protection(demo, web)["dot"] == {"/dev/xvda": True, "/dev/sdf": True}
     assert protection(demo, web)["record"] == []
+
+
+def test_a_spot_instance_keeps_its_disks_and_says_why_it_has_no_termination_protection(demo):
+    """AWS refuses termination and stop protection on Spot Instances (UnsupportedOperation, the lab too): the
+    module does not ask, protects the volumes and the shutdown behaviour, and names what it skipped."""
+    ec2 = demo.client("ec2")
+    subnet = demo.resources["accounts"]["123456789012"]["regions"]["us-east-1"]["subnets"]["app-a"]
+    spot = ec2.run_instances(ImageId="ami-12c6146b", InstanceType="t3.micro", MinCount=1, MaxCount=1, SubnetId=subnet,
+                             InstanceMarketOptions={"MarketType": "spot"})["Instances"][0]["InstanceId"]
+    web = demo.instance("web-1")["id"]
+    mark = demo.mark()
+    result = demo.run_module(MODULE, {"instance_ids": [spot, web], "state": "protected", "stop_protection": True})
+    assert result["errors"] == [] and not result.get("failed"), result
+    skipped = result["instances"][spot]["skipped"]
+    assert sorted(skipped) == ["stop_protection", "termination_protection"]
+    assert "Spot Instances" in skipped["termination_protection"]
+    assert result["instances"][web]["skipped"] == {}
+    attempted = [e for e in writes(demo, mark) if e["action"] == "ModifyInstanceAttribute" and spot in str(e["params"])]
+    assert attempted and not [e for e in attempted if "DisableApiTermination" in str(e["params"]) or "DisableApiStop" in str(e["params"])]
+    assert all(e["status"] < 400 for e in writes(demo, mark))
+    after = protection(demo, spot)
+    assert after["termination"] is False and after["shutdown"] == "stop" and set(after["dot"].values()) == {False}
+    assert protection(demo, web)["termination"] is True and protection(demo, web)["stop"] is True

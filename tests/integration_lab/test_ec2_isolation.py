@@ -241,9 +241,9 @@ def test_other_region_ipv6_instance(demo):
 def test_allowed_access_is_the_only_rule_and_open_cidr_is_refused(demo):
     mark = demo.mark()
     result = isolate(demo, ["web-1"], allowed_access=[{"cidr": "10.99.0.10/32", "port": 22},
-                                                      {"cidr": "2001:db8::/64", "port": 22}])
+                                                      {"cidr": "fd00:99::/64", "port": 22}])
     entries = demo.journal(mark)
-    assert_isolation_group_closed(demo, result, entries, allowed=("10.99.0.10/32", "2001:db8::/64"))
+    assert_isolation_group_closed(demo, result, entries, allowed=("10.99.0.10/32", "fd00:99::/64"))
     mark = demo.mark()
     refused = isolate(demo, ["app-1"], allowed_access=[{"cidr": "0.0.0.0/0", "port": 22}], expect_rc=(2,))
     assert refused["failed"] and "open to everyone" in refused["msg"]

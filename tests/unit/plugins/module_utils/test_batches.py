@@ -117,7 +117,7 @@ def test_stage_parts_give_no_part_to_an_instance_a_successful_call_was_not_asked
         "i-1": "DescribeSecurityGroups: throttled", "i-2": "DescribeSecurityGroups: throttled"}
 
 
-def test_record_keeps_stages_in_order_and_failures_name_the_first_failed_stage():
+def test_record_keeps_stages_in_order_and_failures_name_every_failed_stage_in_order():
     record = batches.record_parts({}, "preflight", {"i-1": {"error": None}, "i-2": {"error": None}})
     record = batches.record_parts(record, "isolation", {
         "i-1": {"changed": True, "error": None},
@@ -128,7 +128,7 @@ def test_record_keeps_stages_in_order_and_failures_name_the_first_failed_stage()
     assert "i-9" not in record
     assert batches.instance_failure(record, "i-1") is None
     assert batches.instance_failure(record, "i-2") == (
-        "isolation failed: ec2:ModifyNetworkInterfaceAttribute UnauthorizedOperation not allowed")
+        "isolation failed: ec2:ModifyNetworkInterfaceAttribute UnauthorizedOperation not allowed; tags failed: later")
     assert batches.instance_failure(record, "i-404") is None
     assert batches.failed_instances(record) == {"i-2": batches.instance_failure(record, "i-2")}
 
@@ -139,6 +139,22 @@ def test_remaining_batches_drop_failed_instances_hosts_out_of_the_play_and_empty
         dict(BATCH_US, instance_ids=["i-2"], hosts={"i-2": "api"}), BATCH_EU]
     assert batches.remaining_batches([BATCH_US, BATCH_EU], record, hosts=["api"]) == [
         dict(BATCH_US, instance_ids=["i-2"], hosts={"i-2": "api"})]
+
+
+def test_an_evidence_failure_keeps_the_instance_in_the_later_stages_and_still_fails_it():
+    """Containment never waits on evidence: a failed snapshot marks the instance, it does not spare it the network."""
+    evidence = ("protection", "snapshots", "evidence", "scan")
+    record = {"i-1": {"snapshots": {"error": {"action": "CreateSnapshots", "code": "SnapshotLimitExceeded", "message": "quota"}}},
+              "i-2": {"protection": {"error": "refused"}, "isolation": {"error": "terminated"}}}
+    left = batches.remaining_batches([BATCH_US, BATCH_EU], record, evidence_stages=evidence)
+    assert left == [dict(BATCH_US, instance_ids=["i-1"], hosts={"i-1": "web"}), BATCH_EU]   # i-2 failed a containment stage
+    assert batches.remaining_batches([BATCH_US], record) == []    # without evidence stages, any failure drops the instance
+    assert batches.instance_failure(record, "i-1", evidence) is None
+    # ... and the host still fails at the end, naming every failed stage and its cause
+    failures = batches.failed_instances(record)
+    assert failures == {"i-1": "snapshots failed: CreateSnapshots SnapshotLimitExceeded quota",
+                        "i-2": "protection failed: refused; isolation failed: terminated"}
+    assert batches.run_failures([BATCH_US, BATCH_EU], left, failures) == failures
 
 
 def test_batch_leaders_map_each_batch_to_its_leader_or_first_host():

@@ -57,3 +57,11 @@ def test_s3_keys_follow_the_disk_layout_under_the_prefix():
     rel = os.path.join("INC-1", "123456789012", "us-east-1", "i-1", "t")
     assert e.s3_key("/evidence/", rel, "manifest.json") == "evidence/INC-1/123456789012/us-east-1/i-1/t/manifest.json"
     assert e.s3_key("", rel, "a") == "INC-1/123456789012/us-east-1/i-1/t/a"
+
+
+def test_latest_console_output_is_asked_only_of_nitro_or_unknown_types():
+    from ansible_collections.cloudsec.guardduty.plugins.module_utils.evidence import latest_console_supported
+    for xen in ("t2.micro", "m4.large", "c4.xlarge", "r4.large", "i3.large", "p3.2xlarge", "x1e.xlarge", "m1.small"):
+        assert latest_console_supported(xen) is False, xen
+    for nitro in ("t3.micro", "m5.large", "c6i.large", "i3.metal", "p3dn.24xlarge", "m7g.medium", None, ""):
+        assert latest_console_supported(nitro) is True, nitro

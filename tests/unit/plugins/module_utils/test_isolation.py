@@ -117,10 +117,44 @@ def test_group_with_our_name_but_not_our_tag_is_refused():
     ({"cidr": "nonsense", "port": 22}, "not an IPv4"),
     ({"cidr": "10.0.0.1/32"}, "needs a port"),
     ({"cidr": "10.0.0.1/32", "port": 70000}, "within 0-65535"),
+    ({"cidr": "0.0.0.0/1", "port": 22}, "broader than /8"),
+    ({"cidr": "128.0.0.0/1", "port": 22}, "broader than /8"),
+    ({"cidr": "::/1", "protocol": "all"}, "broader than /32"),
+    ({"cidr": "198.51.100.7/32", "port": 22}, "not a private range"),
+    ({"cidr": "10.0.0.0/8", "port": 22}, "broader than /16"),
+    ({"cidr": "10.0.0.1/32", "protocol": "icmp", "port": 256}, "ICMP type 256"),
+    ({"cidr": "10.0.0.1/32", "protocol": "icmp", "port": 8, "to_port": 300}, "ICMP code 300"),
+    ({"cidr": "10.0.0.1/32", "protocol": "icmp", "to_port": 0}, "with type -1"),
 ])
 def test_bad_allowed_access(entry, message):
     with pytest.raises(iso.PlanError, match=message):
         iso.allowed_access_rules([entry])
+
+
+def test_public_or_broad_examiner_access_needs_the_acknowledgement_and_open_never_passes():
+    entries = [{"cidr": "198.51.100.7/32", "port": 22}, {"cidr": "10.0.0.0/8", "protocol": "icmp", "port": 8, "to_port": 0}]
+    assert iso.allowed_access_rules(entries, acknowledge_public=True) == {
+        ("ingress", "tcp", 22, 22, "cidr4", "198.51.100.7/32"), ("ingress", "icmp", 8, 0, "cidr4", "10.0.0.0/8")}
+    for cidr in ("0.0.0.0/1", "::/1", "0.0.0.0/0"):
+        with pytest.raises(iso.PlanError):
+            iso.allowed_access_rules([{"cidr": cidr, "port": 22}], acknowledge_public=True)
+
+
+def test_a_run_without_allowed_access_keeps_another_incidents_examiner_access_unless_exclusive():
+    examiner = {"IpProtocol": "tcp", "FromPort": 22, "ToPort": 22, "IpRanges": [{"CidrIp": "10.9.0.1/32"}]}
+    stray = {"IpProtocol": "-1", "UserIdGroupPairs": [{"GroupId": "sg-0123456789abcdef0"}],
+             "IpRanges": [{"CidrIp": "0.0.0.0/1"}]}
+    described = [described_group("sg-conv", NAMES[iso.CONVERSION], iso.CONVERSION, ingress=[ALL], egress=[ALL]),
+                 described_group("sg-iso", NAMES[iso.ISOLATION], iso.ISOLATION, ingress=[examiner, stray], egress=[ALL])]
+    steps, _groups, _errors = iso.plan_groups({"vpc-1"}, described, NAMES, frozenset())
+    revoked = [p for s in steps for p in s["permissions"] if s["action"].startswith("Revoke")]
+    assert examiner not in revoked   # the examiner access stays
+    assert {"IpProtocol": "-1", "UserIdGroupPairs": [{"GroupId": "sg-0123456789abcdef0"}]} in revoked
+    assert {"IpProtocol": "-1", "IpRanges": [{"CidrIp": "0.0.0.0/1"}]} in revoked
+    assert [s["action"] for s in steps] == ["RevokeSecurityGroupIngress", "RevokeSecurityGroupEgress"]
+    steps, _groups, _errors = iso.plan_groups({"vpc-1"}, described, NAMES, frozenset(), exclusive=True)
+    revoked = [p for s in steps for p in s["permissions"] if s["action"].startswith("Revoke")]
+    assert examiner in revoked
 
 
 # -- isolate ---------------------------------------------------------------------------------------

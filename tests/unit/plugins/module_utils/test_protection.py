@@ -74,3 +74,18 @@ def test_many_volumes_split_across_tags_and_read_back():
 def test_unreadable_record_is_an_error():
     with pytest.raises(ValueError, match="unreadable protection record"):
         p.read_record([{"Key": "guardduty:protection-record", "Value": "{not json"}], [])
+
+
+def test_spot_and_instance_store_protections_aws_refuses_are_not_planned():
+    assert p.unsupported_protection({"InstanceLifecycle": "spot"}).keys() == {"termination_protection", "stop_protection"}
+    assert list(p.unsupported_protection({"RootDeviceType": "instance-store"})) == ["stop_protection"]
+    assert p.unsupported_protection({"RootDeviceType": "ebs"}) == {}
+    unsupported = p.unsupported_protection({"InstanceLifecycle": "spot"})
+    calls, record, after = p.plan_protect(IID, current(shutdown="terminate"), None, True, unsupported)
+    planned = [c[1] for c in calls if c[0] == "ModifyInstanceAttribute"]
+    assert not [c for c in planned if "DisableApiTermination" in c or "DisableApiStop" in c]
+    # the disks and the shutdown behaviour are still protected, and the prediction says what stays
+    assert {"InstanceInitiatedShutdownBehavior": {"Value": "stop"}, "InstanceId": IID} in planned
+    assert any("BlockDeviceMappings" in c for c in planned)
+    assert after["termination_protection"] is False and after["stop_protection"] is False
+    assert record["termination_protection"] is False
