@@ -81,7 +81,7 @@ def test_spot_and_instance_store_protections_aws_refuses_are_not_planned():
     assert list(p.unsupported_protection({"RootDeviceType": "instance-store"})) == ["stop_protection"]
     assert p.unsupported_protection({"RootDeviceType": "ebs"}) == {}
     unsupported = p.unsupported_protection({"InstanceLifecycle": "spot"})
-    calls, record, after = p.plan_protect(IID, current(shutdown="terminate"), None, True, unsupported)
+    calls, record, after = p.plan_protect(IID, current(shutdown="terminate"), None, True, unsupported=unsupported)
     planned = [c[1] for c in calls if c[0] == "ModifyInstanceAttribute"]
     assert not [c for c in planned if "DisableApiTermination" in c or "DisableApiStop" in c]
     # the disks and the shutdown behaviour are still protected, and the prediction says what stays
