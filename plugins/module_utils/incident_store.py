@@ -90,7 +90,12 @@ class LocalBackend:
             for part in parts:
                 current = os.path.join(current, part)
                 if not os.path.isdir(current):
-                    os.mkdir(current, 0o700)
+                    try:
+                        os.mkdir(current, 0o700)
+                    except FileExistsError:
+                        pass  # made meanwhile by another instance's write in the same batch
+                    if os.path.islink(current) or not os.path.isdir(current):
+                        raise OSError(f"{current} is not a directory")
                     os.chmod(current, 0o700)
             handle, temporary = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=".json")
             try:

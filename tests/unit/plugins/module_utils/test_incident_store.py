@@ -90,3 +90,26 @@ def test_s3_keys_sit_under_the_prefix_and_are_encrypted():
     assert store.section(ACCOUNT, REGION, INSTANCE, "eip") == [["eipalloc-1", "eni-1", "10.0.0.1"]]
     store.drop(ACCOUNT, REGION, INSTANCE, "eip")
     assert s3.objects == {}
+
+
+def test_instances_of_one_batch_write_their_records_at_once(tmp_path):
+    # A batch's instances are recorded by a pool of threads: the first writes of a new account/region make its
+    # directories at the same moment (this once failed with "File exists" and left the instances on the network).
+    import threading
+    store = store_lib.open_store(str(tmp_path / "store"))
+    ids = [f"i-{n:017x}" for n in range(16)]
+    barrier, errors = threading.Barrier(len(ids)), []
+
+    def write(instance_id):
+        barrier.wait()
+        try:
+            store.put("123456789012", "us-east-1", instance_id, "network", {"eni-1": ["sg-1"]})
+        except store_lib.StoreError as exc:
+            errors.append(str(exc))
+    threads = [threading.Thread(target=write, args=(i,)) for i in ids]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert all(store.section("123456789012", "us-east-1", i, "network") == {"eni-1": ["sg-1"]} for i in ids)
