@@ -13,7 +13,8 @@ Two things together (issue 6):
   2. profile the instance profile disassociated (or replaced by a quarantine profile), so the instance
             gets no new credentials from IMDS.
 Before any change the original association (read from AWS, never from a tag) is recorded in the incident
-store, then in instance tags (RECORD_TAG, the hint to resume, cross-checked), so release puts the profile back and removes only this instance's ARN from the policy (the policy goes when empty).
+store, then in instance tags (RECORD_TAG, the hint to resume, cross-checked), so release puts the profile back
+and removes only this instance's ARN from the policy (the policy goes when empty).
 
 Planning is pure (described state in, calls out); the AWS layer at the bottom makes the calls.
 """

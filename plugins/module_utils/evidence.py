@@ -189,7 +189,7 @@ NITRO_EXCEPTIONS = frozenset(("i3.metal", "p3dn.24xlarge"))
 
 def latest_console_supported(instance_type):
     """Whether GetConsoleOutput Latest=true works on this type; unknown types are tried (and fall back)."""
-    return not instance_type or instance_type in NITRO_EXCEPTIONS or str(instance_type).split(".")[0] not in XEN_FAMILIES
+    return not instance_type or instance_type in NITRO_EXCEPTIONS or str(instance_type).split(".", maxsplit=1)[0] not in XEN_FAMILIES
 
 
 def console_output(client, instance_id, instance_type=None):

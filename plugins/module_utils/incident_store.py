@@ -45,7 +45,7 @@ def resolve_root(option, environ=None):
     environ = os.environ if environ is None else environ
     root = option or environ.get(STORE_ENV) or DEFAULT_STORE
     if root.startswith("s3://"):
-        bucket, _, prefix = root[len("s3://"):].partition("/")
+        bucket, dummy, prefix = root[len("s3://"):].partition("/")
         if not bucket:
             raise StoreError(f"incident store {root!r}: no bucket name after s3://")
         return root
@@ -131,7 +131,7 @@ class S3Backend:
     """`s3://BUCKET/PREFIX` in the security account: PutObject (server-side encrypted), GetObject, DeleteObject."""
 
     def __init__(self, root, client):
-        bucket, _, prefix = root[len("s3://"):].partition("/")
+        bucket, dummy, prefix = root[len("s3://"):].partition("/")
         self.bucket, self.prefix, self.client = bucket, prefix.strip("/"), client
 
     def key(self, name):

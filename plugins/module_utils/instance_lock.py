@@ -59,7 +59,7 @@ def s3_location(location):
     """(bucket, prefix) for `s3://BUCKET/PREFIX`, None for a directory."""
     if not location.startswith("s3://"):
         return None
-    bucket, _, prefix = location[len("s3://"):].partition("/")
+    bucket, dummy, prefix = location[len("s3://"):].partition("/")
     if not bucket:
         raise LockError(f"incident_store {location!r} names no bucket: use s3://BUCKET/PREFIX")
     return bucket, prefix.strip("/")
