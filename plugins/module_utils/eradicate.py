@@ -58,7 +58,7 @@ def missing_evidence(instance, snapshots, incident_id):
 
 def detached_group(record):
     """The Auto Scaling group isolate detached the instance from (asg_mode=detach, the desired capacity kept, so
-    the group launched a replacement), from a detach record as detach.read_tag_record decodes it; else None."""
+    the group launched a replacement), from a detach record as records.decode reads it from the tags; else None."""
     asg = (record or {}).get("a")
     return asg[0] if asg and len(asg) > 3 and asg[3] == "detach" else None
 

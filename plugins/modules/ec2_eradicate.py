@@ -117,10 +117,10 @@ from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleA
 
 from ansible_collections.cloudsec.guardduty.plugins.module_utils import eradicate as er
 from ansible_collections.cloudsec.guardduty.plugins.module_utils import guards
+from ansible_collections.cloudsec.guardduty.plugins.module_utils import records
 from ansible_collections.cloudsec.guardduty.plugins.module_utils.batch_runner import (
     failing_on_error, finish, run_per_instance, validate_ids, with_result)
 from ansible_collections.cloudsec.guardduty.plugins.module_utils.detach import RECORD_TAG as DETACH_RECORD_TAG
-from ansible_collections.cloudsec.guardduty.plugins.module_utils.detach import read_tag_record
 from ansible_collections.cloudsec.guardduty.plugins.module_utils.instances import (
     InstanceProblem, describe_instances, problem_from_error)
 from ansible_collections.cloudsec.guardduty.plugins.module_utils.snapshots import attached_volumes
@@ -134,9 +134,9 @@ def describe_call(call):
 
 
 def detached_from(instance):
-    """The group isolate detached the instance from, read through detach's record decoder."""
+    """The group isolate detached the instance from, read through the shared tag record codec (records.decode)."""
     try:
-        return er.detached_group(read_tag_record(instance.get("Tags"), DETACH_RECORD_TAG))
+        return er.detached_group(records.decode(instance.get("Tags"), DETACH_RECORD_TAG))
     except ValueError as exc:
         raise InstanceProblem(instance["InstanceId"], "ReadDetachRecord", f"{exc}; not terminated (a replacement "
                               "might be launched twice)", "InvalidDetachRecord") from None

@@ -186,5 +186,6 @@ def test_module_refuses_an_instance_whose_s3_lease_another_controller_holds(demo
     assert ec2_writes and not any(web in str(e["params"].values()) or any(eni in str(e["params"].values())
                                   for eni in demo.instance("web-1")["enis"]) for e in ec2_writes)
     # Its own leases are gone at the end; the other controller's is still there.
-    assert s3_leases(demo, "security-incidents") == [f"inc-42/locks/123456789012/us-east-1/{web}.lock"]
+    # (The healthy instance's incident record now also lives in the store, under inc-42/records/.)
+    assert s3_leases(demo, "security-incidents", "inc-42/locks/") == [f"inc-42/locks/123456789012/us-east-1/{web}.lock"]
     other.close()

@@ -503,6 +503,34 @@ def _s3_object(req):
     return [(f"arn:{PARTITION}:s3:::{parts[0]}/{parts[1]}", None)]
 
 
+def _s3_bucket(req):
+    """s3:ListBucket is authorized on the bucket (Service Authorization Reference, Amazon S3: resource type
+    bucket, arn:${Partition}:s3:::${BucketName}); path-style requests name it first."""
+    bucket = req.path.lstrip("/").split("/", 1)[0]
+    return [(f"arn:{PARTITION}:s3:::{bucket}", None)] if bucket else None
+
+
+def _sqs_queue(req):
+    """The queue (Service Authorization Reference, Amazon SQS: resource type queue,
+    arn:${Partition}:sqs:${Region}:${Account}:${QueueName}); from QueueUrl, or GetQueueUrl's QueueName
+    (and QueueOwnerAWSAccountId)."""
+    params = req.params or {}
+    url = params.get("QueueUrl")
+    if url:
+        account, name = url.rstrip("/").split("/")[-2:]
+    elif params.get("QueueName"):
+        account, name = params.get("QueueOwnerAWSAccountId") or req.account, params["QueueName"]
+    else:
+        return None
+    return [(f"arn:{PARTITION}:sqs:{req.region}:{account}:{name}", None)]
+
+
+def _securityhub_hub(req):
+    """GetFindings and BatchUpdateFindings are authorized on the hub (Service Authorization Reference, AWS
+    Security Hub: resource type hub, arn:${Partition}:securityhub:${Region}:${Account}:hub/default)."""
+    return [(f"arn:{PARTITION}:securityhub:{req.region}:{req.account}:hub/default", None)]
+
+
 # The resources each action is authorized on (Service Authorization Reference: the action's resource
 # types; the ones the request names). Actions of the shipped policies scoped to resources all have one.
 RESOURCE_BUILDERS = {
@@ -559,6 +587,15 @@ RESOURCE_BUILDERS = {
     "iam:CreateServiceLinkedRole": _service_linked_role,
     "sts:AssumeRole": lambda r: [(r.params.get("RoleArn"), None)],
     "s3:PutObject": _s3_object,
+    "s3:GetObject": _s3_object,
+    "s3:DeleteObject": _s3_object,
+    "s3:ListBucket": _s3_bucket,
+    "sqs:GetQueueUrl": _sqs_queue,
+    "sqs:ReceiveMessage": _sqs_queue,
+    "sqs:ChangeMessageVisibility": _sqs_queue,
+    "sqs:DeleteMessage": _sqs_queue,
+    "securityhub:GetFindings": _securityhub_hub,
+    "securityhub:BatchUpdateFindings": _securityhub_hub,
 }
 # Actions with no resource-level permission: authorized on "*" only (Service Authorization Reference)
 RESOURCE_STAR_ONLY = frozenset(["guardduty:ListDetectors", "guardduty:StartMalwareScan", "iam:ListAccountAliases",
