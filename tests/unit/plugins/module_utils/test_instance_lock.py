@@ -104,7 +104,9 @@ def test_the_kernel_gives_the_lock_back_when_its_process_is_killed(tmp_path):
         print(locks.take(["i-1"], il.owner("isolated"), 0), flush=True)
         time.sleep(600)
     """)
-    child = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True, env=dict(os.environ))
+    # the child imports the collection from where this test did (ansible-test's tree, or .build/collections)
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
+    child = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True, env=env)
     try:
         assert child.stdout.readline().startswith("(['i-1'], {})")
         taken, refused = locks(tmp_path).take(["i-1"], RELEASE, 0)
