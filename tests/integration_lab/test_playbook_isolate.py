@@ -12,6 +12,7 @@ import pytest
 import yaml
 
 from tests.integration_lab.playbook_results import between, responder_sessions, task, writes
+from tests.integration_lab.reliability_lab import recorded_groups
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
 PLAYBOOK = str(REPO / "playbooks/isolate.yml")
@@ -129,7 +130,7 @@ def test_every_eni_of_every_compromised_instance_is_on_the_isolation_group_only(
             original = [g for g in incident.before[name][eni_id]]
             nic = lab.client("ec2", account, region).describe_network_interfaces(NetworkInterfaceIds=[eni_id])
             tags = {t["Key"]: t["Value"] for t in nic["NetworkInterfaces"][0]["TagSet"]}
-            assert sorted(tags["guardduty:original-groups:1"].split(",")) == sorted(g[0] for g in original)
+            assert sorted(recorded_groups(tags)) == sorted(g[0] for g in original)
         tags = {t["Key"]: t["Value"] for t in instance(lab, name, account, region)["Tags"]}
         assert tags["guardduty:incident"] == "INC-7" and tags["guardduty:isolation"] == "isolated", name
     # The others keep their groups.

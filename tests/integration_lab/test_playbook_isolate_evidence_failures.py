@@ -77,7 +77,7 @@ def test_an_evidence_failure_still_contains_the_instance_and_fails_its_host_by_n
         else:
             assert run["stats"][name]["failures"] == 0, run["stats"]
     # The report has the failure, and the containment stages done for that instance.
-    report = json.loads(next((tmp_path / "reports").rglob("*.json")).read_text())
+    report = json.loads(sorted((tmp_path / "reports").rglob("runs/*/report.json"))[-1].read_text())
     rows = {row["host"]: row for row in report["instances"]}
     for name in failing:
         assert [e["stage"] for e in rows[name]["errors"]] == [stage], rows[name]["errors"]
