@@ -21,13 +21,13 @@ def _describe_network_interfaces_page(client, **kwargs):
     return client.describe_network_interfaces(**kwargs)
 
 
-def describe_network_interfaces(client, eni_ids):
-    """{eni_id: interface} in as few calls as the filter limits allow. By filter, so an interface detached
-    or deleted since DescribeInstances is simply absent instead of failing the batch."""
+def _interfaces_by_filter(client, name, values):
+    """{eni_id: interface} of the ENIs matching filter `name` on any of `values`, in as few calls as the filter
+    limits allow, every page read."""
     found = {}
-    eni_ids = sorted(set(eni_ids))
-    for start in range(0, len(eni_ids), FILTER_VALUES_MAX):
-        kwargs = {"Filters": [{"Name": "network-interface-id", "Values": eni_ids[start:start + FILTER_VALUES_MAX]}]}
+    values = sorted(set(values))
+    for start in range(0, len(values), FILTER_VALUES_MAX):
+        kwargs = {"Filters": [{"Name": name, "Values": values[start:start + FILTER_VALUES_MAX]}]}
         while True:
             page = _describe_network_interfaces_page(client, **kwargs)
             for eni in page.get("NetworkInterfaces", []):
@@ -36,6 +36,12 @@ def describe_network_interfaces(client, eni_ids):
                 break
             kwargs["NextToken"] = page["NextToken"]
     return found
+
+
+def describe_network_interfaces(client, eni_ids):
+    """{eni_id: interface}. By filter, so an interface detached or deleted since DescribeInstances is simply
+    absent instead of failing the batch."""
+    return _interfaces_by_filter(client, "network-interface-id", eni_ids)
 
 
 @retry
@@ -166,18 +172,7 @@ def describe_groups_by_tag(client, vpc_ids, key, value):
 
 def describe_interfaces_on_groups(client, group_ids):
     """{eni_id: interface} of every ENI that has one of `group_ids` among its groups."""
-    found = {}
-    group_ids = sorted(set(group_ids))
-    for start in range(0, len(group_ids), FILTER_VALUES_MAX):
-        kwargs = {"Filters": [{"Name": "group-id", "Values": group_ids[start:start + FILTER_VALUES_MAX]}]}
-        while True:
-            page = _describe_network_interfaces_page(client, **kwargs)
-            for eni in page.get("NetworkInterfaces", []):
-                found[eni["NetworkInterfaceId"]] = eni
-            if not page.get("NextToken"):
-                break
-            kwargs["NextToken"] = page["NextToken"]
-    return found
+    return _interfaces_by_filter(client, "group-id", group_ids)
 
 
 def set_interface_groups_once(client, eni_id, group_ids):
