@@ -10,9 +10,11 @@ events with `sqs_event` and `finding_event`, and let `FindingLedger` say which f
 updated and remember what was emitted across restarts (a JSON state file, mode 0600).
 """
 
+import asyncio
 import json
 import os
 import tempfile
+import threading
 
 from ansible_collections.cloudsec.guardduty.plugins.module_utils.findings import normalize_selection
 from ansible_collections.cloudsec.guardduty.plugins.module_utils.findings import timestamp_ms  # noqa: F401 (also for callers)
@@ -264,3 +266,22 @@ class FindingLedger:
             known["watermark"] = max(known["watermark"], timestamp_ms(finding.get("UpdatedAt")) or 0)
         floor = known["watermark"] - self.overlap_ms
         known["emitted"] = {i: t for i, t in known["emitted"].items() if t >= floor}
+
+
+def in_thread(name, function, *args, **kwargs):
+    """A future for `function(*args, **kwargs)` run in a daemon thread named `name`: blocking boto3 calls stay off
+    the event loop, and a long poll never holds the process at exit."""
+    loop = asyncio.get_running_loop()
+    future = loop.create_future()
+
+    def run():
+        try:
+            result = function(*args, **kwargs)
+        except BaseException as exc:  # handed to the awaiting coroutine
+            # bound now: Python unbinds `exc` when the except block ends, before the loop runs the callback
+            loop.call_soon_threadsafe(lambda error=exc: future.done() or future.set_exception(error))
+        else:
+            loop.call_soon_threadsafe(lambda: future.done() or future.set_result(result))
+
+    threading.Thread(target=run, daemon=True, name=name).start()
+    return future

@@ -46,7 +46,6 @@ import json
 import logging
 import os
 import sys
-import threading
 
 
 def _collection_root():
@@ -70,20 +69,7 @@ SESSION_NAME = "cloudsec-guardduty-eda"
 
 
 def in_thread(function, *args, **kwargs):
-    """Run blocking boto3 calls in a daemon thread, off the event loop."""
-    loop = asyncio.get_running_loop()
-    future = loop.create_future()
-
-    def run():
-        try:
-            result = function(*args, **kwargs)
-        except BaseException as exc:  # handed to the awaiting coroutine
-            loop.call_soon_threadsafe(lambda: future.done() or future.set_exception(exc))
-        else:
-            loop.call_soon_threadsafe(lambda: future.done() or future.set_result(result))
-
-    threading.Thread(target=run, daemon=True, name="cloudsec.guardduty.guardduty_findings").start()
-    return future
+    return event_sources.in_thread("cloudsec.guardduty.guardduty_findings", function, *args, **kwargs)
 
 
 class Poller:

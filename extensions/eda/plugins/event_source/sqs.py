@@ -41,7 +41,6 @@ import asyncio
 import logging
 import os
 import sys
-import threading
 
 
 def _collection_root():
@@ -63,20 +62,7 @@ logger = logging.getLogger("cloudsec.guardduty.sqs")
 
 
 def in_thread(function, *args, **kwargs):
-    """Run a blocking boto3 call in a daemon thread: a long poll never holds the process at exit."""
-    loop = asyncio.get_running_loop()
-    future = loop.create_future()
-
-    def run():
-        try:
-            result = function(*args, **kwargs)
-        except BaseException as exc:  # handed to the awaiting coroutine
-            loop.call_soon_threadsafe(lambda: future.done() or future.set_exception(exc))
-        else:
-            loop.call_soon_threadsafe(lambda: future.done() or future.set_result(result))
-
-    threading.Thread(target=run, daemon=True, name="cloudsec.guardduty.sqs").start()
-    return future
+    return event_sources.in_thread("cloudsec.guardduty.sqs", function, *args, **kwargs)
 
 
 def sqs_client(options):

@@ -111,3 +111,16 @@ def test_finding_event_is_the_eventbridge_event():
     event = es.finding_event({"id": "f", "updatedAt": "t", "type": "Backdoor:EC2/X"}, "us-east-1", "123456789012")
     assert event["body"]["detail-type"] == "GuardDuty Finding" and event["body"]["source"] == "aws.guardduty"
     assert event["body"]["detail"]["id"] == "f" and event["body"]["region"] == "us-east-1"
+
+
+def test_in_thread_hands_back_the_result_and_the_exception():
+    import asyncio
+
+    def fail():
+        raise RuntimeError("refused")
+
+    async def both():
+        assert await es.in_thread("t", lambda: 42) == 42
+        with pytest.raises(RuntimeError, match="refused"):
+            await es.in_thread("t", fail)
+    asyncio.run(both())
