@@ -12,9 +12,9 @@ import contextlib
 import copy
 from concurrent.futures import ThreadPoolExecutor
 
-from ansible_collections.cloudsec.guardduty.plugins.module_utils.detach import DescribeError
+from ansible_collections.cloudsec.guardduty.plugins.module_utils.aws_calls import DescribeError, error_code
 from ansible_collections.cloudsec.guardduty.plugins.module_utils.instances import (
-    InstanceProblem, error_code, problem_from_error, split_instance_ids)
+    InstanceProblem, problem_from_error, split_instance_ids)
 
 WORKERS = 8  # instances worked on at once: enough to hide API latency, few enough not to be throttled
 
@@ -102,7 +102,7 @@ def apply_with_partial_result(instance_id, result, calls, make_calls, check_mode
 
     On failure, raises the InstanceProblem of the failed call (its `action`, else `action`) carrying the
     partial result: changed if any call was made, `after` unknown, and `calls` the calls done (the
-    exception's `done`, as the apply_calls of detach and protection set it).
+    exception's `done`, as aws_calls.make_calls sets it).
     """
     if check_mode or not calls:
         return result

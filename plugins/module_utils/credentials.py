@@ -22,9 +22,9 @@ Planning is pure (described state in, calls out); the AWS layer at the bottom ma
 import json
 
 from ansible_collections.amazon.aws.plugins.module_utils.botocore import is_boto3_error_code
-from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry
-
+from ansible_collections.cloudsec.guardduty.plugins.module_utils import aws_calls
 from ansible_collections.cloudsec.guardduty.plugins.module_utils import records
+from ansible_collections.cloudsec.guardduty.plugins.module_utils.aws_calls import describe_by_filter
 
 QUARANTINE_POLICY = "GuardDutyQuarantine"
 RECORD_TAG = "guardduty:credentials-record"  # continued in RECORD_TAG + ":2", ":3"... when longer than a tag value
@@ -251,89 +251,46 @@ def plan_release(instance_id, association, record, record_keys):
 
 
 def describe_call(call):
-    action, params = call
-    return f"{action} {json.dumps(params, sort_keys=True, separators=(',', ':'))}"
+    return aws_calls.describe_call(call)
 
 
 # -- AWS ----------------------------------------------------------------------------------------
-FILTER_VALUES_MAX = 200
-
-
-@AWSRetry.jittered_backoff(retries=10, delay=0.5, max_delay=20)
-def _describe_associations_page(client, **kwargs):
-    return client.describe_iam_instance_profile_associations(**kwargs)
-
 
 def describe_associations(ec2, instance_ids):
     """{instance_id: association} of the instances' current (associating or associated) profile associations."""
     found = {}
-    for start in range(0, len(instance_ids), FILTER_VALUES_MAX):
-        kwargs = {"Filters": [{"Name": "instance-id", "Values": instance_ids[start:start + FILTER_VALUES_MAX]},
-                              {"Name": "state", "Values": ["associating", "associated"]}]}
-        while True:
-            page = _describe_associations_page(ec2, **kwargs)
-            for association in page.get("IamInstanceProfileAssociations", []):
-                if association.get("State", "associated") in ("associating", "associated"):
-                    found[association["InstanceId"]] = association
-            if not page.get("NextToken"):
-                break
-            kwargs["NextToken"] = page["NextToken"]
+    for association in describe_by_filter(ec2, "DescribeIamInstanceProfileAssociations", "IamInstanceProfileAssociations",
+                                          "instance-id", instance_ids,
+                                          filters=[{"Name": "state", "Values": ["associating", "associated"]}]):
+        if association.get("State", "associated") in ("associating", "associated"):
+            found[association["InstanceId"]] = association
     return found
-
-
-@AWSRetry.jittered_backoff(retries=10, delay=0.5, max_delay=20)
-def _get_instance_profile(iam, name):
-    return iam.get_instance_profile(InstanceProfileName=name)["InstanceProfile"]
 
 
 def get_instance_profile(iam, name_or_arn):
     """The instance profile (GetInstanceProfile's InstanceProfile), or None when it does not exist."""
     try:
-        return _get_instance_profile(iam, profile_name(name_or_arn))
+        return aws_calls.call(iam, "GetInstanceProfile", InstanceProfileName=profile_name(name_or_arn))["InstanceProfile"]
     except is_boto3_error_code("NoSuchEntity"):
         return None
 
 
-@AWSRetry.jittered_backoff(retries=10, delay=0.5, max_delay=20)
-def _list_role_policies(iam, role, **kwargs):
-    return iam.list_role_policies(RoleName=role, **kwargs)
-
-
-@AWSRetry.jittered_backoff(retries=10, delay=0.5, max_delay=20)
-def _get_role_policy(iam, role, name):
-    return iam.get_role_policy(RoleName=role, PolicyName=name)
-
-
 def read_role_inline_policies(iam, role):
     """{policy name: document (dict)} of the role's inline policies."""
-    names, kwargs = [], {}
-    while True:
-        page = _list_role_policies(iam, role, **kwargs)
-        names.extend(page.get("PolicyNames", []))
-        if not page.get("IsTruncated"):
-            break
-        kwargs = {"Marker": page["Marker"]}
     out = {}
-    for name in names:
-        document = _get_role_policy(iam, role, name)["PolicyDocument"]
+    for name in aws_calls.items(iam, "ListRolePolicies", "PolicyNames", RoleName=role):
+        document = aws_calls.call(iam, "GetRolePolicy", RoleName=role, PolicyName=name)["PolicyDocument"]
         out[name] = json.loads(document) if isinstance(document, str) else document
     return out
 
 
-@AWSRetry.jittered_backoff(retries=10, delay=0.5, max_delay=20)
 def put_role_policy(iam, role, document):
-    return iam.put_role_policy(RoleName=role, PolicyName=QUARANTINE_POLICY, PolicyDocument=compact(document))
+    return aws_calls.call(iam, "PutRolePolicy", RoleName=role, PolicyName=QUARANTINE_POLICY, PolicyDocument=compact(document))
 
 
-@AWSRetry.jittered_backoff(retries=10, delay=0.5, max_delay=20)
 def delete_role_policy(iam, role):
-    return iam.delete_role_policy(RoleName=role, PolicyName=QUARANTINE_POLICY)
+    return aws_calls.call(iam, "DeleteRolePolicy", RoleName=role, PolicyName=QUARANTINE_POLICY)
 
 
-@AWSRetry.jittered_backoff(retries=10, delay=0.5, max_delay=20)
 def ec2_call(ec2, action, params):
-    method = {"AssociateIamInstanceProfile": ec2.associate_iam_instance_profile,
-              "DisassociateIamInstanceProfile": ec2.disassociate_iam_instance_profile,
-              "ReplaceIamInstanceProfileAssociation": ec2.replace_iam_instance_profile_association,
-              "CreateTags": ec2.create_tags, "DeleteTags": ec2.delete_tags}[action]
-    return method(**params)
+    return aws_calls.call(ec2, action, **params)

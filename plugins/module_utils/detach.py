@@ -6,20 +6,21 @@
 balancers, and put them back exactly.
 
 Memberships are described once for the whole batch (`describe_memberships`), planned per instance
-by pure functions (`plan_detach`, `plan_release`) into a list of (service, action, parameters)
-calls, and made by `apply_calls`. The memberships found are written to the instance tag
+by pure functions (`plan_detach`, `plan_release`) into a list of (action, parameters) calls (the
+floor's shape, aws_calls.py; SERVICES says which client makes each), and made by `apply_calls`. The memberships found are written to the instance tag
 `guardduty:detach-record` before any change; release reads it back.
 
 The record is kept in the incident store (written first) and in that tag, the hint to resume, through
-the shared codec (records.py). `record_calls` and `apply_calls` are shared with public_ip.py and nacl.py.
+the shared codec (records.py).
 """
 
-import json
 from concurrent.futures import ThreadPoolExecutor
 
-from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry
-
+from ansible_collections.cloudsec.guardduty.plugins.module_utils import aws_calls
 from ansible_collections.cloudsec.guardduty.plugins.module_utils import records
+from ansible_collections.cloudsec.guardduty.plugins.module_utils.aws_calls import PlanProblem
+from ansible_collections.cloudsec.guardduty.plugins.module_utils.aws_calls import chunks
+from ansible_collections.cloudsec.guardduty.plugins.module_utils.aws_calls import describing
 
 RECORD_TAG = "guardduty:detach-record"
 ASG_DESCRIBE_BATCH = 50  # DescribeAutoScalingInstances accepts at most 50 ids
@@ -27,33 +28,12 @@ ASG_GROUPS_BATCH = 100  # DescribeAutoScalingGroups: at most 100 names
 # DescribeTargetHealth states of a target that still receives traffic (or will): anything but
 # `draining` (deregistration under way) and `unused` for a target that is no longer registered.
 REGISTERED_STATES = ("initial", "healthy", "unhealthy", "unhealthy.draining", "unused", "unavailable")
-WRITE_ACTIONS = ("CreateTags", "DeleteTags", "DeregisterTargets", "RegisterTargets", "DeregisterInstancesFromLoadBalancer",
-                 "RegisterInstancesWithLoadBalancer", "EnterStandby", "ExitStandby", "DetachInstances", "AttachInstances")
-
-
-class PlanProblem(Exception):
-    """The plan for one instance cannot be made; `action` and `code` say why."""
-
-    def __init__(self, action, message, code):
-        super().__init__(message)
-        self.action = action
-        self.code = code
-
-
-# -- tag records ----------------------------------------------------------------------------------
-
-def record_calls(resource_id, key, data, old_tags=()):
-    """CreateTags for the record (records.py's shape), and DeleteTags for the tags of it the new one no longer uses.
-
-    `old_tags`: the resource's tags now ([{"Key", "Value"}] or {key: value}); only what differs is written."""
-    create, stale = records.rewrite(key, data, old_tags)
-    calls = []
-    if create:
-        calls.append(("ec2", "CreateTags", {"Resources": [resource_id],
-                                            "Tags": [{"Key": k, "Value": v} for k, v in create.items()]}))
-    if stale:
-        calls.append(("ec2", "DeleteTags", {"Resources": [resource_id], "Tags": [{"Key": k} for k in stale]}))
-    return calls
+# The client (botocore service) that makes each planned action.
+SERVICES = {"CreateTags": "ec2", "DeleteTags": "ec2", "DeregisterTargets": "elbv2", "RegisterTargets": "elbv2",
+            "DeregisterInstancesFromLoadBalancer": "elb", "RegisterInstancesWithLoadBalancer": "elb",
+            "EnterStandby": "autoscaling", "ExitStandby": "autoscaling", "DetachInstances": "autoscaling",
+            "AttachInstances": "autoscaling"}
+WRITE_ACTIONS = tuple(SERVICES)
 
 
 def own_addresses(instance):
@@ -72,9 +52,8 @@ def foreign_targets(instance_id, record, addresses):
 
 
 def describe_call(call):
-    """A short readable form of a call, for check mode, results and errors."""
-    service, action, params = call
-    return f"{service}:{action} {json.dumps(params, sort_keys=True, separators=(',', ':'), default=str)}"
+    """A short readable form of a call, for check mode, results and errors: `service:Action {params}`."""
+    return aws_calls.describe_call(call, service=SERVICES[call[0]])
 
 
 # -- reading the memberships --------------------------------------------------------------------
@@ -171,16 +150,16 @@ def plan_detach(instance_id, memberships, record, record_tags, asg_mode):
     new_record = record_from(instance_id, memberships, asg_mode, record)
     if not record_is_empty(new_record):
         # The tag is (re)written whenever it does not hold the record kept: a forged tag is replaced.
-        calls += record_calls(instance_id, RECORD_TAG, new_record, record_tags)
+        calls += records.tag_calls(instance_id, RECORD_TAG, new_record, record_tags)
     for target in registered_targets(memberships):
-        calls.append(("elbv2", "DeregisterTargets", {"TargetGroupArn": target["target_group_arn"],
-                                                     "Targets": [{"Id": target["id"], "Port": target["port"]}]}))
+        calls.append(("DeregisterTargets", {"TargetGroupArn": target["target_group_arn"],
+                                            "Targets": [{"Id": target["id"], "Port": target["port"]}]}))
         if target["deregistration_delay"]:
             notes.append(f"{target['target_group_arn']}: in-flight requests drain for up to "
                          f"{target['deregistration_delay']} s (deregistration delay) before the target is removed")
     for lb in memberships["load_balancers"]:
-        calls.append(("elb", "DeregisterInstancesFromLoadBalancer", {"LoadBalancerName": lb["name"],
-                                                                     "Instances": [{"InstanceId": instance_id}]}))
+        calls.append(("DeregisterInstancesFromLoadBalancer", {"LoadBalancerName": lb["name"],
+                                                              "Instances": [{"InstanceId": instance_id}]}))
         if lb["connection_draining"]:
             notes.append(f"classic load balancer {lb['name']}: open connections drain for up to "
                          f"{lb['connection_draining']} s (connection draining)")
@@ -195,13 +174,13 @@ def plan_detach(instance_id, memberships, record, record_tags, asg_mode):
                 raise PlanProblem("EnterStandby", f"Auto Scaling group {asg['group']} has desired capacity {asg['desired_capacity']} and "
                                   f"minimum size {asg['min_size']}: entering standby without a replacement would go below the "
                                   "minimum; use asg_mode=detach (a replacement starts) or lower the minimum", "ValidationError")
-            calls.append(("autoscaling", "EnterStandby", {"AutoScalingGroupName": asg["group"], "InstanceIds": [instance_id],
-                                                          "ShouldDecrementDesiredCapacity": True}))
+            calls.append(("EnterStandby", {"AutoScalingGroupName": asg["group"], "InstanceIds": [instance_id],
+                                           "ShouldDecrementDesiredCapacity": True}))
             predicted_asg = dict(asg, lifecycle_state="Standby", desired_capacity=_minus_one(asg["desired_capacity"]))
             notes.append(f"Auto Scaling group {asg['group']}: instance in standby, desired capacity lowered by 1 (no replacement)")
         elif asg_mode == "detach" and state in ("InService", "Standby"):
-            calls.append(("autoscaling", "DetachInstances", {"AutoScalingGroupName": asg["group"], "InstanceIds": [instance_id],
-                                                             "ShouldDecrementDesiredCapacity": False}))
+            calls.append(("DetachInstances", {"AutoScalingGroupName": asg["group"], "InstanceIds": [instance_id],
+                                              "ShouldDecrementDesiredCapacity": False}))
             notes.append(f"Auto Scaling group {asg['group']}: instance detached, desired capacity kept at "
                          f"{asg['desired_capacity']}, so a replacement instance is launched")
         else:
@@ -237,10 +216,10 @@ def plan_release(instance_id, memberships, record, record_keys, existing_target_
             raise PlanProblem("AttachInstances", f"instance is now in Auto Scaling group {current['group']}, not the recorded {group}",
                               "ValidationError")
         if current and current["lifecycle_state"] == "Standby" and lifecycle_state == "InService":
-            calls.append(("autoscaling", "ExitStandby", {"AutoScalingGroupName": group, "InstanceIds": [instance_id]}))
+            calls.append(("ExitStandby", {"AutoScalingGroupName": group, "InstanceIds": [instance_id]}))
             predicted_asg = dict(current, lifecycle_state="InService", desired_capacity=_plus_one(current["desired_capacity"]))
         elif current is None:
-            calls.append(("autoscaling", "AttachInstances", {"AutoScalingGroupName": group, "InstanceIds": [instance_id]}))
+            calls.append(("AttachInstances", {"AutoScalingGroupName": group, "InstanceIds": [instance_id]}))
             group_now = existing_groups[group]
             now = group_now.get("DesiredCapacity")
             predicted_asg = {"group": group, "lifecycle_state": "InService", "desired_capacity": _plus_one(now),
@@ -264,17 +243,17 @@ def plan_release(instance_id, memberships, record, record_keys, existing_target_
             target = {"Id": target_id}
             if port is not None:
                 target["Port"] = port
-            calls.append(("elbv2", "RegisterTargets", {"TargetGroupArn": arn, "Targets": [target]}))
+            calls.append(("RegisterTargets", {"TargetGroupArn": arn, "Targets": [target]}))
     in_elbs = {lb["name"] for lb in memberships["load_balancers"]}
     for name in record.get("e", []):
         if name not in existing_load_balancers:
             raise PlanProblem("RegisterInstancesWithLoadBalancer", f"recorded classic load balancer {name} no longer exists",
                               "LoadBalancerNotFound")
         if name not in in_elbs:
-            calls.append(("elb", "RegisterInstancesWithLoadBalancer", {"LoadBalancerName": name,
-                                                                       "Instances": [{"InstanceId": instance_id}]}))
+            calls.append(("RegisterInstancesWithLoadBalancer", {"LoadBalancerName": name,
+                                                                "Instances": [{"InstanceId": instance_id}]}))
     if record_keys:
-        calls.append(("ec2", "DeleteTags", {"Resources": [instance_id], "Tags": [{"Key": k} for k in record_keys]}))
+        calls.append(("DeleteTags", {"Resources": [instance_id], "Tags": [{"Key": k} for k in record_keys]}))
     predicted = {"autoscaling": predicted_asg, "target_groups": targets,
                  "load_balancers": [{"name": n, "connection_draining": None} for n in record.get("e", [])]}
     return calls, predicted, notes
@@ -286,75 +265,43 @@ def _plus_one(value):
 
 # -- AWS ----------------------------------------------------------------------------------------
 
-retry = AWSRetry.jittered_backoff(retries=10, delay=0.5, max_delay=20)
-
-
-@retry
-def _paginate(client, operation, **kwargs):
-    return client.get_paginator(operation).paginate(**kwargs).build_full_result()
-
-
-@retry
-def call_once(client, operation, **kwargs):
-    return getattr(client, operation)(**kwargs)
-
-
-class DescribeError(Exception):
-    """A batch-wide describe call failed; `action` names it."""
-
-    def __init__(self, action, exc):
-        super().__init__(str(exc))
-        self.action = action
-        self.cause = exc
-        self.response = getattr(exc, "response", None)
-
-
-def guard(action, func, *args, **kwargs):
-    try:
-        return func(*args, **kwargs)
-    except Exception as exc:
-        raise DescribeError(action, exc) from exc
-
-
 def describe_memberships(clients, instance_ids, workers=8):
     """Everything the batch's plans need, in as few calls as the APIs allow:
 
     DescribeAutoScalingInstances (50 ids a call), DescribeAutoScalingGroups for the groups found,
     DescribeTargetGroups once, DescribeTargetHealth once per target group, DescribeTargetGroupAttributes
     and DescribeLoadBalancerAttributes only for groups and load balancers holding a batch instance,
-    DescribeLoadBalancers once.
+    DescribeLoadBalancers once. A failed call raises DescribeError naming it.
     Returns (asg_instances, asg_groups, target_health, target_groups, load_balancers).
     """
     autoscaling, elbv2, elb = clients["autoscaling"], clients["elbv2"], clients["elb"]
     asg_instances = {}
-    for start in range(0, len(instance_ids), ASG_DESCRIBE_BATCH):
-        chunk = instance_ids[start:start + ASG_DESCRIBE_BATCH]
-        page = guard("DescribeAutoScalingInstances", _paginate, autoscaling, "describe_auto_scaling_instances", InstanceIds=chunk)
-        for entry in page.get("AutoScalingInstances", []):
+    for chunk in chunks(instance_ids, ASG_DESCRIBE_BATCH):
+        for entry in describing("DescribeAutoScalingInstances", aws_calls.items, autoscaling, "DescribeAutoScalingInstances",
+                                "AutoScalingInstances", InstanceIds=chunk):
             asg_instances[entry["InstanceId"]] = entry
     asg_groups = describe_groups(autoscaling, sorted({e["AutoScalingGroupName"] for e in asg_instances.values()}))
-    groups = guard("DescribeTargetGroups", _paginate, elbv2, "describe_target_groups").get("TargetGroups", [])
+    groups = describing("DescribeTargetGroups", aws_calls.items, elbv2, "DescribeTargetGroups", "TargetGroups")
     groups = [g for g in groups if g.get("TargetType", "instance") in ("instance", "ip")]
     target_groups = {g["TargetGroupArn"]: dict(g) for g in groups}
 
     def health(arn):
-        return arn, guard("DescribeTargetHealth", call_once, elbv2, "describe_target_health",
-                          TargetGroupArn=arn).get("TargetHealthDescriptions", [])
+        return arn, describing("DescribeTargetHealth", aws_calls.call, elbv2, "DescribeTargetHealth",
+                               TargetGroupArn=arn).get("TargetHealthDescriptions", [])
 
     target_health = {}
     if groups:
         with ThreadPoolExecutor(max_workers=min(workers, len(groups))) as pool:
             target_health = dict(pool.map(health, target_groups))
-    load_balancers = guard("DescribeLoadBalancers", _paginate, elb, "describe_load_balancers").get("LoadBalancerDescriptions", [])
+    load_balancers = describing("DescribeLoadBalancers", aws_calls.items, elb, "DescribeLoadBalancers", "LoadBalancerDescriptions")
     return asg_instances, asg_groups, target_health, target_groups, load_balancers
 
 
 def describe_groups(autoscaling, names):
     out = {}
-    for start in range(0, len(names), ASG_GROUPS_BATCH):
-        page = guard("DescribeAutoScalingGroups", _paginate, autoscaling, "describe_auto_scaling_groups",
-                     AutoScalingGroupNames=names[start:start + ASG_GROUPS_BATCH])
-        for group in page.get("AutoScalingGroups", []):
+    for chunk in chunks(names, ASG_GROUPS_BATCH):
+        for group in describing("DescribeAutoScalingGroups", aws_calls.items, autoscaling, "DescribeAutoScalingGroups",
+                                "AutoScalingGroups", AutoScalingGroupNames=chunk):
             out[group["AutoScalingGroupName"]] = group
     return out
 
@@ -362,29 +309,19 @@ def describe_groups(autoscaling, names):
 def add_draining_times(clients, target_groups, load_balancers, arns, lb_names):
     """Deregistration delay of the target groups and connection draining of the load balancers the batch is in."""
     for arn in arns:
-        attributes = guard("DescribeTargetGroupAttributes", call_once, clients["elbv2"], "describe_target_group_attributes",
-                           TargetGroupArn=arn).get("Attributes", [])
+        attributes = describing("DescribeTargetGroupAttributes", aws_calls.call, clients["elbv2"], "DescribeTargetGroupAttributes",
+                                TargetGroupArn=arn).get("Attributes", [])
         values = {a["Key"]: a["Value"] for a in attributes}
         target_groups[arn]["DeregistrationDelay"] = int(values.get("deregistration_delay.timeout_seconds", 300))
     for lb in load_balancers:
         if lb["LoadBalancerName"] in lb_names:
-            attributes = guard("DescribeLoadBalancerAttributes", call_once, clients["elb"], "describe_load_balancer_attributes",
-                               LoadBalancerName=lb["LoadBalancerName"]).get("LoadBalancerAttributes", {})
+            attributes = describing("DescribeLoadBalancerAttributes", aws_calls.call, clients["elb"],
+                                    "DescribeLoadBalancerAttributes",
+                                    LoadBalancerName=lb["LoadBalancerName"]).get("LoadBalancerAttributes", {})
             lb["ConnectionDraining"] = attributes.get("ConnectionDraining") or {}
 
 
 def apply_calls(clients, calls):
-    """Make the calls in order; the first failure stops the rest (its exception carries `.action` and `.done`)."""
-    from botocore import xform_name
-
-    done = []
-    for call in calls:
-        service, action, params = call
-        try:
-            call_once(clients[service], xform_name(action), **params)
-        except Exception as exc:
-            exc.action = action
-            exc.done = done
-            raise
-        done.append(describe_call(call))
-    return done
+    """Make the calls in order, each with its service's client; the first failure stops the rest (its
+    exception carries `.action` and `.done`)."""
+    return aws_calls.make_calls(lambda action: clients[SERVICES[action]], calls, shown=describe_call)

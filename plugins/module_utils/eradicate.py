@@ -19,17 +19,17 @@ template's primary network interface when the template defines interfaces), else
 source").
 """
 
-from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry
-
-from ansible_collections.cloudsec.guardduty.plugins.module_utils.snapshots import (
-    TAG_INCIDENT, TAG_VOLUME, attached_volumes, tag_dict)
+from ansible_collections.cloudsec.guardduty.plugins.module_utils import aws_calls
+from ansible_collections.cloudsec.guardduty.plugins.module_utils.aws_calls import chunks, describe_by_filter
+from ansible_collections.cloudsec.guardduty.plugins.module_utils.evidence_snapshot_tags import (
+    TAG_INCIDENT, TAG_VOLUME, attached_volumes)
+from ansible_collections.cloudsec.guardduty.plugins.module_utils.records import tag_dict
 
 TAG_REPLACES = "guardduty:replaces"
 TAG_PROTECTION_WAS = "guardduty:termination-protection-was"
 TEMPLATE_ID_TAG = "aws:ec2launchtemplate:id"
 TEMPLATE_VERSION_TAG = "aws:ec2launchtemplate:version"
 ASG_TAG = "aws:autoscaling:groupName"
-FILTER_VALUES_MAX = 200
 NO_REPLACEMENT = "no replacement source: not in an Auto Scaling group and not launched from a launch template"
 # Fields of a launch template's network interface that RunInstances takes as they are. Fixed addresses and
 # an existing ENI are left out: they belong to the instance being replaced.
@@ -151,90 +151,46 @@ def plan_eradicate(instance, incident_id, snapshots, asg_name, termination_prote
 
 # -- AWS ----------------------------------------------------------------------------------------
 
-@AWSRetry.jittered_backoff(retries=10, delay=0.5, max_delay=20)
-def _describe_snapshots(client, **kwargs):
-    return client.describe_snapshots(**kwargs)
+ASG_DESCRIBE_BATCH = 50  # DescribeAutoScalingInstances takes at most 50 ids
 
 
 def incident_snapshots_by_volume(ec2, incident_id, volume_ids):
     """[snapshot] of this account tagged for the incident and one of the volumes."""
-    out = []
-    for start in range(0, len(volume_ids), FILTER_VALUES_MAX):
-        kwargs = {"OwnerIds": ["self"], "Filters": [{"Name": f"tag:{TAG_INCIDENT}", "Values": [incident_id]},
-                                                    {"Name": f"tag:{TAG_VOLUME}", "Values": volume_ids[start:start + FILTER_VALUES_MAX]}]}
-        while True:
-            page = _describe_snapshots(ec2, **kwargs)
-            out.extend(page.get("Snapshots", []))
-            if not page.get("NextToken"):
-                break
-            kwargs["NextToken"] = page["NextToken"]
-    return out
-
-
-@AWSRetry.jittered_backoff(retries=10, delay=0.5, max_delay=20)
-def _describe_asg_instances(client, **kwargs):
-    return client.describe_auto_scaling_instances(**kwargs)
+    return describe_by_filter(ec2, "DescribeSnapshots", "Snapshots", f"tag:{TAG_VOLUME}", volume_ids,
+                              filters=[{"Name": f"tag:{TAG_INCIDENT}", "Values": [incident_id]}], OwnerIds=["self"])
 
 
 def autoscaling_groups(autoscaling, instance_ids):
     """{instance_id: (Auto Scaling group name, lifecycle state)} for the instances in a group."""
     out = {}
-    for start in range(0, len(instance_ids), 50):  # DescribeAutoScalingInstances takes at most 50 ids
-        kwargs = {"InstanceIds": instance_ids[start:start + 50]}
-        while True:
-            page = _describe_asg_instances(autoscaling, **kwargs)
-            for item in page.get("AutoScalingInstances", []):
-                out[item["InstanceId"]] = (item["AutoScalingGroupName"], item.get("LifecycleState"))
-            if not page.get("NextToken"):
-                break
-            kwargs["NextToken"] = page["NextToken"]
+    for chunk in chunks(instance_ids, ASG_DESCRIBE_BATCH):
+        for item in aws_calls.items(autoscaling, "DescribeAutoScalingInstances", "AutoScalingInstances", InstanceIds=chunk):
+            out[item["InstanceId"]] = (item["AutoScalingGroupName"], item.get("LifecycleState"))
     return out
 
 
-@AWSRetry.jittered_backoff(retries=10, delay=0.5, max_delay=20)
 def termination_protection(ec2, instance_id):
-    return bool(ec2.describe_instance_attribute(InstanceId=instance_id, Attribute="disableApiTermination")
-                ["DisableApiTermination"]["Value"])
-
-
-@AWSRetry.jittered_backoff(retries=10, delay=0.5, max_delay=20)
-def _describe_instances(ec2, **kwargs):
-    return ec2.describe_instances(**kwargs)
+    answer = aws_calls.call(ec2, "DescribeInstanceAttribute", InstanceId=instance_id, Attribute="disableApiTermination")
+    return bool(answer["DisableApiTermination"]["Value"])
 
 
 def existing_replacements(ec2, instance_ids):
     """{replaced instance id: live replacement id} from the guardduty:replaces tag."""
     out = {}
-    for start in range(0, len(instance_ids), FILTER_VALUES_MAX):
-        kwargs = {"Filters": [{"Name": f"tag:{TAG_REPLACES}", "Values": instance_ids[start:start + FILTER_VALUES_MAX]},
-                              {"Name": "instance-state-name", "Values": ["pending", "running", "stopping", "stopped"]}]}
-        while True:
-            page = _describe_instances(ec2, **kwargs)
-            for reservation in page.get("Reservations", []):
-                for instance in reservation.get("Instances", []):
-                    out[tag_dict(instance.get("Tags"))[TAG_REPLACES]] = instance["InstanceId"]
-            if not page.get("NextToken"):
-                break
-            kwargs["NextToken"] = page["NextToken"]
+    for reservation in describe_by_filter(ec2, "DescribeInstances", "Reservations", f"tag:{TAG_REPLACES}", instance_ids, filters=[
+            {"Name": "instance-state-name", "Values": ["pending", "running", "stopping", "stopped"]}]):
+        for instance in reservation.get("Instances", []):
+            out[tag_dict(instance.get("Tags"))[TAG_REPLACES]] = instance["InstanceId"]
     return out
-
-
-@AWSRetry.jittered_backoff(retries=10, delay=0.5, max_delay=20)
-def _describe_launch_template_versions(ec2, **kwargs):
-    return ec2.describe_launch_template_versions(**kwargs)
 
 
 def template_interfaces(ec2, template_id, version):
     """The NetworkInterfaces of a launch template version ([] when it defines none)."""
-    versions = _describe_launch_template_versions(ec2, LaunchTemplateId=template_id, Versions=[str(version)])
+    versions = aws_calls.call(ec2, "DescribeLaunchTemplateVersions", LaunchTemplateId=template_id, Versions=[str(version)])
     data = (versions.get("LaunchTemplateVersions") or [{}])[0].get("LaunchTemplateData") or {}
     return data.get("NetworkInterfaces") or []
 
 
-@AWSRetry.jittered_backoff(retries=10, delay=0.5, max_delay=20)
 def make_call(ec2, autoscaling, action, params):
-    if action == "TerminateInstanceInAutoScalingGroup":
-        return autoscaling.terminate_instance_in_auto_scaling_group(**params)
-    method = {"CreateTags": ec2.create_tags, "ModifyInstanceAttribute": ec2.modify_instance_attribute,
-              "RunInstances": ec2.run_instances, "TerminateInstances": ec2.terminate_instances}[action]
-    return method(**params)
+    """One planned call, with the client of its service."""
+    return aws_calls.call(autoscaling if action == "TerminateInstanceInAutoScalingGroup" else ec2, action, **params)

@@ -19,7 +19,8 @@ import json
 import os
 import re
 
-from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry
+from ansible_collections.cloudsec.guardduty.plugins.module_utils import aws_calls
+from ansible_collections.cloudsec.guardduty.plugins.module_utils.aws_calls import describe_by_filter, error_code
 
 FILE_INSTANCE = "instance.json"
 FILE_NETWORK_INTERFACES = "network-interfaces.json"
@@ -29,7 +30,6 @@ FILE_CONSOLE_OUTPUT = "console-output.txt"
 FILE_SCREENSHOT = "console-screenshot.jpg"  # GetConsoleScreenshot returns a JPG (EC2 API reference)
 FILE_MANIFEST = "manifest.json"
 PATH_PART = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:@+=-]{0,127}$")
-FILTER_VALUES_MAX = 200
 
 
 def check_path_part(name, value):
@@ -145,38 +145,19 @@ def s3_key(prefix, relative_dir, name):
 
 # -- AWS ----------------------------------------------------------------------------------------
 
-@AWSRetry.jittered_backoff(retries=10, delay=0.5, max_delay=20)
-def _paged(method, key, **kwargs):
-    out = []
-    while True:
-        page = method(**kwargs)
-        out.extend(page.get(key, []))
-        if not page.get("NextToken"):
-            return out
-        kwargs["NextToken"] = page["NextToken"]
-
-
 def describe_by_instance(client, instance_ids):
     """({instance_id: [network interface]}, {instance_id: [volume]}): one call of each per 200 instances."""
     enis = {i: [] for i in instance_ids}
     volumes = {i: [] for i in instance_ids}
-    for start in range(0, len(instance_ids), FILTER_VALUES_MAX):
-        chunk = instance_ids[start:start + FILTER_VALUES_MAX]
-        for eni in _paged(client.describe_network_interfaces, "NetworkInterfaces",
-                          Filters=[{"Name": "attachment.instance-id", "Values": chunk}]):
-            owner = (eni.get("Attachment") or {}).get("InstanceId")
-            if owner in enis:
-                enis[owner].append(eni)
-        for volume in _paged(client.describe_volumes, "Volumes", Filters=[{"Name": "attachment.instance-id", "Values": chunk}]):
-            for attachment in volume.get("Attachments", []):
-                if attachment.get("InstanceId") in volumes:
-                    volumes[attachment["InstanceId"]].append(volume)
+    for eni in describe_by_filter(client, "DescribeNetworkInterfaces", "NetworkInterfaces", "attachment.instance-id", instance_ids):
+        owner = (eni.get("Attachment") or {}).get("InstanceId")
+        if owner in enis:
+            enis[owner].append(eni)
+    for volume in describe_by_filter(client, "DescribeVolumes", "Volumes", "attachment.instance-id", instance_ids):
+        for attachment in volume.get("Attachments", []):
+            if attachment.get("InstanceId") in volumes:
+                volumes[attachment["InstanceId"]].append(volume)
     return enis, volumes
-
-
-@AWSRetry.jittered_backoff(retries=10, delay=0.5, max_delay=20)
-def _call(method, **kwargs):
-    return method(**kwargs)
 
 
 # GetConsoleOutput Latest=true "is supported on instance types that use the Nitro hypervisor" (EC2 API
@@ -201,15 +182,15 @@ def console_output(client, instance_id, instance_type=None):
     note = None
     if latest_console_supported(instance_type):
         try:
-            return _call(client.get_console_output, InstanceId=instance_id, Latest=True).get("Output") or "", None
+            return aws_calls.call(client, "GetConsoleOutput", InstanceId=instance_id, Latest=True).get("Output") or "", None
         except Exception as exc:
-            code = ((getattr(exc, "response", None) or {}).get("Error") or {}).get("Code")
+            code = error_code(exc)
             if code not in ("UnsupportedOperation", "InvalidParameterCombination", "InvalidParameterValue"):
                 raise
             note = f"GetConsoleOutput Latest=true refused ({code}): the buffered output, without Latest"
     else:
         note = f"{instance_type} is not built on the Nitro System: the buffered output, without Latest"
-    return _call(client.get_console_output, InstanceId=instance_id).get("Output") or "", note
+    return aws_calls.call(client, "GetConsoleOutput", InstanceId=instance_id).get("Output") or "", note
 
 
 def collect(client, instance_id, console_output_wanted, screenshot, instance_type=None, notes=None):
@@ -220,7 +201,7 @@ def collect(client, instance_id, console_output_wanted, screenshot, instance_typ
     """
     action = "DescribeInstanceAttribute"
     try:
-        user_data = _call(client.describe_instance_attribute, InstanceId=instance_id, Attribute="userData")
+        user_data = aws_calls.call(client, "DescribeInstanceAttribute", InstanceId=instance_id, Attribute="userData")
         user_data = (user_data.get("UserData") or {}).get("Value")
         output = image = None
         if console_output_wanted:
@@ -230,16 +211,11 @@ def collect(client, instance_id, console_output_wanted, screenshot, instance_typ
                 notes.append(note)
         if screenshot:
             action = "GetConsoleScreenshot"
-            image = _call(client.get_console_screenshot, InstanceId=instance_id, WakeUp=True).get("ImageData") or ""
+            image = aws_calls.call(client, "GetConsoleScreenshot", InstanceId=instance_id, WakeUp=True).get("ImageData") or ""
     except Exception as exc:
         exc.action = action
         raise
     return user_data, output, image
-
-
-@AWSRetry.jittered_backoff(retries=10, delay=0.5, max_delay=20)
-def _put_object(client, **kwargs):
-    return client.put_object(**kwargs)
 
 
 def upload_capture(s3, bucket, prefix, relative_dir, files, sse, kms_key_id=None):
@@ -255,7 +231,7 @@ def upload_capture(s3, bucket, prefix, relative_dir, files, sse, kms_key_id=None
         if kms_key_id:
             kwargs["SSEKMSKeyId"] = kms_key_id
         try:
-            _put_object(s3, **kwargs)
+            aws_calls.call(s3, "PutObject", **kwargs)
         except Exception as exc:
             exc.action = "PutObject"
             raise

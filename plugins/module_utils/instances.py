@@ -9,10 +9,13 @@ clearly which ones cannot be worked on and why. Every module that takes `instanc
 import re
 
 from ansible_collections.amazon.aws.plugins.module_utils.botocore import is_boto3_error_code
-from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry
+
+from ansible_collections.cloudsec.guardduty.plugins.module_utils.aws_calls import describe_by_filter
+from ansible_collections.cloudsec.guardduty.plugins.module_utils.aws_calls import error_code  # noqa: F401 (also for callers)
+from ansible_collections.cloudsec.guardduty.plugins.module_utils.aws_calls import error_message
 
 INSTANCE_ID = re.compile(r"^i-(?:[0-9a-f]{8}|[0-9a-f]{17})$")
-DESCRIBE_BATCH = 200  # ids per DescribeInstances call: well under the API's request-size limits
+DESCRIBE_BATCH = 200  # ids per DescribeInstances call: the most one filter takes
 GONE_STATES = ("shutting-down", "terminated")
 
 
@@ -41,11 +44,6 @@ def split_instance_ids(instance_ids):
     return valid, bad
 
 
-@AWSRetry.jittered_backoff(retries=10, delay=0.5, max_delay=20)
-def _describe_instances_page(client, **kwargs):
-    return client.describe_instances(**kwargs)
-
-
 def describe_instances(client, instance_ids):
     """({instance_id: instance}, {instance_id: reason}) for the ids, batched.
 
@@ -53,19 +51,12 @@ def describe_instances(client, instance_ids):
     filter (which ignores unknown ids) and whatever is missing is reported as not found.
     """
     found, missing = {}, {}
-    for start in range(0, len(instance_ids), DESCRIBE_BATCH):
-        chunk = instance_ids[start:start + DESCRIBE_BATCH]
-        kwargs = {"Filters": [{"Name": "instance-id", "Values": chunk}]}
-        while True:
-            page = _describe_instances_page(client, **kwargs)
-            for reservation in page.get("Reservations", []):
-                for instance in reservation.get("Instances", []):
-                    # The owner (the reservation's) names the instance's record in the incident store.
-                    instance.setdefault("OwnerId", reservation.get("OwnerId"))
-                    found[instance["InstanceId"]] = instance
-            if not page.get("NextToken"):
-                break
-            kwargs["NextToken"] = page["NextToken"]
+    for reservation in describe_by_filter(client, "DescribeInstances", "Reservations", "instance-id", instance_ids,
+                                          size=DESCRIBE_BATCH):
+        for instance in reservation.get("Instances", []):
+            # The owner (the reservation's) names the instance's record in the incident store.
+            instance.setdefault("OwnerId", reservation.get("OwnerId"))
+            found[instance["InstanceId"]] = instance
     for instance_id in instance_ids:
         if instance_id not in found:
             missing[instance_id] = "instance not found in this account and region"
@@ -73,12 +64,6 @@ def describe_instances(client, instance_ids):
             missing[instance_id] = f"instance is {found[instance_id]['State']['Name']}"
             del found[instance_id]
     return found, missing
-
-
-def error_code(exc):
-    """AWS's error code of a botocore ClientError, or the exception's class name."""
-    response = getattr(exc, "response", None) or {}
-    return response.get("Error", {}).get("Code") or type(exc).__name__
 
 
 def is_access_denied(exc):
@@ -90,6 +75,4 @@ def problem_from_error(instance_id, action, exc):
     """An InstanceProblem for an AWS error raised while working on one instance."""
     if isinstance(exc, InstanceProblem):
         return exc
-    response = getattr(exc, "response", None) or {}
-    message = response.get("Error", {}).get("Message") or str(exc)
-    return InstanceProblem(instance_id, getattr(exc, "action", None) or action, message, error_code(exc))
+    return InstanceProblem(instance_id, getattr(exc, "action", None) or action, error_message(exc), error_code(exc))

@@ -10,11 +10,14 @@ off (other instances, NAT gateways, load balancer nodes, Lambda ENIs), so this i
 an explicit acknowledgement. Traffic between two addresses of the same subnet never crosses a NACL.
 
 Plans are per subnet (several instances may share one): `plan_contain_subnet`, `plan_release_subnet`
-return (service, action, parameters) calls. The original ACL id is recorded in the subnet tag
+return (action, parameters) calls (the floor's shape, aws_calls.py). The original ACL id is recorded in the subnet tag
 `guardduty:nacl-record` before the association is replaced.
 """
 
-from ansible_collections.cloudsec.guardduty.plugins.module_utils.detach import PlanProblem, call_once, guard
+from ansible_collections.cloudsec.guardduty.plugins.module_utils import aws_calls
+from ansible_collections.cloudsec.guardduty.plugins.module_utils.aws_calls import PlanProblem
+from ansible_collections.cloudsec.guardduty.plugins.module_utils.aws_calls import describe_by_filter
+from ansible_collections.cloudsec.guardduty.plugins.module_utils.aws_calls import describing
 
 RECORD_TAG = "guardduty:nacl-record"
 MARKER_TAG = "guardduty:containment"
@@ -61,10 +64,10 @@ def plan_containment_acl(vpc_id, existing, name):
     A new custom network ACL denies all inbound and outbound traffic, IPv4 and IPv6, until rules are added.
     """
     if existing is None:
-        return [("ec2", "CreateNetworkAcl", {"VpcId": vpc_id, "TagSpecifications": [{"ResourceType": "network-acl", "Tags": [
+        return [("CreateNetworkAcl", {"VpcId": vpc_id, "TagSpecifications": [{"ResourceType": "network-acl", "Tags": [
             {"Key": "Name", "Value": name}, {"Key": MARKER_TAG, "Value": "true"}]}]})], f"(new) {name}"
-    calls = [("ec2", "DeleteNetworkAclEntry", {"NetworkAclId": existing["NetworkAclId"], "RuleNumber": e["RuleNumber"],
-                                               "Egress": e["Egress"]}) for e in stray_entries(existing)]
+    calls = [("DeleteNetworkAclEntry", {"NetworkAclId": existing["NetworkAclId"], "RuleNumber": e["RuleNumber"],
+                                        "Egress": e["Egress"]}) for e in stray_entries(existing)]
     return calls, existing["NetworkAclId"]
 
 
@@ -73,8 +76,8 @@ def plan_contain_subnet(subnet_id, association, containment_acl_id, name):
     association_id, acl = association
     if is_containment_acl(acl, name):
         return [], acl["NetworkAclId"], acl["NetworkAclId"]
-    calls = [("ec2", "CreateTags", {"Resources": [subnet_id], "Tags": [{"Key": RECORD_TAG, "Value": acl["NetworkAclId"]}]}),
-             ("ec2", "ReplaceNetworkAclAssociation", {"AssociationId": association_id, "NetworkAclId": containment_acl_id})]
+    calls = [("CreateTags", {"Resources": [subnet_id], "Tags": [{"Key": RECORD_TAG, "Value": acl["NetworkAclId"]}]}),
+             ("ReplaceNetworkAclAssociation", {"AssociationId": association_id, "NetworkAclId": containment_acl_id})]
     return calls, acl["NetworkAclId"], containment_acl_id
 
 
@@ -89,11 +92,11 @@ def plan_release_subnet(subnet, association, existing_acl_ids, name):
         if recorded not in existing_acl_ids:
             raise PlanProblem("ReplaceNetworkAclAssociation", f"subnet {subnet['SubnetId']}: recorded network ACL {recorded} no "
                               "longer exists", "InvalidNetworkAclID.NotFound")
-        calls.append(("ec2", "ReplaceNetworkAclAssociation", {"AssociationId": association_id, "NetworkAclId": recorded}))
+        calls.append(("ReplaceNetworkAclAssociation", {"AssociationId": association_id, "NetworkAclId": recorded}))
         after = recorded
     else:
         after = acl["NetworkAclId"]  # someone already moved it: keep their choice, drop the record
-    calls.append(("ec2", "DeleteTags", {"Resources": [subnet["SubnetId"]], "Tags": [{"Key": RECORD_TAG}]}))
+    calls.append(("DeleteTags", {"Resources": [subnet["SubnetId"]], "Tags": [{"Key": RECORD_TAG}]}))
     return calls, acl["NetworkAclId"], after
 
 
@@ -111,11 +114,20 @@ def others_in_subnets(enis, subnet_ids, instance_ids):
 
 # -- AWS ----------------------------------------------------------------------------------------
 
+def describe_call(call):
+    """A short readable form of a call, for check mode, results and errors: `ec2:Action {params}`."""
+    return aws_calls.describe_call(call, service="ec2")
+
+
+def apply_calls(ec2, calls):
+    """Make the calls in order; the first failure stops the rest (its exception carries `.action` and `.done`)."""
+    return aws_calls.make_calls(lambda action: ec2, calls, shown=describe_call)
+
+
 def describe_subnet_state(ec2, vpc_ids, subnet_ids):
-    """(acls, subnets, enis) for the VPCs and subnets of the batch: three calls."""
-    acls = guard("DescribeNetworkAcls", call_once, ec2, "describe_network_acls",
-                 Filters=[{"Name": "vpc-id", "Values": sorted(vpc_ids)}]).get("NetworkAcls", [])
-    subnets = guard("DescribeSubnets", call_once, ec2, "describe_subnets", SubnetIds=sorted(subnet_ids)).get("Subnets", [])
-    enis = guard("DescribeNetworkInterfaces", call_once, ec2, "describe_network_interfaces",
-                 Filters=[{"Name": "subnet-id", "Values": sorted(subnet_ids)}]).get("NetworkInterfaces", [])
+    """(acls, subnets, enis) for the VPCs and subnets of the batch: three paged calls (per 200 filter values)."""
+    acls = describing("DescribeNetworkAcls", describe_by_filter, ec2, "DescribeNetworkAcls", "NetworkAcls", "vpc-id", sorted(vpc_ids))
+    subnets = describing("DescribeSubnets", aws_calls.items, ec2, "DescribeSubnets", "Subnets", SubnetIds=sorted(subnet_ids))
+    enis = describing("DescribeNetworkInterfaces", describe_by_filter, ec2, "DescribeNetworkInterfaces", "NetworkInterfaces",
+                      "subnet-id", sorted(subnet_ids))
     return acls, subnets, enis

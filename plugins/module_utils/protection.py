@@ -12,10 +12,8 @@ Planning is pure (`current_protection`, `read_record`, `plan_protect`, `plan_rel
 list of (action, parameters) calls; `apply_calls` makes them, in order.
 """
 
-import json
 
-from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry
-
+from ansible_collections.cloudsec.guardduty.plugins.module_utils import aws_calls
 from ansible_collections.cloudsec.guardduty.plugins.module_utils import records
 
 RECORD_TAG = "guardduty:protection-record"
@@ -123,11 +121,7 @@ def plan_protect(instance_id, current, record, stop_protection, record_tags=None
         new_record = dict(record, delete_on_termination=sorted(record["delete_on_termination"] + added))
     calls = []
     if record_tags is not None:
-        create, stale = records.rewrite(RECORD_TAG, record_data(new_record), record_tags)
-        if create:
-            calls.append(("CreateTags", {"Resources": [instance_id], "Tags": [{"Key": k, "Value": v} for k, v in create.items()]}))
-        if stale:
-            calls.append(("DeleteTags", {"Resources": [instance_id], "Tags": [{"Key": k} for k in stale]}))
+        calls += records.tag_calls(instance_id, RECORD_TAG, record_data(new_record), record_tags)
     elif record is None or new_record != record:
         calls.append(("CreateTags", {"Resources": [instance_id],
                                      "Tags": [{"Key": k, "Value": v} for k, v in encode_record(new_record).items()]}))
@@ -177,17 +171,10 @@ def plan_release(instance_id, current, record, tag_keys):
 
 def describe_call(call):
     """A short readable form of a planned call, for check mode and errors."""
-    action, params = call
-    shown = {k: v for k, v in params.items() if k not in ("InstanceId", "Resources")}
-    return f"{action} {json.dumps(shown, sort_keys=True, separators=(',', ':'))}"
+    return aws_calls.describe_call(call, hide=("InstanceId", "Resources"))
 
 
 # -- AWS ----------------------------------------------------------------------------------------
-
-@AWSRetry.jittered_backoff(retries=10, delay=0.5, max_delay=20)
-def _describe_attribute(client, instance_id, attribute):
-    return client.describe_instance_attribute(InstanceId=instance_id, Attribute=attribute)
-
 
 def describe_protection_attributes(client, instance_id):
     """{DisableApiTermination: {...}, DisableApiStop: {...}, InstanceInitiatedShutdownBehavior: {...}}.
@@ -197,7 +184,7 @@ def describe_protection_attributes(client, instance_id):
     out = {}
     for attribute in ATTRIBUTES:
         try:
-            response = _describe_attribute(client, instance_id, attribute)
+            response = aws_calls.call(client, "DescribeInstanceAttribute", InstanceId=instance_id, Attribute=attribute)
         except Exception as exc:
             exc.action = "DescribeInstanceAttribute"
             raise
@@ -206,22 +193,6 @@ def describe_protection_attributes(client, instance_id):
     return out
 
 
-@AWSRetry.jittered_backoff(retries=10, delay=0.5, max_delay=20)
-def _call(client, action, params):
-    method = {"ModifyInstanceAttribute": client.modify_instance_attribute, "CreateTags": client.create_tags,
-              "DeleteTags": client.delete_tags}[action]
-    return method(**params)
-
-
 def apply_calls(client, calls):
     """Make the calls in order; the first failure stops the rest (its exception carries `.action` and `.done`)."""
-    done = []
-    for call in calls:
-        try:
-            _call(client, *call)
-        except Exception as exc:
-            exc.action = call[0]
-            exc.done = done
-            raise
-        done.append(describe_call(call))
-    return done
+    return aws_calls.make_calls(lambda action: client, calls, shown=describe_call)

@@ -15,11 +15,13 @@ primary ENI with ModifyNetworkInterfaceAttribute AssociatePublicIpAddress=false 
 option "will only apply to the primary network interface (eth0)").
 """
 
-from ansible_collections.cloudsec.guardduty.plugins.module_utils.detach import (
-    PlanProblem, guard, call_once, record_calls)
+from ansible_collections.cloudsec.guardduty.plugins.module_utils import aws_calls
+from ansible_collections.cloudsec.guardduty.plugins.module_utils import records
+from ansible_collections.cloudsec.guardduty.plugins.module_utils.aws_calls import PlanProblem
+from ansible_collections.cloudsec.guardduty.plugins.module_utils.aws_calls import describe_by_filter
+from ansible_collections.cloudsec.guardduty.plugins.module_utils.aws_calls import describing
 
 RECORD_TAG = "guardduty:eip-record"
-ENI_FILTER_BATCH = 200
 WRITE_ACTIONS = ("CreateTags", "DeleteTags", "DisassociateAddress", "AssociateAddress", "ModifyNetworkInterfaceAttribute")
 
 
@@ -84,7 +86,7 @@ def plan_remove_auto_assigned(instance, elastic, auto_assigned):
     auto-assigned public IPv4 or will get one once its Elastic IP is gone; [] otherwise (reruns make no call)."""
     primary = primary_eni(instance)
     if primary and (any(a["network_interface_id"] == primary for a in auto_assigned) or gets_new_public_ip(instance, elastic)):
-        return [("ec2", "ModifyNetworkInterfaceAttribute", {"NetworkInterfaceId": primary, "AssociatePublicIpAddress": False})]
+        return [("ModifyNetworkInterfaceAttribute", {"NetworkInterfaceId": primary, "AssociatePublicIpAddress": False})]
     return []
 
 
@@ -99,9 +101,9 @@ def plan_disassociate(instance_id, elastic, record, record_tags):
     calls = []
     if entries:
         # Written whenever the tag does not hold the record kept: a forged or stale tag is replaced.
-        calls += record_calls(instance_id, RECORD_TAG, entries, record_tags)
+        calls += records.tag_calls(instance_id, RECORD_TAG, entries, record_tags)
     for address in elastic:
-        calls.append(("ec2", "DisassociateAddress", {"AssociationId": address["association_id"]}))
+        calls.append(("DisassociateAddress", {"AssociationId": address["association_id"]}))
     return calls, (entries or None), []
 
 
@@ -131,29 +133,32 @@ def plan_reassociate(instance_id, record, record_keys, allocations, instance_eni
             raise PlanProblem("AssociateAddress", f"Elastic IP {address.get('PublicIp')} ({allocation_id}) was taken meanwhile: it "
                               f"is now associated with {where} ({address.get('PrivateIpAddress')}); it is not taken back",
                               "Resource.AlreadyAssociated")
-        calls.append(("ec2", "AssociateAddress", {"AllocationId": allocation_id, "NetworkInterfaceId": eni,
-                                                  "PrivateIpAddress": private_ip, "AllowReassociation": False}))
+        calls.append(("AssociateAddress", {"AllocationId": allocation_id, "NetworkInterfaceId": eni,
+                                           "PrivateIpAddress": private_ip, "AllowReassociation": False}))
     if record_keys:
-        calls.append(("ec2", "DeleteTags", {"Resources": [instance_id], "Tags": [{"Key": k} for k in record_keys]}))
+        calls.append(("DeleteTags", {"Resources": [instance_id], "Tags": [{"Key": k} for k in record_keys]}))
     return calls, predicted
 
 
 # -- AWS ----------------------------------------------------------------------------------------
 
+def describe_call(call):
+    """A short readable form of a call, for check mode, results and errors: `ec2:Action {params}`."""
+    return aws_calls.describe_call(call, service="ec2")
+
+
+def apply_calls(ec2, calls):
+    """Make the calls in order; the first failure stops the rest (its exception carries `.action` and `.done`)."""
+    return aws_calls.make_calls(lambda action: ec2, calls, shown=describe_call)
+
+
 def describe_addresses_of(ec2, eni_ids):
     """DescribeAddresses for every Elastic IP on these ENIs, in one call per 200 ENIs."""
-    out = []
-    for start in range(0, len(eni_ids), ENI_FILTER_BATCH):
-        chunk = eni_ids[start:start + ENI_FILTER_BATCH]
-        out += guard("DescribeAddresses", call_once, ec2, "describe_addresses",
-                     Filters=[{"Name": "network-interface-id", "Values": chunk}]).get("Addresses", [])
-    return out
+    return describing("DescribeAddresses", describe_by_filter, ec2, "DescribeAddresses", "Addresses", "network-interface-id", eni_ids)
 
 
 def describe_allocations(ec2, allocation_ids):
-    """{allocation id: address} for those that exist (one call; unknown ids are left out, not an error)."""
-    if not allocation_ids:
-        return {}
-    answer = guard("DescribeAddresses", call_once, ec2, "describe_addresses",
-                   Filters=[{"Name": "allocation-id", "Values": sorted(allocation_ids)}])
-    return {a["AllocationId"]: a for a in answer.get("Addresses", []) if a.get("AllocationId")}
+    """{allocation id: address} for those that exist (unknown ids are left out, not an error)."""
+    found = describing("DescribeAddresses", describe_by_filter, ec2, "DescribeAddresses", "Addresses", "allocation-id",
+                       sorted(allocation_ids))
+    return {a["AllocationId"]: a for a in found if a.get("AllocationId")}

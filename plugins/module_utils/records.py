@@ -91,6 +91,18 @@ def rewrite(key, data, tags):
     return create, stale
 
 
+def tag_calls(resource_id, key, data, old_tags=()):
+    """The calls writing the record on a resource: CreateTags for what differs from `old_tags` (its tags now,
+    [{"Key", "Value"}] or {key: value}), DeleteTags for the parts of it the new one no longer uses."""
+    create, stale = rewrite(key, data, old_tags)
+    calls = []
+    if create:
+        calls.append(("CreateTags", {"Resources": [resource_id], "Tags": [{"Key": k, "Value": v} for k, v in create.items()]}))
+    if stale:
+        calls.append(("DeleteTags", {"Resources": [resource_id], "Tags": [{"Key": k} for k in stale]}))
+    return calls
+
+
 def same(first, second):
     """Whether two records hold the same data (JSON's view: tuples and lists alike)."""
     return json.dumps(first, sort_keys=True) == json.dumps(second, sort_keys=True)

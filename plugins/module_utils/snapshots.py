@@ -9,30 +9,16 @@ incident's existing snapshots in, a plan per instance out. The AWS layer below i
 """
 
 import math
+import time
 
-from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry
+from ansible_collections.cloudsec.guardduty.plugins.module_utils import aws_calls
+from ansible_collections.cloudsec.guardduty.plugins.module_utils.aws_calls import FILTER_VALUES_MAX, chunks, describe_by_filter
+from ansible_collections.cloudsec.guardduty.plugins.module_utils.evidence_snapshot_tags import (  # noqa: F401 (also for callers)
+    TAG_DEVICE, TAG_FINDINGS, TAG_INCIDENT, TAG_INSTANCE, TAG_SNAPSHOT_AT, TAG_SOURCE_REGION, TAG_SOURCE_SNAPSHOT, TAG_VOLUME,
+    attached_volumes)
 
-TAG_INCIDENT = "guardduty:incident"
-TAG_INSTANCE = "guardduty:instance"
-TAG_VOLUME = "guardduty:volume"
-TAG_DEVICE = "guardduty:device"
-TAG_FINDINGS = "guardduty:findings"
-TAG_SNAPSHOT_AT = "guardduty:snapshot-at"
-TAG_SOURCE_SNAPSHOT = "guardduty:source-snapshot"
-TAG_SOURCE_REGION = "guardduty:source-region"
 TAG_VALUE_MAX = 256  # AWS's limit on a tag value
-FILTER_VALUES_MAX = 200  # values per DescribeSnapshots filter
 UNUSABLE_STATES = ("error", "recoverable")  # failed snapshots are not evidence: take them again
-
-
-def attached_volumes(instance):
-    """[{"volume_id", "device"}] of the instance's EBS volumes, in device order."""
-    volumes = []
-    for mapping in instance.get("BlockDeviceMappings") or []:
-        ebs = mapping.get("Ebs") or {}
-        if ebs.get("VolumeId"):
-            volumes.append({"volume_id": ebs["VolumeId"], "device": mapping.get("DeviceName")})
-    return sorted(volumes, key=lambda v: v["device"] or "")
 
 
 def findings_tag_value(finding_ids):
@@ -129,56 +115,31 @@ def wait_attempts(timeout, delay):
 
 # -- AWS ----------------------------------------------------------------------------------------
 
-@AWSRetry.jittered_backoff(retries=10, delay=0.5, max_delay=20)
-def _describe_snapshots_page(client, **kwargs):
-    return client.describe_snapshots(**kwargs)
-
-
 def find_incident_snapshots(client, incident_id, instance_ids):
     """{instance_id: [snapshot]} of this account's snapshots tagged for the incident and instances.
 
     One DescribeSnapshots (paged) per 200 instances: the tag filters do the matching, never a call per instance.
     """
     found = {i: [] for i in instance_ids}
-    for start in range(0, len(instance_ids), FILTER_VALUES_MAX):
-        chunk = instance_ids[start:start + FILTER_VALUES_MAX]
-        kwargs = {"OwnerIds": ["self"], "Filters": [{"Name": f"tag:{TAG_INCIDENT}", "Values": [incident_id]},
-                                                    {"Name": f"tag:{TAG_INSTANCE}", "Values": chunk}]}
-        while True:
-            page = _describe_snapshots_page(client, **kwargs)
-            for snapshot in page.get("Snapshots", []):
-                owner = tag_dict(snapshot.get("Tags")).get(TAG_INSTANCE)
-                if owner in found:
-                    found[owner].append(snapshot)
-            if not page.get("NextToken"):
-                break
-            kwargs["NextToken"] = page["NextToken"]
+    for snapshot in describe_by_filter(client, "DescribeSnapshots", "Snapshots", f"tag:{TAG_INSTANCE}", instance_ids,
+                                       filters=[{"Name": f"tag:{TAG_INCIDENT}", "Values": [incident_id]}], OwnerIds=["self"]):
+        owner = tag_dict(snapshot.get("Tags")).get(TAG_INSTANCE)
+        if owner in found:
+            found[owner].append(snapshot)
     return found
 
 
 def describe_snapshots_by_id(client, snapshot_ids):
     out = {}
-    for start in range(0, len(snapshot_ids), FILTER_VALUES_MAX):
-        page = _describe_snapshots_page(client, SnapshotIds=snapshot_ids[start:start + FILTER_VALUES_MAX])
-        for snapshot in page.get("Snapshots", []):
+    for chunk in chunks(snapshot_ids, FILTER_VALUES_MAX):
+        for snapshot in aws_calls.call(client, "DescribeSnapshots", SnapshotIds=chunk).get("Snapshots", []):
             out[snapshot["SnapshotId"]] = snapshot
     return out
 
 
-@AWSRetry.jittered_backoff(retries=10, delay=0.5, max_delay=20)
-def _create_snapshots(client, **kwargs):
-    return client.create_snapshots(**kwargs)
-
-
-@AWSRetry.jittered_backoff(retries=10, delay=0.5, max_delay=20)
-def _create_snapshot(client, **kwargs):
-    return client.create_snapshot(**kwargs)
-
-
-@AWSRetry.jittered_backoff(retries=10, delay=0.5, max_delay=20, catch_extra_error_codes=["InvalidSnapshot.NotFound"])
 def _create_tags(client, **kwargs):
     # A new snapshot id can take a moment to be visible to CreateTags (eventual consistency).
-    return client.create_tags(**kwargs)
+    return aws_calls.call(client, "CreateTags", extra_codes=("InvalidSnapshot.NotFound",), **kwargs)
 
 
 def apply_plan(client, plan, description):
@@ -193,8 +154,8 @@ def apply_plan(client, plan, description):
         if plan["create"] == "instance":
             action = "CreateSnapshots"
             # CopyTagsFromSource is left out: the volume's own tags are not evidence metadata.
-            response = _create_snapshots(
-                client, Description=description,
+            response = aws_calls.call(
+                client, "CreateSnapshots", Description=description,
                 InstanceSpecification={"InstanceId": plan["instance_id"], "ExcludeBootVolume": False},
                 TagSpecifications=[{"ResourceType": "snapshot", "Tags": aws_tags(plan["common_tags"])}],
             )
@@ -209,8 +170,8 @@ def apply_plan(client, plan, description):
             action = "CreateSnapshot"
             for volume in plan["create"]:
                 tags = dict(plan["common_tags"], **volume_tags(volume))
-                snapshot = _create_snapshot(client, VolumeId=volume["volume_id"], Description=description,
-                                            TagSpecifications=[{"ResourceType": "snapshot", "Tags": aws_tags(tags)}])
+                snapshot = aws_calls.call(client, "CreateSnapshot", VolumeId=volume["volume_id"], Description=description,
+                                          TagSpecifications=[{"ResourceType": "snapshot", "Tags": aws_tags(tags)}])
                 snapshot.pop("ResponseMetadata", None)
                 created.append(snapshot)
         action = "CreateTags"
@@ -224,20 +185,20 @@ def apply_plan(client, plan, description):
     return sorted(snapshots, key=lambda s: s["device"] or "")
 
 
-def wait_completed(client, snapshot_ids, timeout, delay):
+def wait_completed(client, snapshot_ids, timeout, delay, sleep=time.sleep):
     """Wait (bounded) for the snapshots to complete; returns {snapshot_id: snapshot} as last described.
 
-    The waiter stops early if a snapshot fails; either way the final DescribeSnapshots tells each state.
+    botocore's snapshot_completed waiter, polled through the floor so a throttled poll is retried rather than
+    ending the wait: DescribeSnapshots every `delay` seconds until all are completed or one failed.
     """
-    if snapshot_ids:
-        waiter = client.get_waiter("snapshot_completed")
-        for start in range(0, len(snapshot_ids), FILTER_VALUES_MAX):
-            try:
-                waiter.wait(SnapshotIds=snapshot_ids[start:start + FILTER_VALUES_MAX],
-                            WaiterConfig={"Delay": delay, "MaxAttempts": wait_attempts(timeout, delay)})
-            except Exception:  # WaiterError: timed out or a snapshot failed; reported per snapshot below
-                pass
-    return describe_snapshots_by_id(client, snapshot_ids)
+    described = describe_snapshots_by_id(client, snapshot_ids)
+    for _attempt in range(1, wait_attempts(timeout, delay) if snapshot_ids else 1):
+        states = [s.get("State") for s in described.values()]
+        if "error" in states or all(state == "completed" for state in states):
+            break
+        sleep(delay)
+        described = describe_snapshots_by_id(client, snapshot_ids)
+    return described
 
 
 # -- copies in another region -------------------------------------------------------------------
@@ -275,15 +236,10 @@ def find_copies(client, incident_id, instance_ids):
     return copies
 
 
-@AWSRetry.jittered_backoff(retries=10, delay=0.5, max_delay=20)
-def _copy_snapshot(client, **kwargs):
-    return client.copy_snapshot(**kwargs)
-
-
 def copy_snapshot(client, source_region, source_snapshot_id, tags, description):
     """CopySnapshot into the client's region; returns the copy's id. Errors carry `.action`."""
     try:
-        answer = _copy_snapshot(client, SourceRegion=source_region, SourceSnapshotId=source_snapshot_id,
+        answer = aws_calls.call(client, "CopySnapshot", SourceRegion=source_region, SourceSnapshotId=source_snapshot_id,
                                 Description=description,
                                 TagSpecifications=[{"ResourceType": "snapshot", "Tags": aws_tags(tags)}])
     except Exception as exc:

@@ -111,26 +111,20 @@ errors:
   elements: dict
 """
 
-import json
-
 from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
 
 from ansible_collections.cloudsec.guardduty.plugins.module_utils import eradicate as er
 from ansible_collections.cloudsec.guardduty.plugins.module_utils import guards
 from ansible_collections.cloudsec.guardduty.plugins.module_utils import records
+from ansible_collections.cloudsec.guardduty.plugins.module_utils.aws_calls import describe_call, module_client
 from ansible_collections.cloudsec.guardduty.plugins.module_utils.batch_runner import (
     failing_on_error, finish, run_per_instance, validate_ids, with_result)
 from ansible_collections.cloudsec.guardduty.plugins.module_utils.detach import RECORD_TAG as DETACH_RECORD_TAG
 from ansible_collections.cloudsec.guardduty.plugins.module_utils.instances import (
     InstanceProblem, describe_instances, problem_from_error)
-from ansible_collections.cloudsec.guardduty.plugins.module_utils.snapshots import attached_volumes
+from ansible_collections.cloudsec.guardduty.plugins.module_utils.evidence_snapshot_tags import attached_volumes
 
 NOT_TERMINATED = {"changed": False, "terminated": False, "replacement": None, "calls": []}
-
-
-def describe_call(call):
-    action, params = call
-    return f"{action} {json.dumps(params, sort_keys=True, separators=(',', ':'), default=str)}"
 
 
 def detached_from(instance):
@@ -200,7 +194,7 @@ def main():
         module.fail_json(msg=(f"refusing to terminate without confirmation: set confirm to the instance ids "
                               f"({', '.join(valid)}) or to 'terminate-{params['incident_id']}'; nothing was changed"),
                          instances={}, errors=[])
-    ec2, autoscaling = module.client("ec2"), module.client("autoscaling")
+    ec2, autoscaling = module_client(module, "ec2"), module_client(module, "autoscaling")
     with failing_on_error(module, "could not describe the instances, their snapshots and Auto Scaling groups; nothing was changed"):
         found, missing = describe_instances(ec2, valid)
         volumes = sorted({v["volume_id"] for i in found.values() for v in attached_volumes(i)})

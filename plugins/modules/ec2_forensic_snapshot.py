@@ -127,6 +127,7 @@ import datetime
 from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
 
 from ansible_collections.cloudsec.guardduty.plugins.module_utils import guards
+from ansible_collections.cloudsec.guardduty.plugins.module_utils.aws_calls import module_client
 from ansible_collections.cloudsec.guardduty.plugins.module_utils.batch_runner import (
     failing_on_error, finish, map_instances, missing_problems, validate_ids)
 from ansible_collections.cloudsec.guardduty.plugins.module_utils.instances import (
@@ -229,7 +230,7 @@ def copy_all(module, params, results, problems, described):
     instance_ids = [i for i, r in results.items() if "error" not in r]
     if not instance_ids:
         return
-    dest = module.client("ec2", region=target)
+    dest = module_client(module, "ec2", region=target)
     try:
         copies = find_copies(dest, params["incident_id"], instance_ids)
     except Exception as exc:
@@ -285,7 +286,7 @@ def main():
         wait_delay=dict(type="int", default=15),
     )
     module = AnsibleAWSModule(argument_spec=argument_spec, supports_check_mode=True)
-    client = module.client("ec2")
+    client = module_client(module, "ec2")
     run(module, client)
 
 

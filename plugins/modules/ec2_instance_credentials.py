@@ -146,6 +146,7 @@ from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleA
 
 from ansible_collections.cloudsec.guardduty.plugins.module_utils import credentials as cred
 from ansible_collections.cloudsec.guardduty.plugins.module_utils import records
+from ansible_collections.cloudsec.guardduty.plugins.module_utils.aws_calls import module_client
 from ansible_collections.cloudsec.guardduty.plugins.module_utils.incident_store import StoreError, module_store
 from ansible_collections.cloudsec.guardduty.plugins.module_utils.batch_runner import (
     batch_output, changed_before_after, exit_batch, failing_on_error, map_instances, validate_ids)
@@ -425,7 +426,7 @@ def main():
                               required_if=[("profile_action", "replace", ["quarantine_profile"])])
     params = module.params
     valid = validate_ids(module, params["instance_ids"], policies={})
-    ec2, iam = module.client("ec2"), module.client("iam")
+    ec2, iam = module_client(module, "ec2"), module_client(module, "iam")
     run = Run(module, ec2, iam)
     with failing_on_error(module, "could not describe the instances and their profile associations; nothing was changed"):
         views = run.describe(valid)

@@ -144,8 +144,9 @@ from ansible_collections.cloudsec.guardduty.plugins.module_utils.batch_runner im
     WORKERS, apply_with_partial_result, failing_on_describe_error, failing_on_error, finish, missing_problems,
     run_per_instance, validate_ids)
 from ansible_collections.cloudsec.guardduty.plugins.module_utils import records
+from ansible_collections.cloudsec.guardduty.plugins.module_utils.aws_calls import PlanProblem, module_client
 from ansible_collections.cloudsec.guardduty.plugins.module_utils.detach import (
-    RECORD_TAG, PlanProblem, add_draining_times, apply_calls, describe_call, describe_groups, describe_memberships,
+    RECORD_TAG, add_draining_times, apply_calls, describe_call, describe_groups, describe_memberships,
     foreign_targets, memberships_of, own_addresses, plan_detach, plan_release, registered_targets, shown_record)
 from ansible_collections.cloudsec.guardduty.plugins.module_utils.incident_store import (
     StoreError, module_store, weigh_instance_record)
@@ -219,7 +220,7 @@ def main():
     module = AnsibleAWSModule(argument_spec=argument_spec, supports_check_mode=True)
     params = module.params
     valid = validate_ids(module, params["instance_ids"], require_some=True)
-    clients = {name: module.client(name) for name in ("ec2", "autoscaling", "elbv2", "elb")}
+    clients = {name: module_client(module, name) for name in ("ec2", "autoscaling", "elbv2", "elb")}
     store = module_store(module)
     with failing_on_error(module, "could not describe the instances; nothing was changed"):
         found, missing = describe_instances(clients["ec2"], valid)

@@ -146,6 +146,7 @@ import os
 from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
 
 from ansible_collections.cloudsec.guardduty.plugins.module_utils import guards
+from ansible_collections.cloudsec.guardduty.plugins.module_utils.aws_calls import caller_identity, module_client
 from ansible_collections.cloudsec.guardduty.plugins.module_utils.batch_runner import (
     failing_on_error, finish, missing_problems, run_per_instance, validate_ids, with_result)
 from ansible_collections.cloudsec.guardduty.plugins.module_utils.evidence import (
@@ -174,11 +175,11 @@ def main():
     if problem:
         module.fail_json(msg=f"{problem}; nothing was captured")
 
-    client = raw_console_client(module.client("ec2"))
-    s3 = module.client("s3") if params["s3_bucket"] else None
+    client = raw_console_client(module_client(module, "ec2"))
+    s3 = module_client(module, "s3") if params["s3_bucket"] else None
     region = module.region
     with failing_on_error(module, "could not describe the instances; nothing was captured"):
-        account = module.client("sts").get_caller_identity()["Account"]
+        account = caller_identity(module_client(module, "sts"))["Account"]
         found, missing = describe_instances(client, valid)
         enis, volumes = describe_by_instance(client, list(found))
 

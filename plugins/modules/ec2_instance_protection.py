@@ -119,6 +119,7 @@ errors:
 
 from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
 
+from ansible_collections.cloudsec.guardduty.plugins.module_utils.aws_calls import module_client
 from ansible_collections.cloudsec.guardduty.plugins.module_utils.batch_runner import (
     apply_with_partial_result, failing_on_error, finish, missing_problems, run_per_instance, validate_ids)
 from ansible_collections.cloudsec.guardduty.plugins.module_utils.instances import (
@@ -192,7 +193,7 @@ def main():
     module = AnsibleAWSModule(argument_spec=argument_spec, supports_check_mode=True)
     params = module.params
     valid = validate_ids(module, params["instance_ids"])
-    client = module.client("ec2")
+    client = module_client(module, "ec2")
     store = module_store(module)
     with failing_on_error(module, "could not describe the instances; nothing was changed"):
         found, missing = describe_instances(client, valid)

@@ -132,15 +132,14 @@ from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleA
 from ansible_collections.cloudsec.guardduty.plugins.module_utils.batch_runner import (
     apply_with_partial_result, batch_output, exit_batch, failing_on_describe_error, failing_on_error, missing_problems,
     run_per_instance, validate_ids)
-from ansible_collections.cloudsec.guardduty.plugins.module_utils.detach import (
-    PlanProblem, apply_calls, describe_call)
 from ansible_collections.cloudsec.guardduty.plugins.module_utils import records
+from ansible_collections.cloudsec.guardduty.plugins.module_utils.aws_calls import PlanProblem, module_client
 from ansible_collections.cloudsec.guardduty.plugins.module_utils.incident_store import (
     StoreError, module_store, weigh_instance_record)
 from ansible_collections.cloudsec.guardduty.plugins.module_utils.instances import InstanceProblem, describe_instances
 from ansible_collections.cloudsec.guardduty.plugins.module_utils.public_ip import (
-    RECORD_TAG, describe_addresses_of, describe_allocations, exposure_notes, network_interfaces, plan_disassociate,
-    plan_reassociate, plan_remove_auto_assigned, primary_eni, public_addresses)
+    RECORD_TAG, apply_calls, describe_addresses_of, describe_allocations, describe_call, exposure_notes, network_interfaces,
+    plan_disassociate, plan_reassociate, plan_remove_auto_assigned, primary_eni, public_addresses)
 
 
 def record_of(store, region, instance, state, trust_tag_records):
@@ -188,7 +187,7 @@ def work_on(clients, store, instance, addresses, allocations, params, check_mode
             store.put(owner, region, instance_id, "eip", shown)
         except StoreError as exc:
             raise InstanceProblem(instance_id, "WriteIncidentStore", f"{exc}; nothing was changed", "IncidentStoreError") from None
-    result = apply_with_partial_result(instance_id, result, calls, lambda c: apply_calls(clients, c), check_mode)
+    result = apply_with_partial_result(instance_id, result, calls, lambda c: apply_calls(clients["ec2"], c), check_mode)
     if state == "associated" and stored is not None and not check_mode:
         try:
             store.drop(owner, region, instance_id, "eip")
@@ -208,7 +207,7 @@ def main():
     module = AnsibleAWSModule(argument_spec=argument_spec, supports_check_mode=True)
     params = module.params
     valid = validate_ids(module, params["instance_ids"], require_some=True)
-    clients = {"ec2": module.client("ec2")}
+    clients = {"ec2": module_client(module, "ec2")}
     ec2 = clients["ec2"]
     store = module_store(module)
     with failing_on_error(module, "could not describe the instances; nothing was changed"):

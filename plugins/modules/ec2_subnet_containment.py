@@ -123,10 +123,11 @@ from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleA
 
 from ansible_collections.cloudsec.guardduty.plugins.module_utils.batch_runner import (
     batch_output, exit_batch, failing_on_describe_error, failing_on_error, missing_problems, validate_ids)
-from ansible_collections.cloudsec.guardduty.plugins.module_utils.detach import PlanProblem, apply_calls, call_once, describe_call
-from ansible_collections.cloudsec.guardduty.plugins.module_utils.instances import InstanceProblem, describe_instances, error_code
+from ansible_collections.cloudsec.guardduty.plugins.module_utils.aws_calls import (
+    PlanProblem, call, error_code, error_message, module_client)
+from ansible_collections.cloudsec.guardduty.plugins.module_utils.instances import InstanceProblem, describe_instances
 from ansible_collections.cloudsec.guardduty.plugins.module_utils.nacl import (
-    containment_acls, describe_subnet_state, instance_subnets, others_in_subnets, plan_contain_subnet, plan_containment_acl,
+    apply_calls, containment_acls, describe_call, describe_subnet_state, instance_subnets, others_in_subnets, plan_contain_subnet, plan_containment_acl,
     plan_release_subnet, subnet_associations)
 
 
@@ -134,7 +135,7 @@ def run(ec2, calls, check_mode):
     """Make the calls (unless check mode); returns the last answer."""
     if check_mode or not calls:
         return None
-    return apply_calls({"ec2": ec2}, calls)
+    return apply_calls(ec2, calls)
 
 
 def main():
@@ -148,7 +149,7 @@ def main():
     params = module.params
     name = params["nacl_name"]
     valid = validate_ids(module, params["instance_ids"], require_some=True)
-    ec2 = module.client("ec2")
+    ec2 = module_client(module, "ec2")
     with failing_on_error(module, "could not describe the instances; nothing was changed"):
         found, missing = describe_instances(ec2, valid)
     ordered = [i for i in valid if i in found]
@@ -176,8 +177,8 @@ def main():
         for vpc_id in sorted(set(all_subnets.values())):
             calls, acl_id = plan_containment_acl(vpc_id, existing.get(vpc_id), name)
             try:
-                if not module.check_mode and calls and calls[0][1] == "CreateNetworkAcl":
-                    answer = call_once(ec2, "create_network_acl", **calls[0][2])
+                if not module.check_mode and calls and calls[0][0] == "CreateNetworkAcl":
+                    answer = call(ec2, "CreateNetworkAcl", **calls[0][1])
                     acl_id = answer["NetworkAcl"]["NetworkAclId"]
                     calls = calls[1:]
                 run(ec2, calls, module.check_mode)
@@ -220,8 +221,7 @@ def main():
         if failed:
             subnet_id, (action, exc) = failed[0]
             code = exc.code if isinstance(exc, PlanProblem) else error_code(exc)
-            message = ((getattr(exc, "response", None) or {}).get("Error") or {}).get("Message") or str(exc)
-            problem = InstanceProblem(instance_id, action, f"subnet {subnet_id}: {message}", code)
+            problem = InstanceProblem(instance_id, action, f"subnet {subnet_id}: {error_message(exc)}", code)
             problems.append(problem)
             result["error"] = problem.as_dict()
         results[instance_id] = result
