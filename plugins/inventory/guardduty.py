@@ -208,7 +208,6 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 try:
     import boto3
     import botocore
-    from botocore.config import Config
 except ImportError:
     pass  # AWSInventoryBase.parse reports the missing SDK
 
@@ -221,74 +220,45 @@ except ImportError:  # ansible-core < 2.19: inventory strings are templated as t
     def trust_as_template(value):
         return value
 
-from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry
 from ansible_collections.amazon.aws.plugins.plugin_utils.botocore import get_aws_connection_info
 from ansible_collections.amazon.aws.plugins.plugin_utils.inventory import AWSInventoryBase
 
+from ansible_collections.cloudsec.guardduty.plugins.module_utils import aws_calls
 from ansible_collections.cloudsec.guardduty.plugins.module_utils import findings as fnd
+from ansible_collections.cloudsec.guardduty.plugins.module_utils import guardduty as gd
 from ansible_collections.cloudsec.guardduty.plugins.module_utils import inventory_check
 from ansible_collections.cloudsec.guardduty.plugins.module_utils import isolation
 from ansible_collections.cloudsec.guardduty.plugins.module_utils.arns import caller_partition
+from ansible_collections.cloudsec.guardduty.plugins.module_utils.aws_calls import error_code
+from ansible_collections.cloudsec.guardduty.plugins.module_utils.aws_calls import error_message
 from ansible_collections.cloudsec.guardduty.plugins.module_utils.instances import describe_instances
-from ansible_collections.cloudsec.guardduty.plugins.module_utils.instances import error_code
 
-GUARDDUTY_RETRY = AWSRetry.jittered_backoff(retries=10, delay=0.5, max_delay=20,
-                                            catch_extra_error_codes=["InternalServerErrorException", "ThrottlingException"])
 SESSION_NAME = "cloudsec-guardduty-inventory"
 ACCESS_DENIED = ("AccessDenied", "AccessDeniedException", "UnauthorizedOperation", "UnauthorizedAccess")
 REGION_DISABLED = ("UnrecognizedClientException", "InvalidClientTokenId", "AuthFailure", "OptInRequired",
                    "InvalidSignatureException")
 
 
-# -- the AWS layer: one small retried function per call ----------------------------------------
+# -- the AWS layer: the floor (aws_calls.py) and GuardDuty's layer (guardduty.py), as the modules use them --
 
 
-@GUARDDUTY_RETRY
-def _get_caller_identity(sts):
-    return sts.get_caller_identity()
-
-
-@GUARDDUTY_RETRY
 def _assume_role(sts, role_arn):
-    return sts.assume_role(RoleArn=role_arn, RoleSessionName=SESSION_NAME)["Credentials"]
+    return aws_calls.call(sts, "AssumeRole", RoleArn=role_arn, RoleSessionName=SESSION_NAME)["Credentials"]
 
 
-@GUARDDUTY_RETRY
 def _describe_regions(ec2):
-    return [r["RegionName"] for r in ec2.describe_regions()["Regions"]]
+    return [r["RegionName"] for r in aws_calls.call(ec2, "DescribeRegions")["Regions"]]
 
 
-@GUARDDUTY_RETRY
-def _list_detectors(guardduty):
-    ids, kwargs = [], {}
-    while True:
-        page = guardduty.list_detectors(**kwargs)
-        ids.extend(page.get("DetectorIds") or [])
-        if not page.get("NextToken"):
-            return ids
-        kwargs["NextToken"] = page["NextToken"]
-
-
-@GUARDDUTY_RETRY
-def _list_findings_page(guardduty, **kwargs):
-    return guardduty.list_findings(**kwargs)
-
-
-@GUARDDUTY_RETRY
-def _get_findings(guardduty, detector_id, finding_ids):
-    return guardduty.get_findings(DetectorId=detector_id, FindingIds=finding_ids)["Findings"]
-
-
-@GUARDDUTY_RETRY
 def _describe_conversion_groups(ec2):
     """The region's security groups tagged as ec2_isolation's conversion groups (one per VPC used)."""
-    groups, kwargs = [], {"Filters": [{"Name": f"tag:{isolation.TAG_GROUP_ROLE}", "Values": [isolation.CONVERSION]}]}
-    while True:
-        page = ec2.describe_security_groups(**kwargs)
-        groups.extend(page.get("SecurityGroups") or [])
-        if not page.get("NextToken"):
-            return groups
-        kwargs["NextToken"] = page["NextToken"]
+    return aws_calls.describe_by_filter(ec2, "DescribeSecurityGroups", "SecurityGroups", f"tag:{isolation.TAG_GROUP_ROLE}",
+                                        [isolation.CONVERSION])
+
+
+def _aws_error(exc):
+    """AWS's error behind a GuardDutyError (guardduty.py wraps them), else the error itself."""
+    return getattr(exc, "cause", None) or exc
 
 
 class SourceProblem(Exception):
@@ -301,6 +271,7 @@ class SourceProblem(Exception):
 
 
 def _problem(account, region, action, exc, consequence="its findings are not in this inventory"):
+    exc = _aws_error(exc)
     code = error_code(exc)
     if code in ACCESS_DENIED:
         what = f"missing permission for {action}"
@@ -313,8 +284,7 @@ def _problem(account, region, action, exc, consequence="its findings are not in 
         what = f"{action} failed: {_first_line(exc)}"
         code = type(exc).__name__
     else:
-        message = ((getattr(exc, "response", None) or {}).get("Error") or {}).get("Message") or str(exc)
-        what = f"{action} failed: {_first_line(message)}"
+        what = f"{action} failed: {_first_line(error_message(exc))}"
     return SourceProblem(account, region, f"{what}; {consequence}", code)
 
 
@@ -419,7 +389,7 @@ class InventoryModule(AWSInventoryBase):
                 except SourceProblem as e:
                     problems.append(e)
                     continue
-                for chunk in fnd.chunks(ids, fnd.GET_FINDINGS_BATCH):
+                for chunk in aws_calls.chunks(ids, gd.GET_FINDINGS_BATCH):
                     batches.append(pool.submit(self._get_source_findings, account, region, detector_id, chunk))
             for future in batches:
                 try:
@@ -438,7 +408,7 @@ class InventoryModule(AWSInventoryBase):
         base = self._base_credentials()
         try:
             # Always asked: its ARN gives the partition of every role ARN built from a template.
-            identity = _get_caller_identity(self._client(base, "sts", self._home_region()))
+            identity = aws_calls.caller_identity(self._client(base, "sts", self._home_region()))
             self._partition = caller_partition(identity)
         except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as e:
             self.fail_aws("GuardDuty inventory: cannot identify the current credentials", exception=e)
@@ -489,8 +459,8 @@ class InventoryModule(AWSInventoryBase):
     def _detector(self, account, region):
         client = self._client(self._credentials_for(account), "guardduty", region)
         try:
-            detectors = _list_detectors(client)
-        except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as e:
+            detectors = gd.list_detector_ids(client)
+        except gd.GuardDutyError as e:
             raise _problem(account, region, "guardduty:ListDetectors", e) from None
         if not detectors:
             raise SourceProblem(account, region, "GuardDuty has no detector (not enabled); no findings from it")
@@ -499,23 +469,16 @@ class InventoryModule(AWSInventoryBase):
     def _list_findings(self, account, region, detector_id, criteria):
         """Every finding id matching `criteria` in one account and region, page after page."""
         client = self._client(self._credentials_for(account), "guardduty", region)
-        ids = []
-        kwargs = {"DetectorId": detector_id, "FindingCriteria": criteria, "MaxResults": fnd.LIST_FINDINGS_PAGE}
         try:
-            while True:
-                page = _list_findings_page(client, **kwargs)
-                ids.extend(page.get("FindingIds") or [])
-                if not page.get("NextToken"):
-                    return ids
-                kwargs["NextToken"] = page["NextToken"]
-        except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as e:
+            return gd.list_finding_ids(client, detector_id, criteria)
+        except gd.GuardDutyError as e:
             raise _problem(account, region, "guardduty:ListFindings", e) from None
 
     def _get_source_findings(self, account, region, detector_id, finding_ids):
         client = self._client(self._credentials_for(account), "guardduty", region)
         try:
-            return _get_findings(client, detector_id, finding_ids)
-        except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as e:
+            return gd.get_findings(client, detector_id, finding_ids)
+        except gd.GuardDutyError as e:
             raise _problem(account, region, "guardduty:GetFindings", e) from None
 
     def _check_instances(self, pool, hosts, accounts, problems):
@@ -612,8 +575,9 @@ class InventoryModule(AWSInventoryBase):
                 _region, endpoint, kwargs = get_aws_connection_info(self)
                 if self._session is None:
                     self._session = boto3.session.Session(profile_name=creds.get("profile_name") or None)
-                config = Config(max_pool_connections=max(10, int(self.get_option("max_concurrency") or 1) * 2),
-                                user_agent_extra="cloudsec.guardduty-inventory")
+                # botocore's own retries off: the floor's policy retries every call (aws_calls.py).
+                config = aws_calls.client_config(max_pool_connections=max(10, int(self.get_option("max_concurrency") or 1) * 2),
+                                                 user_agent_extra="cloudsec.guardduty-inventory")
                 if kwargs.get("aws_config") is not None:
                     config = config.merge(kwargs["aws_config"])
                 keys = {k: v for k, v in creds.items() if v and k != "profile_name"}

@@ -24,8 +24,6 @@ import re
 
 from ansible_collections.cloudsec.guardduty.plugins.module_utils.arns import role_arn as arn_of_role
 
-GET_FINDINGS_BATCH = 50  # GetFindings accepts at most 50 ids a call
-LIST_FINDINGS_PAGE = 50  # ListFindings MaxResults is at most 50
 # ResourceType of the findings that can name an instance: "Instance", and the EC2 instance-credential
 # findings (UnauthorizedAccess:IAMUser/InstanceCredentialExfiltration.*) whose resource is "AccessKey".
 INSTANCE_RESOURCE_TYPES = ["Instance", "AccessKey"]
@@ -562,7 +560,3 @@ def assign_hostnames(hosts, preferences):
         named.append((name, host))
     return named, clashes
 
-
-def chunks(items, size):
-    items = list(items)
-    return [items[i:i + size] for i in range(0, len(items), size)]

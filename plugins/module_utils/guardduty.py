@@ -6,8 +6,8 @@
 
 AWS calls: the detector lookup, ListFindings (all pages), GetFindings (50 ids a call), archive /
 unarchive / feedback (50 ids a call), StartMalwareScan (with a client token, so a retried call never
-starts a second scan), DescribeMalwareScans (all pages). Each is retried with jittered backoff on
-throttling and GuardDuty's 5xx.
+starts a second scan), DescribeMalwareScans (all pages). Each goes through the floor (aws_calls.py),
+retried by GuardDuty's policy. The inventory plugin reads findings through the same functions.
 
 Decisions (`finding_state`, `plan_finding_updates`) are pure: GetFindings results in, calls out.
 """
@@ -15,17 +15,14 @@ Decisions (`finding_state`, `plan_finding_updates`) are pure: GetFindings result
 import time
 from email.utils import parsedate_to_datetime
 
-from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry
-
+from ansible_collections.cloudsec.guardduty.plugins.module_utils import aws_calls
 from ansible_collections.cloudsec.guardduty.plugins.module_utils.arns import caller_partition
-from ansible_collections.cloudsec.guardduty.plugins.module_utils.findings import GET_FINDINGS_BATCH
-from ansible_collections.cloudsec.guardduty.plugins.module_utils.findings import LIST_FINDINGS_PAGE
-from ansible_collections.cloudsec.guardduty.plugins.module_utils.findings import chunks
-from ansible_collections.cloudsec.guardduty.plugins.module_utils.instances import error_code
+from ansible_collections.cloudsec.guardduty.plugins.module_utils.aws_calls import chunks
+from ansible_collections.cloudsec.guardduty.plugins.module_utils.aws_calls import error_code
+from ansible_collections.cloudsec.guardduty.plugins.module_utils.aws_calls import error_message
 
-# GuardDuty answers 5xx as InternalServerErrorException and throttles with TooManyRequestsException.
-retry = AWSRetry.jittered_backoff(retries=10, delay=0.5, max_delay=20,
-                                  catch_extra_error_codes=["InternalServerErrorException", "TooManyRequestsException"])
+GET_FINDINGS_BATCH = 50  # GetFindings accepts at most 50 ids a call
+LIST_FINDINGS_PAGE = 50  # ListFindings MaxResults is at most 50
 UPDATE_BATCH = 50  # ArchiveFindings, UnarchiveFindings and UpdateFindingsFeedback take at most 50 ids
 FEEDBACK_VALUES = ("USEFUL", "NOT_USEFUL")
 ADMIN_ONLY_ARCHIVE = ("only the GuardDuty administrator account can archive findings: member accounts cannot archive "
@@ -34,26 +31,25 @@ ADMIN_ONLY_ARCHIVE = ("only the GuardDuty administrator account can archive find
 
 
 class GuardDutyError(Exception):
-    """A GuardDuty call failed; the message names the action and AWS's error code."""
+    """A GuardDuty call failed; the message names the action and AWS's error code; `cause` is AWS's error."""
 
-    def __init__(self, action, message, code=None):
+    def __init__(self, action, message, code=None, cause=None):
         self.action = action
         self.code = code
+        self.cause = cause
         super().__init__(f"{action}: {message}" + (f" ({code})" if code else ""))
 
     def as_dict(self):
         return {"action": self.action, "code": self.code, "message": str(self)}
 
 
-def aws_message(exc):
-    response = getattr(exc, "response", None) or {}
-    return response.get("Error", {}).get("Message") or str(exc)
+aws_message = error_message  # the name the modules import
 
 
 def error_from(action, exc):
     if isinstance(exc, GuardDutyError):
         return exc
-    return GuardDutyError(action, aws_message(exc), error_code(exc))
+    return GuardDutyError(action, error_message(exc), error_code(exc), exc)
 
 
 # -- decisions ----------------------------------------------------------------------------------
@@ -108,62 +104,41 @@ def explain_update_error(action, exc):
     """A GuardDutyError for a failed archive/unarchive/feedback call, saying what the refusal means."""
     code = error_code(exc)
     if action == "ArchiveFindings" and code in ("BadRequestException", "AccessDeniedException"):
-        return GuardDutyError(action, f"{ADMIN_ONLY_ARCHIVE}. AWS said: {aws_message(exc)}", code)
+        return GuardDutyError(action, f"{ADMIN_ONLY_ARCHIVE}. AWS said: {error_message(exc)}", code, exc)
     return error_from(action, exc)
 
 
 # -- AWS calls ----------------------------------------------------------------------------------
 
 
-@retry
-def _list_detectors(client, **kwargs):
-    return client.list_detectors(**kwargs)
+def list_detector_ids(client):
+    """The account's detector ids in this Region (ListDetectors, all pages); [] when GuardDuty is not enabled."""
+    try:
+        return aws_calls.items(client, "ListDetectors", "DetectorIds")
+    except Exception as exc:
+        raise error_from("ListDetectors", exc) from None
 
 
 def find_detector(client, detector_id=None):
     """The detector to use: `detector_id` when given, else the only detector of the account in this Region."""
     if detector_id:
         return detector_id
-    ids, kwargs = [], {}
-    try:
-        while True:
-            page = _list_detectors(client, **kwargs)
-            ids.extend(page.get("DetectorIds") or [])
-            if not page.get("NextToken"):
-                break
-            kwargs["NextToken"] = page["NextToken"]
-    except Exception as exc:
-        raise error_from("ListDetectors", exc) from None
+    ids = list_detector_ids(client)
     if not ids:
         raise GuardDutyError("ListDetectors", "GuardDuty is not enabled in this account and Region (no detector)",
                              "NoDetector")
     return ids[0]
 
 
-@retry
-def _list_findings_page(client, **kwargs):
-    return client.list_findings(**kwargs)
-
-
 def list_finding_ids(client, detector_id, criteria=None):
     """Every finding id matching the FindingCriteria, all pages."""
-    ids, kwargs = [], {"DetectorId": detector_id, "MaxResults": LIST_FINDINGS_PAGE}
+    kwargs = {"DetectorId": detector_id, "MaxResults": LIST_FINDINGS_PAGE}
     if criteria:
         kwargs["FindingCriteria"] = criteria
     try:
-        while True:
-            page = _list_findings_page(client, **kwargs)
-            ids.extend(page.get("FindingIds") or [])
-            if not page.get("NextToken"):
-                return ids
-            kwargs["NextToken"] = page["NextToken"]
+        return aws_calls.items(client, "ListFindings", "FindingIds", **kwargs)
     except Exception as exc:
         raise error_from("ListFindings", exc) from None
-
-
-@retry
-def _get_findings(client, detector_id, finding_ids):
-    return client.get_findings(DetectorId=detector_id, FindingIds=finding_ids)["Findings"]
 
 
 def get_findings(client, detector_id, finding_ids):
@@ -171,7 +146,7 @@ def get_findings(client, detector_id, finding_ids):
     out = []
     try:
         for batch in chunks(finding_ids, GET_FINDINGS_BATCH):
-            out.extend(_get_findings(client, detector_id, batch))
+            out.extend(aws_calls.call(client, "GetFindings", DetectorId=detector_id, FindingIds=batch)["Findings"])
     except Exception as exc:
         raise error_from("GetFindings", exc) from None
     return out
@@ -181,19 +156,12 @@ def find_findings(client, detector_id, criteria=None):
     return get_findings(client, detector_id, list_finding_ids(client, detector_id, criteria))
 
 
-@retry
-def _update_call(client, action, detector_id, params):
-    method = {"ArchiveFindings": client.archive_findings, "UnarchiveFindings": client.unarchive_findings,
-              "UpdateFindingsFeedback": client.update_findings_feedback}[action]
-    return method(DetectorId=detector_id, **params)
-
-
 def apply_finding_updates(client, detector_id, calls):
     """Make the planned calls in order; on failure raise GuardDutyError carrying `done` (calls made)."""
     done = []
     for action, params in calls:
         try:
-            _update_call(client, action, detector_id, params)
+            aws_calls.call(client, action, DetectorId=detector_id, **params)
         except Exception as exc:
             problem = explain_update_error(action, exc)
             problem.done = done
@@ -202,22 +170,12 @@ def apply_finding_updates(client, detector_id, calls):
     return done
 
 
-@retry
-def _start_malware_scan(client, resource_arn, client_token):
-    return client.start_malware_scan(ResourceArn=resource_arn, ClientToken=client_token)["ScanId"]
-
-
 def start_malware_scan(client, resource_arn, client_token):
     """The new scan's id. The client token makes a retried call return the same scan, never a second one.
 
     Errors are left to the caller (ConflictException means a recent scan exists).
     """
-    return _start_malware_scan(client, resource_arn, client_token)
-
-
-@retry
-def _describe_malware_scans_page(client, **kwargs):
-    return client.describe_malware_scans(**kwargs)
+    return aws_calls.call(client, "StartMalwareScan", ResourceArn=resource_arn, ClientToken=client_token)["ScanId"]
 
 
 def describe_malware_scans(client, detector_id, criteria=None, max_results=50, first_page_only=False, sort=None):
@@ -228,14 +186,10 @@ def describe_malware_scans(client, detector_id, criteria=None, max_results=50, f
         kwargs["FilterCriteria"] = {"FilterCriterion": criteria}
     if sort:
         kwargs["SortCriteria"] = sort
-    scans = []
     try:
-        while True:
-            page = _describe_malware_scans_page(client, **kwargs)
-            scans.extend(page.get("Scans") or [])
-            if first_page_only or not page.get("NextToken"):
-                return scans
-            kwargs["NextToken"] = page["NextToken"]
+        if first_page_only:
+            return aws_calls.call(client, "DescribeMalwareScans", **kwargs).get("Scans") or []
+        return aws_calls.items(client, "DescribeMalwareScans", "Scans", **kwargs)
     except Exception as exc:
         raise error_from("DescribeMalwareScans", exc) from None
 
@@ -250,8 +204,7 @@ def recent_malware_scans(client, detector_id, interval):
     kwargs = {"DetectorId": detector_id, "MaxResults": 50, "SortCriteria": {"AttributeName": "scanStartTime", "OrderBy": "DESC"}}
     recent, now = [], None
     try:
-        while True:
-            page = _describe_malware_scans_page(client, **kwargs)
+        for page in aws_calls.pages(client, "DescribeMalwareScans", **kwargs):
             if now is None:
                 now = _answer_time(page)
             for scan in page.get("Scans") or []:
@@ -259,9 +212,7 @@ def recent_malware_scans(client, detector_id, interval):
                 if started is not None and started <= now - interval:
                     return recent, now
                 recent.append(scan)
-            if not page.get("NextToken"):
-                return recent, now
-            kwargs["NextToken"] = page["NextToken"]
+        return recent, now
     except Exception as exc:
         raise error_from("DescribeMalwareScans", exc) from None
 
@@ -285,8 +236,7 @@ def _epoch(value):
         return None
 
 
-@retry
 def caller_identity(sts_client):
     """(account id, partition) of the caller: the partition from GetCallerIdentity's Arn (arns.py)."""
-    identity = sts_client.get_caller_identity()
+    identity = aws_calls.caller_identity(sts_client)
     return identity["Account"], caller_partition(identity)

@@ -32,7 +32,7 @@ def found(lifecycle="InService", health=None, elbs=None):
 
 
 def actions(calls):
-    return [c[1] for c in calls]
+    return [c[0] for c in calls]
 
 
 def test_memberships_cover_instance_and_ip_targets_and_classic_elbs():
@@ -46,16 +46,16 @@ def test_detach_records_first_then_load_balancers_then_auto_scaling():
     calls, record, predicted, notes = plan_detach(ID, found(), None, [], "detach")
     assert actions(calls) == ["CreateTags", "DeregisterTargets", "DeregisterTargets", "DeregisterInstancesFromLoadBalancer",
                               "DetachInstances"]
-    assert calls[-1][2]["ShouldDecrementDesiredCapacity"] is False
+    assert calls[-1][1]["ShouldDecrementDesiredCapacity"] is False
     assert record == {"a": ["web-asg", "InService", 2, "detach"], "t": [[IP_TG, 80, "10.0.1.5"], [TG, 443]], "e": ["api-elb"]}
-    assert records.decode(calls[0][2]["Tags"], RECORD_TAG) == record
+    assert records.decode(calls[0][1]["Tags"], RECORD_TAG) == record
     assert predicted == {"autoscaling": None, "target_groups": [], "load_balancers": []}
     assert any("300 s" in n for n in notes) and any("60 s" in n for n in notes)
 
 
 def test_standby_decrements_and_refuses_to_go_below_min():
     calls, _unused1, predicted, _unused2 = plan_detach(ID, found(), None, [], "standby")
-    assert calls[-1][1:] == ("EnterStandby", {"AutoScalingGroupName": "web-asg", "InstanceIds": [ID],
+    assert calls[-1] == ("EnterStandby", {"AutoScalingGroupName": "web-asg", "InstanceIds": [ID],
                                               "ShouldDecrementDesiredCapacity": True})
     assert predicted["autoscaling"]["desired_capacity"] == 1
     at_min = found()
@@ -85,8 +85,8 @@ def test_release_puts_back_every_membership_then_drops_the_record():
     groups = {"web-asg": dict(GROUP, DesiredCapacity=2)}
     calls, predicted, notes = plan_release(ID, m, record, [RECORD_TAG], {TG, IP_TG}, {"api-elb"}, groups)
     assert actions(calls) == ["AttachInstances", "RegisterTargets", "RegisterTargets", "RegisterInstancesWithLoadBalancer", "DeleteTags"]
-    assert calls[2][2] == {"TargetGroupArn": TG, "Targets": [{"Id": ID, "Port": 443}]}
-    assert calls[1][2] == {"TargetGroupArn": IP_TG, "Targets": [{"Id": "10.0.1.5", "Port": 80}]}
+    assert calls[2][1] == {"TargetGroupArn": TG, "Targets": [{"Id": ID, "Port": 443}]}
+    assert calls[1][1] == {"TargetGroupArn": IP_TG, "Targets": [{"Id": "10.0.1.5", "Port": 80}]}
     assert predicted["autoscaling"]["desired_capacity"] == 3
     assert any("replacement" in n for n in notes)
 

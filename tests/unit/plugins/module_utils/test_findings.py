@@ -329,11 +329,6 @@ def test_instance_from_ec2_has_the_finding_shape():
     assert got["instance_state"] == "running" and got["launch_time"].startswith("2024-05-01")
 
 
-def test_chunks_of_fifty():
-    ids = [str(i) for i in range(120)]
-    assert [len(c) for c in fnd.chunks(ids, fnd.GET_FINDINGS_BATCH)] == [50, 50, 20]
-
-
 def test_listing_is_split_by_severity_band_above_the_floor():
     bands = [c["Criterion"]["severity"] for c in fnd.listing_criteria(select())]
     assert bands == [{"LessThan": 4}, {"GreaterThanOrEqual": 4, "LessThan": 7}, {"GreaterThanOrEqual": 7}]

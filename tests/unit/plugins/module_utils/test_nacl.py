@@ -6,7 +6,7 @@
 
 import pytest
 
-from ansible_collections.cloudsec.guardduty.plugins.module_utils.detach import PlanProblem
+from ansible_collections.cloudsec.guardduty.plugins.module_utils.aws_calls import PlanProblem
 from ansible_collections.cloudsec.guardduty.plugins.module_utils.nacl import (
     MARKER_TAG, RECORD_TAG, containment_acls, others_in_subnets, plan_contain_subnet, plan_containment_acl,
     plan_release_subnet, subnet_associations)
@@ -22,19 +22,19 @@ CONTAINMENT = {"NetworkAclId": "acl-cont", "VpcId": "vpc-1", "Associations": [],
 
 def test_containment_acl_is_created_once_and_kept_deny_only():
     calls, acl_id = plan_containment_acl("vpc-1", None, NAME)
-    assert calls[0][1] == "CreateNetworkAcl" and acl_id == f"(new) {NAME}"
+    assert calls[0][0] == "CreateNetworkAcl" and acl_id == f"(new) {NAME}"
     existing = containment_acls([ORIGINAL, CONTAINMENT], NAME)
     assert existing == {"vpc-1": CONTAINMENT}
     calls, acl_id = plan_containment_acl("vpc-1", existing["vpc-1"], NAME)
     assert acl_id == "acl-cont"
-    assert calls == [("ec2", "DeleteNetworkAclEntry", {"NetworkAclId": "acl-cont", "RuleNumber": 100, "Egress": False})]
+    assert calls == [("DeleteNetworkAclEntry", {"NetworkAclId": "acl-cont", "RuleNumber": 100, "Egress": False})]
 
 
 def test_contain_records_the_original_acl_before_replacing():
     association = subnet_associations([ORIGINAL])["subnet-1"]
     calls, before, after = plan_contain_subnet("subnet-1", association, "acl-cont", NAME)
-    assert [c[1] for c in calls] == ["CreateTags", "ReplaceNetworkAclAssociation"]
-    assert calls[0][2]["Tags"] == [{"Key": RECORD_TAG, "Value": "acl-orig"}]
+    assert [c[0] for c in calls] == ["CreateTags", "ReplaceNetworkAclAssociation"]
+    assert calls[0][1]["Tags"] == [{"Key": RECORD_TAG, "Value": "acl-orig"}]
     assert (before, after) == ("acl-orig", "acl-cont")
     contained = dict(CONTAINMENT, Associations=[{"SubnetId": "subnet-1", "NetworkAclAssociationId": "aclassoc-2"}])
     assert plan_contain_subnet("subnet-1", subnet_associations([contained])["subnet-1"], "acl-cont", NAME)[0] == []
@@ -45,7 +45,7 @@ def test_release_restores_the_recorded_acl_or_refuses_if_it_is_gone():
     subnet = {"SubnetId": "subnet-1", "Tags": [{"Key": RECORD_TAG, "Value": "acl-orig"}]}
     association = subnet_associations([contained])["subnet-1"]
     calls, _unused1, after = plan_release_subnet(subnet, association, {"acl-orig", "acl-cont"}, NAME)
-    assert calls[0][2] == {"AssociationId": "aclassoc-2", "NetworkAclId": "acl-orig"} and calls[1][1] == "DeleteTags"
+    assert calls[0][1] == {"AssociationId": "aclassoc-2", "NetworkAclId": "acl-orig"} and calls[1][0] == "DeleteTags"
     assert after == "acl-orig"
     with pytest.raises(PlanProblem):
         plan_release_subnet(subnet, association, {"acl-cont"}, NAME)

@@ -8,7 +8,7 @@ import pytest
 
 from ansible_collections.cloudsec.guardduty.plugins.module_utils import public_ip as pip
 from ansible_collections.cloudsec.guardduty.plugins.module_utils import records
-from ansible_collections.cloudsec.guardduty.plugins.module_utils.detach import PlanProblem
+from ansible_collections.cloudsec.guardduty.plugins.module_utils.aws_calls import PlanProblem
 from ansible_collections.cloudsec.guardduty.plugins.module_utils.public_ip import (
     RECORD_TAG, exposure_notes, plan_disassociate, plan_reassociate, public_addresses)
 
@@ -35,23 +35,23 @@ def test_elastic_and_auto_assigned_addresses_are_told_apart():
 def test_disassociate_records_first():
     elastic, _unused1 = public_addresses(INSTANCE, ADDRESSES)
     calls, record, _unused1 = plan_disassociate(ID, elastic, None, [])
-    assert [c[1] for c in calls] == ["CreateTags", "DisassociateAddress"]
-    assert calls[0][2]["Tags"][0]["Key"] == RECORD_TAG
-    assert calls[1][2] == {"AssociationId": "eipassoc-1"}
+    assert [c[0] for c in calls] == ["CreateTags", "DisassociateAddress"]
+    assert calls[0][1]["Tags"][0]["Key"] == RECORD_TAG
+    assert calls[1][1] == {"AssociationId": "eipassoc-1"}
     assert record == [["eipalloc-1", "eni-1", "10.0.1.5"]]
     assert plan_disassociate(ID, [], record, records.encode(RECORD_TAG, record))[0] == []
     # A tag that does not hold the record kept (forged, or from before) is rewritten from it.
     forged = records.encode(RECORD_TAG, [["eipalloc-9", "eni-1", "10.0.1.5"]])
-    assert [c[1] for c in plan_disassociate(ID, [], record, forged)[0]] == ["CreateTags"]
+    assert [c[0] for c in plan_disassociate(ID, [], record, forged)[0]] == ["CreateTags"]
 
 
 def test_reassociate_never_takes_an_address_back():
     record = [["eipalloc-1", "eni-1", "10.0.1.5"]]
     free = {"eipalloc-1": {"AllocationId": "eipalloc-1", "PublicIp": "198.51.100.1"}}
     calls, _unused1 = plan_reassociate(ID, record, [RECORD_TAG], free, {"eni-1", "eni-2"})
-    assert calls[0][1:] == ("AssociateAddress", {"AllocationId": "eipalloc-1", "NetworkInterfaceId": "eni-1",
+    assert calls[0] == ("AssociateAddress", {"AllocationId": "eipalloc-1", "NetworkInterfaceId": "eni-1",
                                                  "PrivateIpAddress": "10.0.1.5", "AllowReassociation": False})
-    assert calls[-1][1] == "DeleteTags"
+    assert calls[-1][0] == "DeleteTags"
     taken = {"eipalloc-1": dict(free["eipalloc-1"], AssociationId="eipassoc-7", NetworkInterfaceId="eni-other",
                                 PrivateIpAddress="10.0.9.9")}
     with pytest.raises(PlanProblem) as info:
@@ -67,7 +67,7 @@ def test_auto_assigned_address_of_the_primary_eni_is_removed_on_request():
     two_enis = {"InstanceId": "i-2", "NetworkInterfaces": [{"NetworkInterfaceId": "eni-0", "Attachment": {"DeviceIndex": 0}},
                                                            {"NetworkInterfaceId": "eni-1", "Attachment": {"DeviceIndex": 1}}]}
     elastic = [{"network_interface_id": "eni-0", "private_ip": "10.0.0.5"}]
-    remove = [("ec2", "ModifyNetworkInterfaceAttribute", {"NetworkInterfaceId": "eni-0", "AssociatePublicIpAddress": False})]
+    remove = [("ModifyNetworkInterfaceAttribute", {"NetworkInterfaceId": "eni-0", "AssociatePublicIpAddress": False})]
     # AWS hands a new public IPv4 once the Elastic IP of the only ENI is gone (EC2 User Guide, Public IPv4 addresses)
     assert pip.plan_remove_auto_assigned(one_eni, elastic, []) == remove
     assert pip.plan_remove_auto_assigned(two_enis, elastic, []) == []
