@@ -22,10 +22,8 @@ NLB, Global Accelerator and interface endpoints reach an instance without a rout
 detach step (target groups) and the docs cover them.
 """
 
-from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry
+from ansible_collections.cloudsec.guardduty.plugins.module_utils.aws_calls import call, describe_by_filter
 
-retry = AWSRetry.jittered_backoff(retries=12, delay=0.5, max_delay=20)
-FILTER_VALUES_MAX = 200
 
 # option name -> (API name, min, max), seconds (botocore ec2 model, ConnectionTrackingSpecificationRequest)
 TIMEOUTS = {
@@ -131,48 +129,21 @@ def paths_warning(instance_id, paths):
             f"(a stateless network ACL on the subnet), or set connection_tracking to shorten the idle timeout.")
 
 
-# -- AWS calls ---------------------------------------------------------------------------------------
-@retry
-def _describe_route_tables_page(client, **kwargs):
-    return client.describe_route_tables(**kwargs)
-
+# -- AWS calls (through the floor, aws_calls.py) ------------------------------------------------------
 
 def describe_route_tables(client, vpc_ids):
     """Every route table of these VPCs (the main tables and the subnets' own)."""
-    tables, vpc_ids = [], sorted(set(vpc_ids))
-    for start in range(0, len(vpc_ids), FILTER_VALUES_MAX):
-        kwargs = {"Filters": [{"Name": "vpc-id", "Values": vpc_ids[start:start + FILTER_VALUES_MAX]}]}
-        while True:
-            page = _describe_route_tables_page(client, **kwargs)
-            tables.extend(page.get("RouteTables", []))
-            if not page.get("NextToken"):
-                break
-            kwargs["NextToken"] = page["NextToken"]
-    return tables
-
-
-@retry
-def _describe_vpc_endpoints_page(client, **kwargs):
-    return client.describe_vpc_endpoints(**kwargs)
+    return describe_by_filter(client, "DescribeRouteTables", "RouteTables", "vpc-id", sorted(set(vpc_ids)))
 
 
 def vpc_endpoint_types(client, endpoint_ids):
     """{vpce id: VpcEndpointType} of the account's endpoints among these ids (by filter: an id that is not
     the account's, such as a Network Firewall endpoint, is absent instead of failing)."""
-    types, endpoint_ids = {}, sorted(set(endpoint_ids))
-    for start in range(0, len(endpoint_ids), FILTER_VALUES_MAX):
-        kwargs = {"Filters": [{"Name": "vpc-endpoint-id", "Values": endpoint_ids[start:start + FILTER_VALUES_MAX]}]}
-        while True:
-            page = _describe_vpc_endpoints_page(client, **kwargs)
-            for endpoint in page.get("VpcEndpoints", []):
-                types[endpoint["VpcEndpointId"]] = endpoint.get("VpcEndpointType")
-            if not page.get("NextToken"):
-                break
-            kwargs["NextToken"] = page["NextToken"]
-    return types
+    return {endpoint["VpcEndpointId"]: endpoint.get("VpcEndpointType")
+            for endpoint in describe_by_filter(client, "DescribeVpcEndpoints", "VpcEndpoints", "vpc-endpoint-id",
+                                               sorted(set(endpoint_ids)))}
 
 
-@retry
 def set_timeouts(client, eni_id, spec):
     # one attribute per ModifyNetworkInterfaceAttribute call, as for the groups
-    return client.modify_network_interface_attribute(NetworkInterfaceId=eni_id, ConnectionTrackingSpecification=spec)
+    return call(client, "ModifyNetworkInterfaceAttribute", NetworkInterfaceId=eni_id, ConnectionTrackingSpecification=spec)

@@ -43,9 +43,6 @@ class GuardDutyError(Exception):
         return {"action": self.action, "code": self.code, "message": str(self)}
 
 
-aws_message = error_message  # the name the modules import
-
-
 def error_from(action, exc):
     if isinstance(exc, GuardDutyError):
         return exc

@@ -25,6 +25,8 @@ import os
 import re
 import tempfile
 
+from ansible_collections.cloudsec.guardduty.plugins.module_utils.aws_calls import error_code
+
 STORE_ENV = "CLOUDSEC_GUARDDUTY_INCIDENT_STORE"
 DEFAULT_STORE = "~/.cloudsec-guardduty"
 RECORDS_DIR = "records"
@@ -141,7 +143,7 @@ class S3Backend:
         return f"s3://{self.bucket}/{self.key(name)}"
 
     def _failed(self, name, action, exc):
-        code = (getattr(exc, "response", None) or {}).get("Error", {}).get("Code") or type(exc).__name__
+        code = error_code(exc)
         return StoreError(f"incident store {self.describe(name)}: s3:{action}: {exc} ({code})")
 
     def read(self, name):
@@ -149,8 +151,7 @@ class S3Backend:
             answer = self.client.get_object(Bucket=self.bucket, Key=self.key(name))
             return answer["Body"].read().decode("utf-8")
         except Exception as exc:
-            code = (getattr(exc, "response", None) or {}).get("Error", {}).get("Code")
-            if code in ("NoSuchKey", "404"):
+            if error_code(exc) in ("NoSuchKey", "404"):
                 return None
             raise self._failed(name, "GetObject", exc) from None
 

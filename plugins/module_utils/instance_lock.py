@@ -31,6 +31,8 @@ import socket
 import threading
 import time
 
+from ansible_collections.cloudsec.guardduty.plugins.module_utils.aws_calls import error_message
+
 try:
     import fcntl
 except ImportError:  # not on a POSIX controller; Ansible controllers are POSIX
@@ -260,8 +262,7 @@ def _code(exc):
 
 
 def _s3_failure(bucket, key, action, exc):
-    message = (getattr(exc, "response", None) or {}).get("Error", {}).get("Message") or str(exc)
-    return f"incident store s3://{bucket}/{key}: s3:{action}: {message} ({_code(exc)})"
+    return f"incident store s3://{bucket}/{key}: s3:{action}: {error_message(exc)} ({_code(exc)})"
 
 
 # -- a batch ---------------------------------------------------------------------------------------

@@ -22,7 +22,8 @@ the AWS layer at the bottom makes the calls and reads UnprocessedFindings per fi
 import json
 import re
 
-from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry
+from ansible_collections.cloudsec.guardduty.plugins.module_utils import aws_calls
+from ansible_collections.cloudsec.guardduty.plugins.module_utils.aws_calls import chunks, error_code, error_message
 
 WORKFLOW_STATUSES = ("NEW", "NOTIFIED", "RESOLVED", "SUPPRESSED")
 UPDATE_BATCH = 100  # BatchUpdateFindings: "up to 100 findings at a time" (botocore model, FindingIdentifiers)
@@ -157,9 +158,7 @@ def plan_updates(wanted, found, product_arn, status, note, updated_by):
 def describe_call(call):
     """A short readable form of a call, for check mode and errors."""
     action, params = call
-    shown = {k: v for k, v in params.items() if k != "FindingIdentifiers"}
-    shown["findings"] = len(params["FindingIdentifiers"])
-    return f"{action} {json.dumps(shown, sort_keys=True, separators=(',', ':'))}"
+    return aws_calls.describe_call((action, dict(params, findings=len(params["FindingIdentifiers"]))), hide=("FindingIdentifiers",))
 
 
 def unprocessed(response):
@@ -170,49 +169,29 @@ def unprocessed(response):
 
 def finding_filters(product_arn, hub_ids):
     """GetFindings filters per chunk of ids (at most FILTER_VALUES_MAX values per attribute)."""
-    hub_ids = list(hub_ids)
     return [{"ProductArn": [{"Value": product_arn, "Comparison": "EQUALS"}],
-             "Id": [{"Value": i, "Comparison": "EQUALS"} for i in hub_ids[n:n + FILTER_VALUES_MAX]]}
-            for n in range(0, len(hub_ids), FILTER_VALUES_MAX)]
+             "Id": [{"Value": i, "Comparison": "EQUALS"} for i in chunk]}
+            for chunk in chunks(hub_ids, FILTER_VALUES_MAX)]
 
 
 # -- AWS ----------------------------------------------------------------------------------------
-retry = AWSRetry.jittered_backoff(retries=10, delay=0.5, max_delay=20)
 
-
-@retry
 def caller_arn(sts_client):
-    return sts_client.get_caller_identity()
-
-
-@retry
-def _get_findings_page(client, **kwargs):
-    return client.get_findings(**kwargs)
+    return aws_calls.caller_identity(sts_client)
 
 
 def get_findings(client, product_arn, hub_ids):
     """{Security Hub Id: ASFF finding} for the ids; ids Security Hub does not hold are absent."""
     out = {}
     for filters in finding_filters(product_arn, hub_ids):
-        kwargs = {"Filters": filters, "MaxResults": GET_FINDINGS_PAGE}
-        while True:
-            page = _get_findings_page(client, **kwargs)
-            for finding in page.get("Findings") or []:
-                out[finding["Id"]] = finding
-            if not page.get("NextToken"):
-                break
-            kwargs["NextToken"] = page["NextToken"]
+        for finding in aws_calls.items(client, "GetFindings", "Findings", Filters=filters, MaxResults=GET_FINDINGS_PAGE):
+            out[finding["Id"]] = finding
     return out
-
-
-@retry
-def _batch_update_findings(client, params):
-    return client.batch_update_findings(**params)
 
 
 def apply_call(client, call):
     """Make one BatchUpdateFindings call; its unprocessed findings, {Id: (code, message)}."""
-    return unprocessed(_batch_update_findings(client, call[1]))
+    return unprocessed(aws_calls.call(client, call[0], **call[1]))
 
 
 def apply_calls(client, calls, owner):
@@ -227,9 +206,7 @@ def apply_calls(client, calls, owner):
             for hub_id, (code, message) in apply_call(client, call).items():
                 failures.setdefault(owner[hub_id], []).append((hub_id, "BatchUpdateFindings", code, message))
         except Exception as exc:
-            response = getattr(exc, "response", None) or {}
-            code = response.get("Error", {}).get("Code") or type(exc).__name__
-            message = response.get("Error", {}).get("Message") or str(exc)
+            code, message = error_code(exc), error_message(exc)
             for hub_id in (f["Id"] for f in call[1]["FindingIdentifiers"]):
                 failures.setdefault(owner[hub_id], []).append((hub_id, "BatchUpdateFindings", code, message))
     return failures

@@ -11,7 +11,7 @@ The case body is built from what the caller passes, with anything that looks lik
 
 import re
 
-from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry
+from ansible_collections.cloudsec.guardduty.plugins.module_utils import aws_calls
 
 SUBJECT_MAX = 255  # what the Support Center's subject field takes
 BODY_MAX = 8000  # CreateCase's communicationBody limit
@@ -70,30 +70,25 @@ def case_view(case):
 
 # -- AWS ----------------------------------------------------------------------------------------
 
-@AWSRetry.jittered_backoff(retries=10, delay=0.5, max_delay=20)
-def _describe_cases(client, **kwargs):
-    return client.describe_cases(**kwargs)
-
-
 def list_cases(client, language):
     """Every case of the account, resolved ones included (a resolved case is still the incident's case)."""
-    cases, kwargs = [], {"includeResolvedCases": True, "includeCommunications": False, "language": language,
-                         "maxResults": 100}
-    while True:
-        page = _describe_cases(client, **kwargs)
+    cases = []
+    for page in aws_calls.pages(client, "DescribeCases", includeResolvedCases=True, includeCommunications=False,
+                                language=language, maxResults=100):
         cases.extend(page.get("cases", []))
-        if not page.get("nextToken") or not page.get("cases"):
-            return cases
-        kwargs["nextToken"] = page["nextToken"]
+        if not page.get("cases"):
+            break
+    return cases
 
 
 def create_case(client, **kwargs):
-    # Not retried: a retried CreateCase whose first attempt reached AWS would open a second case.
+    # Not retried (nor by botocore: the floor's clients have its retries off): a retried CreateCase whose first
+    # attempt reached AWS would open a second case.
     return client.create_case(**kwargs)
 
 
 def describe_case(client, case_id, language):
     """The case by id, or None."""
-    cases = _describe_cases(client, caseIdList=[case_id], includeResolvedCases=True, includeCommunications=False,
-                            language=language).get("cases", [])
+    cases = aws_calls.call(client, "DescribeCases", caseIdList=[case_id], includeResolvedCases=True, includeCommunications=False,
+                           language=language).get("cases", [])
     return cases[0] if cases else None

@@ -18,7 +18,9 @@ them (type, action_type, local_ports, direction...).
 
 import json
 
-from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry
+from ansible_collections.cloudsec.guardduty.plugins.module_utils import aws_calls
+from ansible_collections.cloudsec.guardduty.plugins.module_utils import guardduty as gd
+from ansible_collections.cloudsec.guardduty.plugins.module_utils.aws_calls import chunks, describe_by_filter
 
 OPEN_CIDRS = ("0.0.0.0/0", "::/0")
 RECORD_PREFIX = "guardduty:revoked-rule:"  # + rule id; value: the rule, compact JSON, to re-authorize on release
@@ -174,37 +176,19 @@ def instance_groups(instance, interface_tags, decode_isolation_record):
 
 
 # -- AWS ----------------------------------------------------------------------------------------
-
-@AWSRetry.jittered_backoff(retries=10, delay=0.5, max_delay=20)
-def _paged(method, **kwargs):
-    return method(**kwargs)
-
-
-def _all(method, key, **kwargs):
-    out = []
-    while True:
-        page = _paged(method, **kwargs)
-        out.extend(page.get(key, []))
-        if not page.get("NextToken"):
-            return out
-        kwargs["NextToken"] = page["NextToken"]
+IDS_PER_CALL = 200  # ids per DescribeNetworkInterfaces / DescribeSecurityGroups call, as for a filter's values
 
 
 def describe_rules(ec2, group_ids):
     """[rule] of the groups, DescribeSecurityGroupRules' shape."""
-    out = []
-    for start in range(0, len(group_ids), 200):
-        out.extend(_all(ec2.describe_security_group_rules, "SecurityGroupRules",
-                        Filters=[{"Name": "group-id", "Values": group_ids[start:start + 200]}]))
-    return out
+    return describe_by_filter(ec2, "DescribeSecurityGroupRules", "SecurityGroupRules", "group-id", group_ids)
 
 
 def describe_interface_tags(ec2, interface_ids):
     """{ENI id: {tag: value}}."""
     out = {}
-    for start in range(0, len(interface_ids), 200):
-        for nic in _all(ec2.describe_network_interfaces, "NetworkInterfaces",
-                        NetworkInterfaceIds=interface_ids[start:start + 200]):
+    for chunk in chunks(interface_ids, IDS_PER_CALL):
+        for nic in aws_calls.items(ec2, "DescribeNetworkInterfaces", "NetworkInterfaces", NetworkInterfaceIds=chunk):
             out[nic["NetworkInterfaceId"]] = {t["Key"]: t["Value"] for t in nic.get("TagSet") or []}
     return out
 
@@ -212,31 +196,26 @@ def describe_interface_tags(ec2, interface_ids):
 def describe_group_tags(ec2, group_ids):
     """{group id: {tag: value}}."""
     out = {}
-    for start in range(0, len(group_ids), 200):
-        for group in _all(ec2.describe_security_groups, "SecurityGroups", GroupIds=group_ids[start:start + 200]):
+    for chunk in chunks(group_ids, IDS_PER_CALL):
+        for group in aws_calls.items(ec2, "DescribeSecurityGroups", "SecurityGroups", GroupIds=chunk):
             out[group["GroupId"]] = {t["Key"]: t["Value"] for t in group.get("Tags") or []}
     return out
 
 
 def fetch_findings(guardduty, instance_ids, include_archived=False):
-    """GetFindings' findings about the instances, from this region's detector ([] when there is none)."""
-    detectors = _all(guardduty.list_detectors, "DetectorIds")
-    if not detectors:
-        return []
+    """GetFindings' findings about the instances, from this region's detector ([] when there is none), read through
+    the GuardDuty layer (guardduty.py); a failure raises AWS's own error."""
     criterion = {"resource.instanceDetails.instanceId": {"Eq": list(instance_ids)}}
     if not include_archived:
         criterion["service.archived"] = {"Eq": ["false"]}
-    ids = _all(guardduty.list_findings, "FindingIds", DetectorId=detectors[0], FindingCriteria={"Criterion": criterion},
-               MaxResults=50)
-    findings = []
-    for start in range(0, len(ids), 50):
-        findings.extend(_paged(guardduty.get_findings, DetectorId=detectors[0], FindingIds=ids[start:start + 50])["Findings"])
-    return findings
+    try:
+        detectors = gd.list_detector_ids(guardduty)
+        if not detectors:
+            return []
+        return gd.get_findings(guardduty, detectors[0], gd.list_finding_ids(guardduty, detectors[0], {"Criterion": criterion}))
+    except gd.GuardDutyError as exc:
+        raise (exc.cause or exc) from None
 
 
-@AWSRetry.jittered_backoff(retries=10, delay=0.5, max_delay=20)
 def ec2_call(ec2, action, params):
-    method = {"CreateTags": ec2.create_tags, "DeleteTags": ec2.delete_tags,
-              "RevokeSecurityGroupIngress": ec2.revoke_security_group_ingress,
-              "AuthorizeSecurityGroupIngress": ec2.authorize_security_group_ingress}[action]
-    return method(**params)
+    return aws_calls.call(ec2, action, **params)

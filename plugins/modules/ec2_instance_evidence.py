@@ -146,7 +146,7 @@ import os
 from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
 
 from ansible_collections.cloudsec.guardduty.plugins.module_utils import guards
-from ansible_collections.cloudsec.guardduty.plugins.module_utils.aws_calls import caller_identity, module_client
+from ansible_collections.cloudsec.guardduty.plugins.module_utils.aws_calls import caller_identity, error_message, module_client
 from ansible_collections.cloudsec.guardduty.plugins.module_utils.batch_runner import (
     failing_on_error, finish, missing_problems, run_per_instance, validate_ids, with_result)
 from ansible_collections.cloudsec.guardduty.plugins.module_utils.evidence import (
@@ -226,7 +226,7 @@ def main():
                 result["s3"] = upload_capture(s3, params["s3_bucket"], params["s3_prefix"], relative,
                                               dict(files, **{FILE_MANIFEST: manifest_body}), params["s3_sse"], params["s3_kms_key_id"])
             except Exception as exc:
-                message = ((getattr(exc, "response", None) or {}).get("Error", {}).get("Message") or str(exc))
+                message = error_message(exc)
                 result["s3"] = []
                 raise with_result(InstanceProblem(
                     instance_id, "PutObject", f"{message}; the local capture {directory} is complete", error_code(exc)), result) from None

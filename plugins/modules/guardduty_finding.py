@@ -98,6 +98,7 @@ missing_finding_ids:
 
 from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
 
+from ansible_collections.cloudsec.guardduty.plugins.module_utils.aws_calls import module_client
 from ansible_collections.cloudsec.guardduty.plugins.module_utils.guardduty import GuardDutyError
 from ansible_collections.cloudsec.guardduty.plugins.module_utils.guardduty import apply_finding_updates
 from ansible_collections.cloudsec.guardduty.plugins.module_utils.guardduty import find_detector
@@ -124,7 +125,7 @@ def main():
                               required_one_of=[["state", "feedback"]], required_by={"comment": "feedback"})
     params = module.params
     wanted = list(dict.fromkeys(params["finding_ids"]))
-    client = module.client("guardduty")
+    client = module_client(module, "guardduty")
     try:
         detector_id = find_detector(client, params["detector_id"])
         current = {f["Id"]: finding_state(f) for f in get_findings(client, detector_id, wanted)}

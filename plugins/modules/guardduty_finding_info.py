@@ -153,6 +153,7 @@ ignored:
 from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
 from ansible_collections.amazon.aws.plugins.module_utils.transformation import camel_dict_to_snake_dict
 
+from ansible_collections.cloudsec.guardduty.plugins.module_utils.aws_calls import module_client
 from ansible_collections.cloudsec.guardduty.plugins.module_utils import findings as fnd
 from ansible_collections.cloudsec.guardduty.plugins.module_utils.guardduty import GuardDutyError
 from ansible_collections.cloudsec.guardduty.plugins.module_utils.guardduty import find_detector
@@ -196,7 +197,7 @@ def main():
                                             params["archived"], params["tags"])
     except fnd.FilterError as exc:
         module.fail_json(msg=str(exc))
-    client = module.client("guardduty")
+    client = module_client(module, "guardduty")
     ignored, missing = {}, []
     try:
         detector_id = find_detector(client, params["detector_id"])

@@ -130,6 +130,7 @@ re_post:
 from ansible_collections.amazon.aws.plugins.module_utils.botocore import is_boto3_error_code
 from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
 
+from ansible_collections.cloudsec.guardduty.plugins.module_utils.aws_calls import module_client
 from ansible_collections.cloudsec.guardduty.plugins.module_utils import guards
 from ansible_collections.cloudsec.guardduty.plugins.module_utils import support
 
@@ -161,7 +162,7 @@ def main():
     problem = guards.incident_id_problem(params["incident_id"])
     if problem:
         module.fail_json(msg=f"{problem}; no case was opened")
-    client = module.client("support", region=params.get("region") or support.SUPPORT_REGION)
+    client = module_client(module, "support", region=params.get("region") or support.SUPPORT_REGION)
     out = {"changed": False, "created": False, "case": None, "support_plan": True, "re_post": support.RE_POST}
     try:
         existing = support.find_case(support.list_cases(client, params["language"]), params["incident_id"])

@@ -107,20 +107,15 @@ errors:
   elements: dict
 """
 
-import json
-
 from ansible_collections.amazon.aws.plugins.module_utils.botocore import is_boto3_error_code
 from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
 
+from ansible_collections.cloudsec.guardduty.plugins.module_utils.aws_calls import describe_call, module_client
 from ansible_collections.cloudsec.guardduty.plugins.module_utils import triage
 from ansible_collections.cloudsec.guardduty.plugins.module_utils.batch_runner import (
     failing_on_error, finish, missing_problems, validate_ids)
 from ansible_collections.cloudsec.guardduty.plugins.module_utils.instances import describe_instances, problem_from_error
 from ansible_collections.cloudsec.guardduty.plugins.module_utils.isolation import PlanError, decode_record
-
-
-def describe_call(action, params):
-    return f"{action} {json.dumps(params, sort_keys=True, separators=(',', ':'))}"
 
 
 def isolation_record(tags):
@@ -151,7 +146,7 @@ def main():
     module = AnsibleAWSModule(argument_spec=argument_spec, supports_check_mode=True)
     params = module.params
     valid = validate_ids(module, params["instance_ids"])
-    ec2 = module.client("ec2")
+    ec2 = module_client(module, "ec2")
     with failing_on_error(module, "could not describe the instances; nothing was changed"):
         found, missing = describe_instances(ec2, valid)
         nic_ids = [n["NetworkInterfaceId"] for i in found.values() for n in i.get("NetworkInterfaces") or []]
@@ -159,7 +154,7 @@ def main():
     findings = params["findings"]
     if findings is None and params["state"] == "present" and found:
         with failing_on_error(module, "could not fetch the instances' GuardDuty findings; nothing was changed"):
-            findings = triage.fetch_findings(module.client("guardduty"), list(found), params["include_archived"])
+            findings = triage.fetch_findings(module_client(module, "guardduty"), list(found), params["include_archived"])
     by_instance = attribute(findings or [], valid)
 
     results, problems = {}, {}
@@ -226,7 +221,7 @@ def main():
                     fail(plan["instances"], action, exc)
                     break
             for instance_id in plan["instances"]:
-                results[instance_id]["calls"].append(describe_call(action, call_params))
+                results[instance_id]["calls"].append(describe_call((action, call_params)))
                 results[instance_id]["changed"] = True
 
     problems.update((p.instance_id, p) for p in missing_problems(missing))

@@ -133,6 +133,7 @@ errors:
 
 from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
 
+from ansible_collections.cloudsec.guardduty.plugins.module_utils.aws_calls import module_client
 from ansible_collections.cloudsec.guardduty.plugins.module_utils.batch_runner import failing_on_error, finish, validate_ids
 from ansible_collections.cloudsec.guardduty.plugins.module_utils.guardduty import find_detector
 from ansible_collections.cloudsec.guardduty.plugins.module_utils.instances import InstanceProblem
@@ -181,17 +182,17 @@ def main():
     refs, note = validate(module, params)
     region = module.region
     with failing_on_error(module, "could not read the caller's identity; nothing was changed"):
-        identity = caller_arn(module.client("sts"))
+        identity = caller_arn(module_client(module, "sts"))
     partition = partition_of(identity["Arn"])
     account = params["account_id"] or identity["Account"]
     detector_id = params["detector_id"]
     if not detector_id and any(not FINDING_ARN.match(r) for rs in refs.values() for r in rs):
         with failing_on_error(module, "could not find the GuardDuty detector (set detector_id); nothing was changed"):
-            detector_id = find_detector(module.client("guardduty"))
+            detector_id = find_detector(module_client(module, "guardduty"))
     product_arn = guardduty_product_arn(partition, region)
     wanted = {i: {r: asff_id(r, partition, region, account, detector_id) for r in rs} for i, rs in refs.items()}
     owner = {hub_id: i for i, by_ref in wanted.items() for hub_id in by_ref.values()}
-    client = module.client("securityhub")
+    client = module_client(module, "securityhub")
     with failing_on_error(module, "could not read the findings from Security Hub; nothing was changed"):
         found = get_findings(client, product_arn, list(owner))
 
