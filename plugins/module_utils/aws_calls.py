@@ -4,7 +4,8 @@
 
 """The AWS call floor: how the modules, their module_utils and the inventory plugin call AWS.
 
-Step files (detach.py, snapshots.py, guardduty.py, ...) import this file and never each other.
+Step files (detach.py, snapshots.py, ...) and the GuardDuty layer (guardduty.py) import this file; step
+files never import each other.
 
 - One retry policy per service (`retry_for(service)`, `call`): jittered backoff on the error codes the
   service documents as throttling or transient, and on connection errors. Nothing else is retried.
