@@ -4,8 +4,8 @@
 
 """The AWS call floor: how the modules, their module_utils and the inventory plugin call AWS.
 
-Step files (detach.py, snapshots.py, ...) and the GuardDuty layer (guardduty.py) import this file; step
-files never import each other.
+Step files (ec2_instance_detach.py, ec2_forensic_snapshot.py, ...: each named after the module it serves) and
+the GuardDuty layer (guardduty.py) import this file; step files never import each other.
 
 - One retry policy per service (`retry_for(service)`, `call`): jittered backoff on the error codes the
   service documents as throttling or transient, and on connection errors. Nothing else is retried.

@@ -4,8 +4,8 @@
 
 """The tags that mark an evidence snapshot, and the volumes an instance has to snapshot.
 
-Shared by the step that takes the snapshots (snapshots.py) and the one that will not terminate an
-instance without them (eradicate.py), so neither imports the other.
+Shared by the step that takes the snapshots (ec2_forensic_snapshot.py) and the one that will not terminate an
+instance without them (ec2_eradicate.py), so neither imports the other.
 """
 
 TAG_INCIDENT = "guardduty:incident"

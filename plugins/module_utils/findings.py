@@ -559,4 +559,3 @@ def assign_hostnames(hosts, preferences):
         taken.add(name)
         named.append((name, host))
     return named, clashes
-

@@ -4,7 +4,7 @@
 
 """What a responder hands to a manager and to the next shift: the state of each instance, an executive summary,
 the next steps, and the incident's index over every run. Pure functions over the report's plain data
-(module_utils/report.py builds it); nothing here reads files or calls AWS.
+(module_utils/incident_report.py builds it); nothing here reads files or calls AWS.
 
 States, by what the run did to the instance (not by "changed"):
 - contained: its network stage (isolation) succeeded, now or in a run before (ok = already isolated);

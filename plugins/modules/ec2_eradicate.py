@@ -113,13 +113,13 @@ errors:
 
 from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
 
-from ansible_collections.cloudsec.guardduty.plugins.module_utils import eradicate as er
+from ansible_collections.cloudsec.guardduty.plugins.module_utils import ec2_eradicate as er
 from ansible_collections.cloudsec.guardduty.plugins.module_utils import guards
 from ansible_collections.cloudsec.guardduty.plugins.module_utils import records
 from ansible_collections.cloudsec.guardduty.plugins.module_utils.aws_calls import describe_call, module_client
 from ansible_collections.cloudsec.guardduty.plugins.module_utils.batch_runner import (
     failing_on_error, finish, run_per_instance, validate_ids, with_result)
-from ansible_collections.cloudsec.guardduty.plugins.module_utils.detach import RECORD_TAG as DETACH_RECORD_TAG
+from ansible_collections.cloudsec.guardduty.plugins.module_utils.ec2_instance_detach import RECORD_TAG as DETACH_RECORD_TAG
 from ansible_collections.cloudsec.guardduty.plugins.module_utils.instances import (
     InstanceProblem, describe_instances, problem_from_error)
 from ansible_collections.cloudsec.guardduty.plugins.module_utils.evidence_snapshot_tags import attached_volumes

@@ -132,7 +132,7 @@ from ansible_collections.cloudsec.guardduty.plugins.module_utils.batch_runner im
     failing_on_error, finish, map_instances, missing_problems, validate_ids)
 from ansible_collections.cloudsec.guardduty.plugins.module_utils.instances import (
     InstanceProblem, describe_instances, problem_from_error)
-from ansible_collections.cloudsec.guardduty.plugins.module_utils.snapshots import (
+from ansible_collections.cloudsec.guardduty.plugins.module_utils.ec2_forensic_snapshot import (
     apply_plan, copy_snapshot, copy_tags, find_copies, find_incident_snapshots, plan_copies, plan_snapshots,
     planned_snapshots, snapshot_summary, wait_completed)
 

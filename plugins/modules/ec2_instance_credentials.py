@@ -144,7 +144,7 @@ import datetime
 
 from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
 
-from ansible_collections.cloudsec.guardduty.plugins.module_utils import credentials as cred
+from ansible_collections.cloudsec.guardduty.plugins.module_utils import ec2_instance_credentials as cred
 from ansible_collections.cloudsec.guardduty.plugins.module_utils import records
 from ansible_collections.cloudsec.guardduty.plugins.module_utils.aws_calls import module_client
 from ansible_collections.cloudsec.guardduty.plugins.module_utils.incident_store import StoreError, module_store

@@ -145,7 +145,7 @@ from ansible_collections.cloudsec.guardduty.plugins.module_utils.batch_runner im
     run_per_instance, validate_ids)
 from ansible_collections.cloudsec.guardduty.plugins.module_utils import records
 from ansible_collections.cloudsec.guardduty.plugins.module_utils.aws_calls import PlanProblem, module_client
-from ansible_collections.cloudsec.guardduty.plugins.module_utils.detach import (
+from ansible_collections.cloudsec.guardduty.plugins.module_utils.ec2_instance_detach import (
     RECORD_TAG, add_draining_times, apply_calls, describe_call, describe_groups, describe_memberships,
     foreign_targets, memberships_of, own_addresses, plan_detach, plan_release, registered_targets, shown_record)
 from ansible_collections.cloudsec.guardduty.plugins.module_utils.incident_store import (

@@ -126,7 +126,7 @@ from ansible_collections.cloudsec.guardduty.plugins.module_utils.instances impor
     InstanceProblem, describe_instances, problem_from_error)
 from ansible_collections.cloudsec.guardduty.plugins.module_utils.incident_store import (
     StoreError, module_store, weigh_instance_record)
-from ansible_collections.cloudsec.guardduty.plugins.module_utils.protection import (
+from ansible_collections.cloudsec.guardduty.plugins.module_utils.ec2_instance_protection import (
     RECORD_TAG, apply_calls, current_protection, describe_call, describe_protection_attributes, plan_protect,
     plan_release, record_data, record_from_data, record_tag_keys, unsupported_protection)
 

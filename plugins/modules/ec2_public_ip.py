@@ -137,7 +137,7 @@ from ansible_collections.cloudsec.guardduty.plugins.module_utils.aws_calls impor
 from ansible_collections.cloudsec.guardduty.plugins.module_utils.incident_store import (
     StoreError, module_store, weigh_instance_record)
 from ansible_collections.cloudsec.guardduty.plugins.module_utils.instances import InstanceProblem, describe_instances
-from ansible_collections.cloudsec.guardduty.plugins.module_utils.public_ip import (
+from ansible_collections.cloudsec.guardduty.plugins.module_utils.ec2_public_ip import (
     RECORD_TAG, apply_calls, describe_addresses_of, describe_allocations, describe_call, exposure_notes, network_interfaces,
     plan_disassociate, plan_reassociate, plan_remove_auto_assigned, primary_eni, public_addresses)
 

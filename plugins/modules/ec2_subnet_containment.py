@@ -126,7 +126,7 @@ from ansible_collections.cloudsec.guardduty.plugins.module_utils.batch_runner im
 from ansible_collections.cloudsec.guardduty.plugins.module_utils.aws_calls import (
     PlanProblem, call, error_code, error_message, module_client)
 from ansible_collections.cloudsec.guardduty.plugins.module_utils.instances import InstanceProblem, describe_instances
-from ansible_collections.cloudsec.guardduty.plugins.module_utils.nacl import (
+from ansible_collections.cloudsec.guardduty.plugins.module_utils.ec2_subnet_containment import (
     apply_calls, containment_acls, describe_call, describe_subnet_state, instance_subnets, others_in_subnets, plan_contain_subnet, plan_containment_acl,
     plan_release_subnet, subnet_associations)
 

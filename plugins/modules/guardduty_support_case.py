@@ -132,7 +132,7 @@ from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleA
 
 from ansible_collections.cloudsec.guardduty.plugins.module_utils.aws_calls import module_client
 from ansible_collections.cloudsec.guardduty.plugins.module_utils import guards
-from ansible_collections.cloudsec.guardduty.plugins.module_utils import support
+from ansible_collections.cloudsec.guardduty.plugins.module_utils import guardduty_support_case as support
 
 
 def no_plan(module, out):

@@ -111,7 +111,7 @@ from ansible_collections.amazon.aws.plugins.module_utils.botocore import is_boto
 from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
 
 from ansible_collections.cloudsec.guardduty.plugins.module_utils.aws_calls import describe_call, module_client
-from ansible_collections.cloudsec.guardduty.plugins.module_utils import triage
+from ansible_collections.cloudsec.guardduty.plugins.module_utils import find_the_source as triage
 from ansible_collections.cloudsec.guardduty.plugins.module_utils.batch_runner import (
     failing_on_error, finish, missing_problems, validate_ids)
 from ansible_collections.cloudsec.guardduty.plugins.module_utils.instances import describe_instances, problem_from_error

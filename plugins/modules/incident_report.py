@@ -231,7 +231,7 @@ import tempfile
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.cloudsec.guardduty.plugins.module_utils import guards
-from ansible_collections.cloudsec.guardduty.plugins.module_utils import report as reporting
+from ansible_collections.cloudsec.guardduty.plugins.module_utils import incident_report as reporting
 
 
 class ReportError(Exception):

@@ -30,7 +30,7 @@ SESSION = boto3.session.Session()  # one session: botocore's models are loaded o
 
 def client(service):
     return SESSION.client(service, region_name="us-east-1", aws_access_key_id="AKIDEXAMPLE",
-                                          aws_secret_access_key="secret", config=aws_calls.client_config())
+                          aws_secret_access_key="secret", config=aws_calls.client_config())
 
 
 def stubbed(service):

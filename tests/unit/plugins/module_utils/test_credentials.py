@@ -6,7 +6,7 @@
 
 import pytest
 
-from ansible_collections.cloudsec.guardduty.plugins.module_utils import credentials as cred
+from ansible_collections.cloudsec.guardduty.plugins.module_utils import ec2_instance_credentials as cred
 
 ARN = "arn:aws:ec2:us-east-1:123456789012:instance/%s"
 PROFILE = "arn:aws:iam::123456789012:instance-profile/web-role"

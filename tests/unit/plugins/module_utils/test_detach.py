@@ -7,7 +7,7 @@
 import pytest
 
 from ansible_collections.cloudsec.guardduty.plugins.module_utils import records
-from ansible_collections.cloudsec.guardduty.plugins.module_utils.detach import (
+from ansible_collections.cloudsec.guardduty.plugins.module_utils.ec2_instance_detach import (
     RECORD_TAG, PlanProblem, foreign_targets, memberships_of, own_addresses, plan_detach, plan_release)
 
 ID = "i-0123456789abcdef0"

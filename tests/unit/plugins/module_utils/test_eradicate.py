@@ -4,7 +4,7 @@
 
 """Eradication, planned: the guards refuse before any call, and the replacement source decides the calls."""
 
-from ansible_collections.cloudsec.guardduty.plugins.module_utils import eradicate as er
+from ansible_collections.cloudsec.guardduty.plugins.module_utils import ec2_eradicate as er
 
 INSTANCE = {"InstanceId": "i-1", "SubnetId": "subnet-1", "Tags": [],
             "BlockDeviceMappings": [{"DeviceName": "/dev/xvda", "Ebs": {"VolumeId": "vol-a"}},

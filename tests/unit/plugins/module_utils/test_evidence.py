@@ -6,7 +6,7 @@ import stat
 
 import pytest
 
-from ansible_collections.cloudsec.guardduty.plugins.module_utils import evidence as e
+from ansible_collections.cloudsec.guardduty.plugins.module_utils import ec2_instance_evidence as e
 
 
 def test_capture_dir_layout_and_refuses_paths_in_names(tmp_path):
@@ -60,7 +60,7 @@ def test_s3_keys_follow_the_disk_layout_under_the_prefix():
 
 
 def test_latest_console_output_is_asked_only_of_nitro_or_unknown_types():
-    from ansible_collections.cloudsec.guardduty.plugins.module_utils.evidence import latest_console_supported
+    from ansible_collections.cloudsec.guardduty.plugins.module_utils.ec2_instance_evidence import latest_console_supported
     for xen in ("t2.micro", "m4.large", "c4.xlarge", "r4.large", "i3.large", "p3.2xlarge", "x1e.xlarge", "m1.small"):
         assert latest_console_supported(xen) is False, xen
     for nitro in ("t3.micro", "m5.large", "c6i.large", "i3.metal", "p3dn.24xlarge", "m7g.medium", None, ""):

@@ -7,7 +7,7 @@
 import pytest
 
 from ansible_collections.cloudsec.guardduty.plugins.module_utils.aws_calls import PlanProblem
-from ansible_collections.cloudsec.guardduty.plugins.module_utils.nacl import (
+from ansible_collections.cloudsec.guardduty.plugins.module_utils.ec2_subnet_containment import (
     MARKER_TAG, RECORD_TAG, containment_acls, others_in_subnets, plan_contain_subnet, plan_containment_acl,
     plan_release_subnet, subnet_associations)
 

@@ -1,6 +1,6 @@
 import pytest
 
-from ansible_collections.cloudsec.guardduty.plugins.module_utils import protection as p
+from ansible_collections.cloudsec.guardduty.plugins.module_utils import ec2_instance_protection as p
 
 IID = "i-0123456789abcdef0"
 

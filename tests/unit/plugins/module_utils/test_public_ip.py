@@ -6,10 +6,10 @@
 
 import pytest
 
-from ansible_collections.cloudsec.guardduty.plugins.module_utils import public_ip as pip
+from ansible_collections.cloudsec.guardduty.plugins.module_utils import ec2_public_ip as pip
 from ansible_collections.cloudsec.guardduty.plugins.module_utils import records
 from ansible_collections.cloudsec.guardduty.plugins.module_utils.aws_calls import PlanProblem
-from ansible_collections.cloudsec.guardduty.plugins.module_utils.public_ip import (
+from ansible_collections.cloudsec.guardduty.plugins.module_utils.ec2_public_ip import (
     RECORD_TAG, exposure_notes, plan_disassociate, plan_reassociate, public_addresses)
 
 ID = "i-0123456789abcdef0"

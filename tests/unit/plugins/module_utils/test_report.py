@@ -11,7 +11,7 @@ import json
 import re
 
 
-from ansible_collections.cloudsec.guardduty.plugins.module_utils import report as reporting
+from ansible_collections.cloudsec.guardduty.plugins.module_utils import incident_report as reporting
 
 WEB = "i-0123456789abcdef0"
 APP = "i-0fedcba9876543210"

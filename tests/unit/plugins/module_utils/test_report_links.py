@@ -1,6 +1,6 @@
 from urllib.parse import unquote
 
-from ansible_collections.cloudsec.guardduty.plugins.module_utils import report as r
+from ansible_collections.cloudsec.guardduty.plugins.module_utils import incident_report as r
 
 FID = "8ac7e1f0b2d94c1c9d5e3f6a7b8c9d0e"
 DET = "12abc34d567e8fa901bc2d34e56789f0"

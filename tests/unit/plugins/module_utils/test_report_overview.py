@@ -1,6 +1,6 @@
 import pytest
 
-from ansible_collections.cloudsec.guardduty.plugins.module_utils import report as reporting
+from ansible_collections.cloudsec.guardduty.plugins.module_utils import incident_report as reporting
 from ansible_collections.cloudsec.guardduty.plugins.module_utils import report_overview as ov
 
 WEB, APP = "i-0123456789abcdef0", "i-0fedcba9876543210"

@@ -1,4 +1,4 @@
-from ansible_collections.cloudsec.guardduty.plugins.module_utils import snapshots as s
+from ansible_collections.cloudsec.guardduty.plugins.module_utils import ec2_forensic_snapshot as s
 
 INSTANCE = {"InstanceId": "i-0123456789abcdef0", "BlockDeviceMappings": [
     {"DeviceName": "/dev/sdf", "Ebs": {"VolumeId": "vol-2"}},

@@ -4,7 +4,7 @@
 
 """The support case: one per incident, found by subject, and no secrets in its body."""
 
-from ansible_collections.cloudsec.guardduty.plugins.module_utils import support
+from ansible_collections.cloudsec.guardduty.plugins.module_utils import guardduty_support_case as support
 
 
 def test_redact_removes_keys_and_secrets():

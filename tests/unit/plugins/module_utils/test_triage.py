@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from ansible_collections.cloudsec.guardduty.plugins.module_utils import triage
+from ansible_collections.cloudsec.guardduty.plugins.module_utils import find_the_source as triage
 
 
 def net(direction, port, remote="198.51.100.23"):
