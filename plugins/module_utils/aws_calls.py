@@ -79,12 +79,13 @@ class _CallRetry(AWSRetry):
         return error_code(error)
 
 
-def retry_for(service, extra_codes=()):
+def retry_for(service, extra_codes=(), connection_errors=True):
     """The retry decorator of a service (botocore's service name: "ec2", "guardduty", ...), with
-    `extra_codes` also retried (e.g. an eventual-consistency NotFound right after a create).
+    `extra_codes` also retried (e.g. an eventual-consistency NotFound right after a create), and connection
+    errors unless `connection_errors` is false (botocore retries them itself).
 
     A new one per use: AWSRetry's backoff iterator is state that threads sharing a decorator would reset."""
-    codes = list(RETRIABLE.get(service, ())) + list(extra_codes) + [CONNECTION_ERROR]
+    codes = list(RETRIABLE.get(service, ())) + list(extra_codes) + ([CONNECTION_ERROR] if connection_errors else [])
     return _CallRetry.jittered_backoff(retries=ATTEMPTS.get(service, DEFAULT_ATTEMPTS), delay=DELAY,
                                        max_delay=MAX_DELAY, catch_extra_error_codes=codes)
 
@@ -107,10 +108,19 @@ def client_config(**options):
     return botocore.config.Config(retries=dict(CLIENT_RETRIES), **options)
 
 
+def botocore_retries_off(client):
+    """Whether the client was made with botocore's retries off (the floor's clients): then the floor also
+    retries connection errors; a client with botocore's retries on (a caller's own) has them retried there."""
+    try:
+        return client.meta.config.retries == CLIENT_RETRIES
+    except AttributeError:
+        return False
+
+
 def call(client, operation, extra_codes=(), **params):
     """One API call (`operation` as "describe_instances" or "DescribeInstances"), retried by its service's policy."""
     method = getattr(client, xform_name(operation))
-    return retry_for(service_of(client), extra_codes)(method)(**params)
+    return retry_for(service_of(client), extra_codes, botocore_retries_off(client))(method)(**params)
 
 
 def caller_identity(sts):

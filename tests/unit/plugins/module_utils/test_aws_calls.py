@@ -11,6 +11,7 @@ boto3 = pytest.importorskip("boto3")
 botocore = pytest.importorskip("botocore")
 
 from botocore.exceptions import ClientError, EndpointConnectionError  # noqa: E402
+from botocore.config import Config  # noqa: E402
 from botocore.stub import Stubber  # noqa: E402
 
 from ansible_collections.amazon.aws.plugins.module_utils import cloud  # noqa: E402
@@ -122,6 +123,8 @@ class FlakyConnection:
         class service_model:  # noqa: N801
             service_name = "guardduty"
 
+        config = aws_calls.client_config()
+
     def __init__(self, failures):
         self.failures, self.calls = failures, 0
 
@@ -136,6 +139,15 @@ def test_connection_errors_are_retried_since_botocore_no_longer_does(no_sleep):
     flaky = FlakyConnection(2)
     assert aws_calls.call(flaky, "ListDetectors") == {"DetectorIds": ["d1"]}
     assert flaky.calls == 3
+
+
+def test_a_client_with_botocore_retries_has_its_connection_errors_retried_there_only(no_sleep):
+    flaky = FlakyConnection(1)
+    flaky.meta = type("meta", (), {"service_model": FlakyConnection.meta.service_model,
+                                   "config": Config(retries={"mode": "adaptive", "max_attempts": 10})})
+    with pytest.raises(EndpointConnectionError):
+        aws_calls.call(flaky, "ListDetectors")
+    assert flaky.calls == 1 and no_sleep == []
 
 
 def test_the_floors_clients_leave_retries_to_the_floor():
