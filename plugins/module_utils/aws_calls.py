@@ -10,8 +10,9 @@ the GuardDuty layer (guardduty.py) import this file; step files never import eac
 - One retry policy per service (`retry_for(service)`, `call`): jittered backoff on the error codes the
   service documents as throttling or transient, and on connection errors. Nothing else is retried.
 - Clients without botocore's own retries (`module_client`, `CLIENT_RETRIES`): botocore's default mode
-  retries the same throttling and 5xx answers 4 times by itself, so under our policy one throttled call
-  could be sent up to 10 x 5 times. The floor's policy is the one retry layer, with the longer backoff.
+  (standard: 3 attempts; legacy: 5) retries the same throttling and 5xx answers by itself, so under our
+  policy one throttled call was sent up to 10 x 3 times. The floor's policy is the one retry layer, with the
+  longer backoff.
 - Paging with per-page retry (`pages`, `items`): a failed page is asked again, the pages before it are kept.
 - Describe by filter in chunks (`describe_by_filter`): EC2 takes at most 200 values per filter.
 - Error code and message of an AWS error (`error_code`, `error_message`).
