@@ -185,6 +185,14 @@ def describe_by_filter(client, operation, key, name, values, filters=(), size=FI
     return out
 
 
+def describe_by_ids(client, operation, key, id_param, ids, size=FILTER_VALUES_MAX, **params):
+    """The `key` items of a Describe call for `ids` (given as `id_param`), `size` ids a call, every page."""
+    out = []
+    for chunk in chunks(ids, size):
+        out += items(client, operation, key, **{id_param: chunk}, **params)
+    return out
+
+
 # -- errors ---------------------------------------------------------------------------------------
 
 def error_code(exc):

@@ -20,7 +20,7 @@ source").
 """
 
 from ansible_collections.cloudsec.guardduty.plugins.module_utils import aws_calls
-from ansible_collections.cloudsec.guardduty.plugins.module_utils.aws_calls import chunks, describe_by_filter
+from ansible_collections.cloudsec.guardduty.plugins.module_utils.aws_calls import describe_by_filter, describe_by_ids
 from ansible_collections.cloudsec.guardduty.plugins.module_utils.evidence_snapshot_tags import (
     TAG_INCIDENT, TAG_VOLUME, attached_volumes)
 from ansible_collections.cloudsec.guardduty.plugins.module_utils.records import tag_dict
@@ -162,11 +162,9 @@ def incident_snapshots_by_volume(ec2, incident_id, volume_ids):
 
 def autoscaling_groups(autoscaling, instance_ids):
     """{instance_id: (Auto Scaling group name, lifecycle state)} for the instances in a group."""
-    out = {}
-    for chunk in chunks(instance_ids, ASG_DESCRIBE_BATCH):
-        for item in aws_calls.items(autoscaling, "DescribeAutoScalingInstances", "AutoScalingInstances", InstanceIds=chunk):
-            out[item["InstanceId"]] = (item["AutoScalingGroupName"], item.get("LifecycleState"))
-    return out
+    return {item["InstanceId"]: (item["AutoScalingGroupName"], item.get("LifecycleState"))
+            for item in describe_by_ids(autoscaling, "DescribeAutoScalingInstances", "AutoScalingInstances", "InstanceIds",
+                                        instance_ids, size=ASG_DESCRIBE_BATCH)}
 
 
 def termination_protection(ec2, instance_id):

@@ -12,7 +12,7 @@ import math
 import time
 
 from ansible_collections.cloudsec.guardduty.plugins.module_utils import aws_calls
-from ansible_collections.cloudsec.guardduty.plugins.module_utils.aws_calls import FILTER_VALUES_MAX, chunks, describe_by_filter
+from ansible_collections.cloudsec.guardduty.plugins.module_utils.aws_calls import describe_by_filter, describe_by_ids
 from ansible_collections.cloudsec.guardduty.plugins.module_utils.evidence_snapshot_tags import (  # noqa: F401 (also for callers)
     TAG_DEVICE, TAG_FINDINGS, TAG_INCIDENT, TAG_INSTANCE, TAG_SNAPSHOT_AT, TAG_SOURCE_REGION, TAG_SOURCE_SNAPSHOT, TAG_VOLUME,
     attached_volumes)
@@ -130,11 +130,8 @@ def find_incident_snapshots(client, incident_id, instance_ids):
 
 
 def describe_snapshots_by_id(client, snapshot_ids):
-    out = {}
-    for chunk in chunks(snapshot_ids, FILTER_VALUES_MAX):
-        for snapshot in aws_calls.call(client, "DescribeSnapshots", SnapshotIds=chunk).get("Snapshots", []):
-            out[snapshot["SnapshotId"]] = snapshot
-    return out
+    return {snapshot["SnapshotId"]: snapshot
+            for snapshot in describe_by_ids(client, "DescribeSnapshots", "Snapshots", "SnapshotIds", snapshot_ids)}
 
 
 def _create_tags(client, **kwargs):

@@ -19,7 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 from ansible_collections.cloudsec.guardduty.plugins.module_utils import aws_calls
 from ansible_collections.cloudsec.guardduty.plugins.module_utils import records
 from ansible_collections.cloudsec.guardduty.plugins.module_utils.aws_calls import PlanProblem
-from ansible_collections.cloudsec.guardduty.plugins.module_utils.aws_calls import chunks
+from ansible_collections.cloudsec.guardduty.plugins.module_utils.aws_calls import describe_by_ids
 from ansible_collections.cloudsec.guardduty.plugins.module_utils.aws_calls import describing
 
 RECORD_TAG = "guardduty:detach-record"
@@ -275,11 +275,9 @@ def describe_memberships(clients, instance_ids, workers=8):
     Returns (asg_instances, asg_groups, target_health, target_groups, load_balancers).
     """
     autoscaling, elbv2, elb = clients["autoscaling"], clients["elbv2"], clients["elb"]
-    asg_instances = {}
-    for chunk in chunks(instance_ids, ASG_DESCRIBE_BATCH):
-        for entry in describing("DescribeAutoScalingInstances", aws_calls.items, autoscaling, "DescribeAutoScalingInstances",
-                                "AutoScalingInstances", InstanceIds=chunk):
-            asg_instances[entry["InstanceId"]] = entry
+    asg_instances = {entry["InstanceId"]: entry for entry in describing(
+        "DescribeAutoScalingInstances", describe_by_ids, autoscaling, "DescribeAutoScalingInstances", "AutoScalingInstances",
+        "InstanceIds", instance_ids, size=ASG_DESCRIBE_BATCH)}
     asg_groups = describe_groups(autoscaling, sorted({e["AutoScalingGroupName"] for e in asg_instances.values()}))
     groups = describing("DescribeTargetGroups", aws_calls.items, elbv2, "DescribeTargetGroups", "TargetGroups")
     groups = [g for g in groups if g.get("TargetType", "instance") in ("instance", "ip")]
@@ -298,12 +296,9 @@ def describe_memberships(clients, instance_ids, workers=8):
 
 
 def describe_groups(autoscaling, names):
-    out = {}
-    for chunk in chunks(names, ASG_GROUPS_BATCH):
-        for group in describing("DescribeAutoScalingGroups", aws_calls.items, autoscaling, "DescribeAutoScalingGroups",
-                                "AutoScalingGroups", AutoScalingGroupNames=chunk):
-            out[group["AutoScalingGroupName"]] = group
-    return out
+    return {group["AutoScalingGroupName"]: group for group in describing(
+        "DescribeAutoScalingGroups", describe_by_ids, autoscaling, "DescribeAutoScalingGroups", "AutoScalingGroups",
+        "AutoScalingGroupNames", names, size=ASG_GROUPS_BATCH)}
 
 
 def add_draining_times(clients, target_groups, load_balancers, arns, lb_names):

@@ -20,7 +20,8 @@ import json
 
 from ansible_collections.cloudsec.guardduty.plugins.module_utils import aws_calls
 from ansible_collections.cloudsec.guardduty.plugins.module_utils import guardduty as gd
-from ansible_collections.cloudsec.guardduty.plugins.module_utils.aws_calls import chunks, describe_by_filter
+from ansible_collections.cloudsec.guardduty.plugins.module_utils.aws_calls import describe_by_filter, describe_by_ids
+from ansible_collections.cloudsec.guardduty.plugins.module_utils.records import tag_dict
 
 OPEN_CIDRS = ("0.0.0.0/0", "::/0")
 RECORD_PREFIX = "guardduty:revoked-rule:"  # + rule id; value: the rule, compact JSON, to re-authorize on release
@@ -176,7 +177,6 @@ def instance_groups(instance, interface_tags, decode_isolation_record):
 
 
 # -- AWS ----------------------------------------------------------------------------------------
-IDS_PER_CALL = 200  # ids per DescribeNetworkInterfaces / DescribeSecurityGroups call, as for a filter's values
 
 
 def describe_rules(ec2, group_ids):
@@ -186,20 +186,14 @@ def describe_rules(ec2, group_ids):
 
 def describe_interface_tags(ec2, interface_ids):
     """{ENI id: {tag: value}}."""
-    out = {}
-    for chunk in chunks(interface_ids, IDS_PER_CALL):
-        for nic in aws_calls.items(ec2, "DescribeNetworkInterfaces", "NetworkInterfaces", NetworkInterfaceIds=chunk):
-            out[nic["NetworkInterfaceId"]] = {t["Key"]: t["Value"] for t in nic.get("TagSet") or []}
-    return out
+    return {nic["NetworkInterfaceId"]: tag_dict(nic.get("TagSet"))
+            for nic in describe_by_ids(ec2, "DescribeNetworkInterfaces", "NetworkInterfaces", "NetworkInterfaceIds", interface_ids)}
 
 
 def describe_group_tags(ec2, group_ids):
     """{group id: {tag: value}}."""
-    out = {}
-    for chunk in chunks(group_ids, IDS_PER_CALL):
-        for group in aws_calls.items(ec2, "DescribeSecurityGroups", "SecurityGroups", GroupIds=chunk):
-            out[group["GroupId"]] = {t["Key"]: t["Value"] for t in group.get("Tags") or []}
-    return out
+    return {group["GroupId"]: tag_dict(group.get("Tags"))
+            for group in describe_by_ids(ec2, "DescribeSecurityGroups", "SecurityGroups", "GroupIds", group_ids)}
 
 
 def fetch_findings(guardduty, instance_ids, include_archived=False):

@@ -202,6 +202,15 @@ def test_filter_values_are_sent_200_at_a_time_with_the_other_filters():
     stub.assert_no_pending_responses()
 
 
+def test_ids_are_sent_in_chunks_of_the_apis_limit():
+    c, stub = stubbed("autoscaling")
+    ids = [f"i-{n:017x}" for n in range(120)]
+    for chunk in (ids[:50], ids[50:100], ids[100:]):
+        stub.add_response("describe_auto_scaling_instances", {"AutoScalingInstances": []}, {"InstanceIds": chunk})
+    assert aws_calls.describe_by_ids(c, "DescribeAutoScalingInstances", "AutoScalingInstances", "InstanceIds", ids, size=50) == []
+    stub.assert_no_pending_responses()
+
+
 def test_no_values_no_call():
     c, stub = stubbed("ec2")
     assert aws_calls.describe_by_filter(c, "DescribeInstances", "Reservations", "instance-id", []) == []
