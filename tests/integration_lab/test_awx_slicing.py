@@ -5,8 +5,9 @@ pared-down copy of the inventory holding only its slice's hosts (same groups, sa
 same extra variables. AWX builds slice n of K (1-based) in `Inventory.get_script_data`: the enabled hosts
 ordered by name, then `get_sliced_hosts` takes `hosts[n - 1::K]` (ansible/awx, awx/main/models/inventory.py,
 commit e21dd0a; the workflow nodes get `job_slice_number` = n and `job_slice_count` = K in
-awx/main/models/workflow.py). `awx_slice` below is exactly that assignment; the slices run as four
-ansible-playbook processes started together, each with its slice's static inventory, as AWX's slice jobs do.
+awx/main/models/workflow.py). `awx_slice` (tests/bench/bench_slicing.py) is exactly that assignment; the
+slices run as four ansible-playbook processes started together, each with its slice's static inventory, as
+AWX's slice jobs do.
 
 The slices share what AWX jobs on different nodes can share: AWS, and the incident store `s3://BUCKET/PREFIX`
 (a controller directory is per node, and per container). The report directory is one directory for the four,
@@ -23,11 +24,10 @@ import types
 from collections import Counter, defaultdict
 
 import pytest
-import yaml
 
+from tests.bench.bench_slicing import awx_slice, slice_inventory
+from tests.integration_lab.playbook_results import task
 from tests.integration_lab.reliability_lab import recorded_groups, tags_of
-from tests.lab.generator import ACCOUNTS
-from tests.lab.scenario import RESPONDER_ROLE
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
 ISOLATE = str(REPO / "playbooks/isolate.yml")
@@ -39,6 +39,7 @@ INCIDENT = "INC-SLICED-4"
 BUCKET = "security-incidents"
 STORE = f"s3://{BUCKET}/guardduty"
 ISOLATION, CONVERSION = "guardduty-isolation", "guardduty-isolation-conversion"
+ISOLATION_TASK = "Contain | isolate every network interface (ec2_isolation)"
 NETWORK_ONLY = {"isolate_preflight_summary": False, "isolate_protection": False, "isolate_snapshots": False,
                 "isolate_evidence": False, "isolate_detach": False, "isolate_network": True, "isolate_public_ip": False,
                 "isolate_credentials": False, "isolate_subnet_containment": False, "isolate_scan": False,
@@ -46,19 +47,6 @@ NETWORK_ONLY = {"isolate_preflight_summary": False, "isolate_protection": False,
 RELEASE_NETWORK_ONLY = {"release_triage": False, "release_subnet_containment": False, "release_credentials": False,
                         "release_public_ip": False, "release_network": True, "release_detach": False,
                         "release_protection": False, "release_archive_findings": False, "release_report": True}
-
-
-def awx_slice(host_names, slice_number, slice_count):
-    """The hosts of AWX's slice `slice_number` (1-based) of `slice_count`: ordered by name, every K-th from n-1.
-
-    ansible/awx awx/main/models/inventory.py: get_script_data orders `self.hosts...order_by('name')`, then
-    get_sliced_hosts does `host_queryset[offset::slice_count]` with `offset = slice_number - 1`
-    (the database's collation orders the names; for these ASCII names it is the code-point order).
-    """
-    ordered = sorted(host_names)
-    if slice_count > 1 and slice_number > 0:
-        return ordered[slice_number - 1::slice_count]
-    return ordered
 
 
 def compromised(resources):
@@ -70,18 +58,6 @@ def vpcs(resources):
     return {(account, region): region_res["vpcs"]["bench"]
             for account, account_res in resources["accounts"].items()
             for region, region_res in account_res["regions"].items()}
-
-
-def slice_inventory(instances, names, path):
-    """A slice's inventory as AWX hands it to ansible-playbook: the same groups and host variables, its hosts only."""
-    hosts = {}
-    for name in names:
-        inst = instances[name]
-        hosts[name] = {"instance_id": inst["id"], "region": inst["region"], "account_id": inst["account"]}
-        if inst["account"] != ACCOUNTS[0]:
-            hosts[name]["responder_role_arn"] = f"arn:aws:iam::{inst['account']}:role/{RESPONDER_ROLE}"
-    path.write_text(yaml.safe_dump({"all": {"children": {"compromised": {"hosts": hosts}}}}))
-    return path
 
 
 def run_slices(lab, playbook, inventories, extra_vars):
@@ -209,9 +185,29 @@ def test_one_isolation_group_and_one_conversion_group_per_vpc(sliced):
     assert sorted(created.values()) == [1] * 8, created
 
 
+def recoveries(run):
+    """{eni_id: instance_id} of the ENIs of other instances this run found on a conversion group and moved on to the
+    isolation group (ec2_isolation's conversion_recovery, every batch of the run)."""
+    found = {}
+    for host in task(run, ISOLATION_TASK).values():
+        for item in host.get("results", []):
+            for finding in item.get("conversion_recovery") or []:
+                if finding.get("moved") and not finding.get("in_run"):
+                    found[finding["network_interface_id"]] = finding["instance_id"]
+    return found
+
+
 def test_every_instance_is_contained_exactly_once(sliced):
     groups = sliced.groups
     moved = moves(sliced.isolate_journal)
+    slice_of = {sliced.instances[h]["id"]: n for n, hosts in enumerate(sliced.slices) for h in hosts}
+    # What each slice moved of another slice's instances: an ENI it saw on the conversion group while that
+    # slice was between its two moves ("a run stopped between its two moves, or one is moving it now")
+    recovered = defaultdict(list)
+    for number, run in enumerate(sliced.isolate):
+        for eni_id, instance_id in recoveries(run).items():
+            assert slice_of[instance_id] != number, (eni_id, instance_id)  # its own are in its plan, not recovered
+            recovered[eni_id].append(number)
     problems = []
     for name, inst in sorted(sliced.instances.items()):
         for eni_id in inst["enis"]:
@@ -220,9 +216,11 @@ def test_every_instance_is_contained_exactly_once(sliced):
             now = [g["GroupId"] for g in eni["Groups"]]
             if now != [isolation]:
                 problems.append(f"{name} {eni_id}: on {now}, not on its VPC's isolation group {isolation}")
-            # one move to the conversion group, then one to the isolation group: no slice moved it twice
-            if moved[eni_id] != [conversion, isolation]:
-                problems.append(f"{name} {eni_id}: moves {moved[eni_id]}, not [{conversion}, {isolation}]")
+            # moved onto the conversion group once (by its own slice), then only onto the isolation group: once by
+            # its own slice, plus once per other slice that reported moving it on (same target, idempotent)
+            expected = [conversion] + [isolation] * (1 + len(recovered[eni_id]))
+            if moved[eni_id] != expected:
+                problems.append(f"{name} {eni_id}: moves {moved[eni_id]}, not {expected}")
             if recorded_groups(tags_of(eni)) != sliced.before[eni_id]:
                 problems.append(f"{name} {eni_id}: tag record {recorded_groups(tags_of(eni))} != {sliced.before[eni_id]}")
     assert set(moved) == {e for inst in sliced.instances.values() for e in inst["enis"]}  # nothing else moved
