@@ -8,7 +8,7 @@ PYTEST_WORKERS ?= 2
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: help bootstrap browser demo lab test sanity units lab-tests integration molecule lint changelog-lint bench bench-inventory bench-isolate bench-conversion bench-rulebook docs lock clean
+.PHONY: help bootstrap browser demo lab test sanity units lab-tests integration molecule lint changelog-lint bench bench-inventory bench-isolate bench-conversion bench-rulebook bench-slicing docs lock clean
 
 help:
 	@echo "make demo   - start the lab (demo scenario), run the main job against it, show what it did"
@@ -79,7 +79,7 @@ lint: bootstrap
 docs: bootstrap
 	$(BIN)/python -m tests.tooling.reference_docs
 
-bench: bootstrap bench-inventory bench-isolate bench-conversion bench-rulebook
+bench: bootstrap bench-inventory bench-isolate bench-conversion bench-rulebook bench-slicing
 
 # The GuardDuty inventory beside amazon.aws.aws_ec2 on a generated lab (10,000 findings, 2 accounts x 4 regions):
 # printed as a ratio, written to .build/bench/inventory.json. BENCH_ARGS="--findings 2000 --rounds 1" for a quick one.
@@ -111,6 +111,13 @@ bench-conversion: bootstrap
 # (Java 17) on the lab; printed, written to .build/bench/rulebook.json. BENCH_RULEBOOK_ARGS="--rounds 1" is short.
 bench-rulebook: bootstrap
 	$(BIN)/python -m tests.bench.bench_rulebook $(BENCH_RULEBOOK_ARGS)
+
+# AWX job slicing on one machine: the isolate playbook as K = 1, 2, 4 slices (K ansible-playbook at once, AWX's
+# slices of the same N = 200 instances, one S3 incident store), the lab answering at AWS-like times; wall times
+# and speed-ups printed side by side, written to .build/bench/slicing.json (docs/awx.md). BENCH_SLICING_ARGS="--size 50".
+BENCH_SLICING_ARGS ?= $(BENCH_ARGS)
+bench-slicing: bootstrap
+	$(BIN)/python -m tests.bench.bench_slicing $(BENCH_SLICING_ARGS)
 
 lock: $(BIN)/.installed
 	{ echo "# pip constraints: the full set resolved from requirements.txt on Python 3.11 (regenerate: make lock)"; \

@@ -214,7 +214,7 @@ def build_report(incident_id, instances, run=None, title=None):
         tags = redact(entry.get("tags")) if isinstance(entry.get("tags"), dict) else {}
         row = {"instance_id": instance_id, "host": redact(entry.get("host")), "account_id": redact(entry.get("account_id")),
                "region": redact(entry.get("region")), "status": "failed" if failed else "changed" if changed else "ok",
-               "state": overview.instance_state(statuses, check_mode), "stages": statuses, "errors": len(errors)}
+               "state": overview.instance_state(statuses, check_mode, run.get("kind")), "stages": statuses, "errors": len(errors)}
         summary.append(row)
         findings = entry.get("findings") or []
         finding_ids = [f.get("id") if isinstance(f, dict) else f for f in findings]

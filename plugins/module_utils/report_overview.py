@@ -19,21 +19,23 @@ CONTAINED, RELEASED, TERMINATED, FAILED, PENDING = "contained", "released", "ter
 STATE_ORDER = (FAILED, PENDING, CONTAINED, RELEASED, TERMINATED)
 # The stage whose success decides each state; the first that ran decides.
 DECIDING_STAGES = (("eradicate", TERMINATED), ("release", RELEASED), ("network", CONTAINED), ("isolation", CONTAINED))
+# A release run records its network step as `isolation` (ec2_isolation, state released): there it means released.
+NETWORK_STAGES = ("network", "isolation")
 
 
 def _ok(status):
     return status in ("changed", "ok")
 
 
-def instance_state(statuses, check_mode):
-    """One word for an instance, from its stages' statuses ({stage: changed|ok|failed|skipped})."""
+def instance_state(statuses, check_mode, kind=None):
+    """One word for an instance, from its stages' statuses ({stage: changed|ok|failed|skipped}) and the run's kind."""
     if FAILED in statuses.values():
         return FAILED
     if check_mode:
         return PENDING
     for stage, state in DECIDING_STAGES:
         if _ok(statuses.get(stage)):
-            return state
+            return RELEASED if kind == "release" and stage in NETWORK_STAGES else state
     return PENDING
 
 

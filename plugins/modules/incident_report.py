@@ -346,11 +346,17 @@ def main():
             if "json" not in formats:  # the index is built from every run's JSON: keep it whatever was asked
                 write_atomic(run_directory, reporting.FILE_NAMES["json"], reporting.render_json(report).encode("utf-8"))
             # the incident's top: every run, newest first, and each instance's current state; derived from the
-            # runs' own files, which are never rewritten
-            index = reporting.overview.build_index(incident_id, read_runs(runs))
-            for fmt, render in reporting.INDEX_RENDERERS.items():
-                write_atomic(directory, reporting.FILE_NAMES[fmt], render(index).encode("utf-8"))
-                result["index_files"][fmt] = os.path.join(directory, reporting.FILE_NAMES[fmt])
+            # runs' own files, which are never rewritten. Runs of one incident may finish together (AWX job
+            # slices sharing the directory): rebuilt until no run finished meanwhile, so that the last index
+            # written holds every run finished before it.
+            while True:
+                listed = finished_runs(runs)
+                index = reporting.overview.build_index(incident_id, read_runs(runs))
+                for fmt, render in reporting.INDEX_RENDERERS.items():
+                    write_atomic(directory, reporting.FILE_NAMES[fmt], render(index).encode("utf-8"))
+                    result["index_files"][fmt] = os.path.join(directory, reporting.FILE_NAMES[fmt])
+                if finished_runs(runs) == listed:
+                    break
             result["changed"] = True
     except (OSError, ReportError) as exc:
         module.fail_json(msg=f"could not write the report of {incident_id} in {params['report_dir']}: {exc}", **result)
@@ -374,6 +380,19 @@ def new_run_directory(runs, name):
         os.chmod(path, 0o700)
         return path
     raise ReportError(f"{runs}: no free run directory for {name}")
+
+
+def finished_runs(runs):
+    """The names of the runs whose report.json is written (a run's files are never removed nor rewritten)."""
+    names = []
+    for entry in sorted(os.listdir(runs)):
+        try:
+            info = os.lstat(os.path.join(runs, entry, reporting.FILE_NAMES["json"]))
+        except (FileNotFoundError, NotADirectoryError):
+            continue
+        if stat.S_ISREG(info.st_mode):
+            names.append(entry)
+    return names
 
 
 def read_runs(runs):

@@ -23,6 +23,13 @@ def test_instance_state_means_what_was_done_not_changed(statuses, check_mode, st
     assert ov.instance_state(statuses, check_mode) == state
 
 
+def test_a_release_run_s_network_step_means_released():
+    # roles/release records its ec2_isolation (state released) step as the `isolation` stage
+    assert ov.instance_state({"preflight": "ok", "isolation": "changed"}, False, "release") == "released"
+    assert ov.instance_state({"preflight": "ok", "isolation": "changed"}, False, "isolate") == "contained"
+    assert ov.instance_state({"isolation": "failed"}, False, "release") == "failed"
+
+
 def test_report_overview_summary_exposure_findings_and_scan():
     report = reporting.build_report("INC-9", {
         WEB: entry({"network": {"changed": True},
