@@ -115,9 +115,20 @@ class MemorySampler(threading.Thread):
                 self.peak, self.peak_processes = total, count
 
 
-def run_processes(commands, env, log_prefix):
-    """Start every command at once, sample their trees' memory, wait for all.
-    Returns {wall_seconds, rc, cpu_seconds, peak_tree_pss_mb, processes_at_peak, samples, started}."""
+def process_cpu(pid):
+    """User + system CPU seconds of one process so far (/proc/PID/stat), 0 if it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return 0.0
+
+
+def run_processes(commands, env, log_prefix, lab_pid=None):
+    """Start every command at once, sample their trees' memory, wait for all. Returns {wall_seconds, rc,
+    cpu_seconds (theirs), lab_cpu_seconds (the lab's meanwhile), peak_tree_pss_mb, processes_at_peak, started}."""
+    lab_cpu = process_cpu(lab_pid) if lab_pid else 0.0
     started_epoch, started = time.time(), time.perf_counter()
     procs, logs = [], []
     for index, cmd in enumerate(commands):
@@ -133,11 +144,13 @@ def run_processes(commands, env, log_prefix):
         rcs.append(proc.returncode)
         cpu += usage.ru_utime + usage.ru_stime
     wall = time.perf_counter() - started
+    lab_cpu = process_cpu(lab_pid) - lab_cpu if lab_pid else None
     sampler.stop.set()
     sampler.join()
     for log in logs:
         log.close()
     return {"wall_seconds": round(wall, 2), "rc": rcs, "cpu_seconds": round(cpu, 1),
+            "lab_cpu_seconds": round(lab_cpu, 1) if lab_cpu is not None else None,
             "peak_tree_pss_mb": round(sampler.peak / 2**20, 1), "processes_at_peak": sampler.peak_processes,
             "memory_samples": sampler.samples, "started": started_epoch}
 
@@ -236,7 +249,7 @@ def run_ours(lab, resources, tmp, logs, args, tag, faults):
            "-i", str(inventory), "-e", f"@{extra}"]
     mark = lab.mark()
     lab.faults(faults)
-    result = run_processes([cmd], env, str(logs / f"org-ours-{tag}"))
+    result = run_processes([cmd], env, str(logs / f"org-ours-{tag}"), lab.process.pid)
     timings = json.loads(timings_file.read_text()) if timings_file.exists() else {}
     result["ansible"] = ansible_cost(timings, result["started"], result["wall_seconds"], len(compromised(resources)))
     result["forks"] = args.forks or 20
@@ -248,7 +261,7 @@ def run_c7n(lab, resources, tmp, logs, _args, tag, faults):
     commands, env = c7n_commands(lab, tmp, set(vpcs(resources)))
     mark = lab.mark()
     lab.faults(faults)
-    result = run_processes(commands, env, str(logs / f"org-c7n-{tag}"))
+    result = run_processes(commands, env, str(logs / f"org-c7n-{tag}"), lab.process.pid)
     result.update({"processes": len(commands), "isolation_groups_made": len(made)})
     return result, THEIR_GROUP, mark
 
@@ -292,14 +305,14 @@ def print_table(output):
           f"{output['latency_ms'][0]:g}-{output['latency_ms'][1]:g} ms; load average at start "
           f"{output['machine']['load_at_start']}, at end {output['machine'].get('load_at_end')}")
     print(f"   {'contender':9s} {'wall s':>8s} {'floor s':>8s} {'wall/floor':>10s} {'burst floor':>11s} {'contained s':>11s} "
-          f"{'calls':>7s} {'throttled':>9s} {'not isol.':>9s} {'failed':>6s} {'tree PSS MB':>11s} {'cpu s':>7s}  rc")
+          f"{'calls':>7s} {'throttled':>9s} {'not isol.':>9s} {'failed':>6s} {'tree PSS MB':>11s} {'cpu s':>7s} {'lab cpu s':>9s}  rc")
     for name, r in res.items():
         tb = r["token_buckets"]
         failed = r.get("ansible", {}).get("recap", {}).get("failed_hosts", "-")
         print(f"   {name:9s} {r['wall_seconds']:8.2f} {_fmt(tb['floor_seconds']):>8s} {_fmt(r['wall_over_floor'], '.3f'):>10s} "
               f"{_fmt(tb['burst_floor_seconds']):>11s} {_fmt(r['contained_seconds']):>11s} {r['aws_calls']:7d} "
               f"{r['throttled_answers']:9d} {r['enis_not_isolated']:9d} {str(failed):>6s} {r['peak_tree_pss_mb']:11.1f} "
-              f"{r['cpu_seconds']:7.1f}  {r['rc'] if len(r['rc']) < 4 else sorted(set(r['rc']))}")
+              f"{r['cpu_seconds']:7.1f} {_fmt(r['lab_cpu_seconds'], '.1f'):>9s}  {r['rc'] if len(r['rc']) < 4 else sorted(set(r['rc']))}")
     for name, r in res.items():
         busy = r["token_buckets"]["busiest"]
         if busy:
