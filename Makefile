@@ -8,7 +8,7 @@ PYTEST_WORKERS ?= 2
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: help bootstrap browser demo lab test sanity units lab-tests integration molecule lint changelog-lint bench bench-inventory bench-isolate bench-conversion bench-rulebook bench-slicing docs lock clean
+.PHONY: help bootstrap browser demo lab test sanity units lab-tests integration molecule lint changelog-lint bench bench-inventory bench-isolate bench-conversion bench-rulebook bench-slicing bench-org docs lock clean
 
 help:
 	@echo "make demo   - start the lab (demo scenario), run the main job against it, show what it did"
@@ -79,7 +79,7 @@ lint: bootstrap
 docs: bootstrap
 	$(BIN)/python -m tests.tooling.reference_docs
 
-bench: bootstrap bench-inventory bench-isolate bench-conversion bench-rulebook bench-slicing
+bench: bootstrap bench-inventory bench-isolate bench-conversion bench-rulebook bench-slicing bench-org
 
 # The GuardDuty inventory beside amazon.aws.aws_ec2 on a generated lab (10,000 findings, 2 accounts x 4 regions):
 # printed as a ratio, written to .build/bench/inventory.json. BENCH_ARGS="--findings 2000 --rounds 1" for a quick one.
@@ -118,6 +118,14 @@ bench-rulebook: bootstrap
 BENCH_SLICING_ARGS ?= $(BENCH_ARGS)
 bench-slicing: bootstrap
 	$(BIN)/python -m tests.bench.bench_slicing $(BENCH_SLICING_ARGS)
+
+# An organization: 5,000 compromised instances over 20 accounts x 4 regions under EC2's buckets (per account and
+# region) and AWS-like answer times; our inventory + isolate playbook beside Custodian run as c7n-org runs it, with
+# the buckets' floor, controller memory and Ansible's per-host cost: .build/bench/org.json (docs/benchmarks.md).
+# BENCH_ORG_ARGS="--instances 500 --accounts 4 --regions 2" is a development size.
+BENCH_ORG_ARGS ?=
+bench-org: bootstrap $(BENCH_VENV)/.installed
+	$(BIN)/python -m tests.bench.bench_org $(BENCH_ORG_ARGS)
 
 lock: $(BIN)/.installed
 	{ echo "# pip constraints: the full set resolved from requirements.txt on Python 3.11 (regenerate: make lock)"; \

@@ -65,3 +65,22 @@ def test_enis_option_gives_instances_one_to_k_interfaces_in_their_subnet_and_gro
     for inst in web:
         by_index = sorted(inst["NetworkInterfaces"], key=lambda n: n["Attachment"]["DeviceIndex"])
         assert mapped[inst["InstanceId"]] == [n["NetworkInterfaceId"] for n in by_index]
+
+
+def test_unit_instances_makes_an_organization_of_n_compromised_instances(lab):
+    # bench_org.py's lab: N instances (not findings), 20 accounts, each member with its responder role
+    resources = lab.reset("generated:30:20:1", unit="instances")
+    compromised = {k: v for k, v in resources["instances"].items() if k.startswith("compromised")}
+    assert len(compromised) == 30
+    assert {v["account"] for v in compromised.values()} == set(ACCOUNTS[:20])
+    assert len(set(ACCOUNTS)) == 20 and all(len(a) == 12 and a.isdigit() for a in ACCOUNTS)
+    # the GuardDuty administrator sees its 19 members' findings: two on each instance
+    gd = lab.client("guardduty", ACCOUNTS[0], REGIONS[0])
+    findings = _findings(gd, resource__resourceType={"Equals": ["Instance"]})
+    assert len(findings) == 60
+    # each member's instances are reached through its responder role (credentials of that account)
+    last = ACCOUNTS[19]
+    ec2 = lab.client("ec2", last, REGIONS[0])
+    web = [i["InstanceId"] for r in ec2.describe_instances(Filters=[{"Name": "tag:Service", "Values": ["web"]}])["Reservations"]
+           for i in r["Instances"]]
+    assert sorted(web) == sorted(v["id"] for v in compromised.values() if v["account"] == last)
