@@ -213,15 +213,13 @@ EXAMPLES = r"""
 
 RETURN = r"""
 instances:
-  description: One result per requested instance id, in the order given.
+  description:
+    - One result per instance id given (as given, without surrounding spaces; a duplicate once), by instance id,
+      as every instance module of this collection returns them. A malformed, unknown or terminated id has one too,
+      failed.
   returned: always
-  type: list
-  elements: dict
+  type: dict
   contains:
-    instance_id:
-      description: The instance id as given.
-      type: str
-      sample: i-0123456789abcdef0
     changed:
       description: Whether anything was (or in check mode would be) changed for this instance.
       type: bool
@@ -252,7 +250,7 @@ instances:
           description: How long the ENI was on the conversion group (real runs that moved it).
           type: float
         error:
-          description: Why this ENI could not be changed, if so.
+          description: Why this ENI could not be changed, if so (names the ENI, C(ec2:Action) and AWS's error code).
           type: str
     warnings:
       description: Things the responder should know that did not fail the instance.
@@ -262,16 +260,31 @@ instances:
       description:
         - Routes of the ENIs' subnets through which flows stay tracked after isolation (NAT gateway, transit
           gateway, egress-only internet gateway, Gateway Load Balancer or Network Firewall endpoint); each
-          is also in RV(instances[].warnings) with the recommendation to use
+          is also in RV(instances.warnings) with the recommendation to use
           M(cloudsec.guardduty.ec2_subnet_containment).
       type: list
       elements: dict
       returned: when O(state=isolated)
     error:
-      description: Why the instance failed (names the instance or ENI, the action and AWS's error code).
-      type: str
+      description:
+        - Why the instance failed, null if it did not. C(message) names the instance, the action and the cause
+          (each failed ENI with C(ec2:Action) and AWS's error code); C(action) and C(code) are the first failure's.
+      type: dict
+      contains:
+        instance_id:
+          description: The instance.
+          type: str
+        action:
+          description: The action that failed (an AWS action, C(validate), C(TakeLock), C(ReadIncidentStore), ...).
+          type: str
+        code:
+          description: AWS's error code (or the collection's, such as C(InstanceLocked)), if any.
+          type: str
+        message:
+          description: The whole message.
+          type: str
   sample:
-    - instance_id: i-0123456789abcdef0
+    i-0123456789abcdef0:
       changed: true
       state: isolated
       network_interfaces:
@@ -280,7 +293,20 @@ instances:
           original_security_groups: [sg-0123456789abcdef0]
           security_groups: [sg-0fedcba9876543210]
       warnings: []
+      tracked_paths: []
       error: null
+errors:
+  description: The failures, one per failed instance (the RV(instances.error) of each), in the order given.
+  returned: always
+  type: list
+  elements: dict
+  sample:
+    - instance_id: i-0fedcba9876543210
+      action: ModifyNetworkInterfaceAttribute
+      code: UnauthorizedOperation
+      message: "i-0fedcba9876543210: ModifyNetworkInterfaceAttribute: eni-0fedcba9876543210: ec2:ModifyNetworkInterfaceAttribute:
+        You are not authorized to perform this operation. (UnauthorizedOperation) (moving to the conversion group; the ENI
+        is unchanged)"
 security_groups:
   description: The conversion and isolation group of each VPC involved.
   returned: always
@@ -372,12 +398,16 @@ from ansible_collections.cloudsec.guardduty.plugins.module_utils.instances impor
 
 
 # -- retries: decided here, and only here --------------------------------------------------------------
-# One retry layer, ours: botocore's own retries are off (one attempt per call), every call but the ENI
-# moves is retried by ec2_network.retry (AWSRetry.jittered_backoff), and the ENI moves by MoveRetries below
-# (isolation moves first, fast). Botocore's adaptive mode used to sit under AWSRetry: two layers multiplying
-# each other's attempts. When the shared floor (module_utils/aws_calls.py) lands, EC2_CLIENT_CONFIG and these
-# policies switch to it here.
+# One retry layer, ours: botocore makes one attempt per call (total_max_attempts: 1; its max_attempts counts
+# retries after the first), every call but the ENI moves is retried by ec2_network.retry
+# (AWSRetry.jittered_backoff: 12 retries, 0.5 s to 20 s), the ENI moves by MoveRetries below (isolation moves
+# first, fast). Botocore's adaptive mode used to retry under AWSRetry too, two layers multiplying each other's
+# attempts. What stays of it is its pacer, on the conversion moves only: no retry, it holds the moves onto the
+# conversion group to the rate EC2's token bucket allows (5 mutating calls a second per account and region once
+# the burst is spent) instead of each worker retrying into the throttle. When the shared floor
+# (module_utils/aws_calls.py) lands, these settings and policies switch to it here, and nowhere else.
 EC2_CLIENT_CONFIG = {"retries": {"mode": "standard", "total_max_attempts": 1}}
+CONVERSION_CLIENT_CONFIG = {"retries": {"mode": "adaptive", "total_max_attempts": 1}}
 # Retries of the ENI moves: (attempts, first delay, longest delay) in seconds, each delay jittered (50-100%).
 # A move off the conversion group is retried fast: the ENI is open to everything until it is answered.
 ISOLATION_RETRY = (30, 0.05, 0.5)
@@ -386,9 +416,10 @@ RETRIED_CODES = ("RequestLimitExceeded", "Throttling", "ThrottlingException", "T
                  "InternalError", "InternalFailure", "ServiceUnavailable", "Unavailable")
 
 
-def ec2_client(module):
-    """The batch's one EC2 client (a user's aws_config still overrides its settings)."""
-    return module.client("ec2", config=botocore.config.Config(**EC2_CLIENT_CONFIG))
+def ec2_client(module, conversion=False):
+    """The batch's EC2 client, or (`conversion`) the conversion moves' paced one; a user's aws_config still
+    overrides them."""
+    return module.client("ec2", config=botocore.config.Config(**(CONVERSION_CLIENT_CONFIG if conversion else EC2_CLIENT_CONFIG)))
 
 
 # -- errors ------------------------------------------------------------------------------------------------
@@ -463,15 +494,26 @@ class MoveRetries:
 class Isolation:
     """Runs the plan against AWS: groups per VPC, then records, then ENI moves, then instance tags."""
 
-    def __init__(self, client, names, allowed_rules, max_concurrency, exclusive=False):
+    def __init__(self, client, names, allowed_rules, max_concurrency, exclusive=False, conversion_client=None):
         self.client = client
         self.names = names
         self.allowed_rules = allowed_rules
         self.exclusive = exclusive
         self.workers = max(1, max_concurrency)
+        # The moves onto the conversion group go through the paced client; every other call through `client`,
+        # so that a move off the conversion group is never held by the pacer.
+        self.conversion_client = conversion_client or client
         self.moves = MoveRetries()
         self.gate = threading.Condition()
         self.waiting = 0
+        # The pacer holds a request inside botocore after the caller let it go: the conversions' turn is checked
+        # again at the last moment, after the pacer (the last of the generic before-send handlers).
+        events = getattr(getattr(self.conversion_client, "meta", None), "events", None)
+        if events is not None and self.conversion_client is not client:
+            events.register_last("before-send", self._conversion_turn)
+
+    def _conversion_turn(self, **_kwargs):
+        self.conversion_allowed()
 
     # -- groups ---------------------------------------------------------------------------------
     def ensure_groups(self, steps, groups, ipv6_vpcs):
@@ -580,7 +622,7 @@ class Isolation:
             self.isolation_waiting(+1)
         else:
             try:
-                self.moves.retried(lambda: ec2_network.set_interface_groups_once(self.client, eni_id,
+                self.moves.retried(lambda: ec2_network.set_interface_groups_once(self.conversion_client, eni_id,
                                                                                  [conversion]),
                                    CONVERSION_RETRY, before=self.conversion_allowed,
                                    after=lambda: self.isolation_waiting(+1))
@@ -1095,7 +1137,9 @@ def run(module, locks):
 
     group_errors = {}
     if not module.check_mode:
-        worker = Isolation(client, names, allowed_rules, params["max_concurrency"], params["allowed_access_exclusive"])
+        converting = state == "isolated" and any(s["action"] == "ModifyNetworkInterfaceAttribute" for s in instance_steps)
+        worker = Isolation(client, names, allowed_rules, params["max_concurrency"], params["allowed_access_exclusive"],
+                           ec2_client(module, conversion=True) if converting else None)
         if group_steps:
             groups, group_errors, executed = worker.ensure_groups(group_steps, groups, batch["ipv6"])
             shown = [{k: v for k, v in s.items() if k != "group_id"} for s in executed]
