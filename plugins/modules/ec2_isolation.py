@@ -412,6 +412,9 @@ CONVERSION_CLIENT_CONFIG = {"retries": {"mode": "adaptive", "total_max_attempts"
 # A move off the conversion group is retried fast: the ENI is open to everything until it is answered.
 ISOLATION_RETRY = (30, 0.05, 0.5)
 CONVERSION_RETRY = (12, 0.5, 20.0)  # AWSRetry's policy for the other calls (ec2_network.retry)
+# CreateTags and DeleteTags take up to 1000 resource ids per call (botocore ec2 model, ResourceIdList of
+# CreateTagsRequest.Resources: "Constraints: Up to 1000 resource IDs").
+TAG_RESOURCES_MAX = 1000
 RETRIED_CODES = ("RequestLimitExceeded", "Throttling", "ThrottlingException", "TooManyRequestsException",
                  "InternalError", "InternalFailure", "ServiceUnavailable", "Unavailable")
 
@@ -588,11 +591,14 @@ class Isolation:
 
     # -- instances ------------------------------------------------------------------------------
     def tag_batches(self, steps, call):
-        """Run CreateTags/DeleteTags steps, one call per identical tag set; returns {instance_id: error}."""
-        batches = {}
+        """Run CreateTags/DeleteTags steps, one call per identical tag set and TAG_RESOURCES_MAX resources;
+        returns {instance_id: error}."""
+        by_tags = {}
         for step in steps:
             key = tuple(sorted(step["tags"].items())) if isinstance(step["tags"], dict) else tuple(step["tags"])
-            batches.setdefault(key, []).append(step)
+            by_tags.setdefault(key, []).append(step)
+        batches = [same[start:start + TAG_RESOURCES_MAX] for same in by_tags.values()
+                   for start in range(0, len(same), TAG_RESOURCES_MAX)]
         errors = {}
 
         def run(batch):
@@ -605,7 +611,7 @@ class Isolation:
                     errors[step["instance_id"]] = failure(step["resource"], action, exc)
 
         with ThreadPoolExecutor(self.workers) as pool:
-            list(pool.map(run, batches.values()))
+            list(pool.map(run, batches))
         return errors
 
     def isolate_interface(self, step, groups, original, current=None):

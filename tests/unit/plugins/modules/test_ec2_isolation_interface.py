@@ -149,3 +149,17 @@ def test_a_throttled_conversion_is_retried_and_a_refused_one_is_not():
     refused = botocore.exceptions.ClientError({"Error": {"Code": "UnauthorizedOperation", "Message": "no"}}, "X")
     with pytest.raises(botocore.exceptions.ClientError):
         retries.retried(lambda: (dummy for dummy in ()).throw(refused), ec2_isolation.CONVERSION_RETRY)
+
+
+def test_tags_go_in_one_call_per_tag_set_and_at_most_1000_resources():
+    """CreateTags takes many resources, up to 1000 (botocore ec2 model, CreateTagsRequest.Resources)."""
+    calls = []
+
+    def create_tags(_client, resources, tags):
+        calls.append((len(resources), tuple(sorted(tags.items()))))
+
+    worker = ec2_isolation.Isolation(object(), {}, [], max_concurrency=2)
+    steps = [{"resource": f"eni-{n}", "instance_id": f"i-{n}", "tags": {"k": "a" if n < 2500 else "b"}} for n in range(2600)]
+    assert worker.tag_batches(steps, create_tags) == {}
+    assert sorted(calls) == sorted([(1000, (("k", "a"),)), (1000, (("k", "a"),)), (500, (("k", "a"),)),
+                                    (100, (("k", "b"),))])
