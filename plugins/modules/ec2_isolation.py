@@ -366,6 +366,7 @@ conversion_recovery:
       error: null
 """
 
+import contextlib
 import datetime
 import random
 import re
@@ -376,6 +377,7 @@ from concurrent.futures import ThreadPoolExecutor
 try:
     import botocore.config
     import botocore.exceptions
+    import botocore.retries.adaptive
     # A timeout or a dropped connection (BotoCoreError) is an error of the call like any ClientError:
     # the ENI it concerned must not be left on the conversion group because of it.
     AWS_ERRORS = (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError)
@@ -402,12 +404,11 @@ from ansible_collections.cloudsec.guardduty.plugins.module_utils.instances impor
 # retries after the first), every call but the ENI moves is retried by ec2_network.retry
 # (AWSRetry.jittered_backoff: 12 retries, 0.5 s to 20 s), the ENI moves by MoveRetries below (isolation moves
 # first, fast). Botocore's adaptive mode used to retry under AWSRetry too, two layers multiplying each other's
-# attempts. What stays of it is its pacer, on the conversion moves only: no retry, it holds the moves onto the
-# conversion group to the rate EC2's token bucket allows (5 mutating calls a second per account and region once
-# the burst is spent) instead of each worker retrying into the throttle. When the shared floor
+# attempts. What stays of it is its pacer (ConversionPacer), on the moves onto the conversion group only: no
+# retry, it holds them to the rate EC2's token bucket allows (5 mutating calls a second per account and region
+# once the burst is spent) instead of each worker retrying into the throttle. When the shared floor
 # (module_utils/aws_calls.py) lands, these settings and policies switch to it here, and nowhere else.
 EC2_CLIENT_CONFIG = {"retries": {"mode": "standard", "total_max_attempts": 1}}
-CONVERSION_CLIENT_CONFIG = {"retries": {"mode": "adaptive", "total_max_attempts": 1}}
 # Retries of the ENI moves: (attempts, first delay, longest delay) in seconds, each delay jittered (50-100%).
 # A move off the conversion group is retried fast: the ENI is open to everything until it is answered.
 ISOLATION_RETRY = (30, 0.05, 0.5)
@@ -419,10 +420,58 @@ RETRIED_CODES = ("RequestLimitExceeded", "Throttling", "ThrottlingException", "T
                  "InternalError", "InternalFailure", "ServiceUnavailable", "Unavailable")
 
 
-def ec2_client(module, conversion=False):
-    """The batch's EC2 client, or (`conversion`) the conversion moves' paced one; a user's aws_config still
-    overrides them."""
-    return module.client("ec2", config=botocore.config.Config(**(CONVERSION_CLIENT_CONFIG if conversion else EC2_CLIENT_CONFIG)))
+def ec2_client(module):
+    """The batch's one EC2 client; a user's aws_config still overrides its settings."""
+    return module.client("ec2", config=botocore.config.Config(**EC2_CLIENT_CONFIG))
+
+
+class ConversionPacer:
+    """Botocore's adaptive pacer (botocore.retries.adaptive: a token bucket whose rate follows EC2's throttling
+    answers), on the batch's one client but for the moves onto the conversion group only (`pacing()` around
+    them): a move off the conversion group is never held by it. A second client in adaptive mode did the same at
+    the cost of loading EC2's model again; `turn` (the conversions' turn) runs after the pacer, right before the
+    request leaves."""
+
+    class _Collect:  # register_retry_handler's client: the pacer's two handlers are registered below instead
+        def __init__(self):
+            self.meta = self
+            self.events = self
+
+        def register(self, *_args, **_kwargs):
+            pass
+
+    def __init__(self, client, turn):
+        self.local = threading.local()
+        self.turn = turn
+        self.limiter = botocore.retries.adaptive.register_retry_handler(self._Collect())
+        events = getattr(getattr(client, "meta", None), "events", None)
+        if events is not None:
+            events.register("before-send", self._before_send)
+            events.register_last("before-send", self._last_before_send)  # after the pacer
+            events.register("needs-retry", self._answered)
+
+    @contextlib.contextmanager
+    def pacing(self):
+        self.local.on = True
+        try:
+            yield
+        finally:
+            self.local.on = False
+
+    def _paced(self):
+        return getattr(self.local, "on", False)
+
+    def _before_send(self, **kwargs):
+        if self._paced():
+            self.limiter.on_sending_request(**kwargs)
+
+    def _last_before_send(self, **_kwargs):
+        if self._paced():
+            self.turn()
+
+    def _answered(self, **kwargs):
+        if self._paced():
+            self.limiter.on_receiving_response(**kwargs)
 
 
 # -- errors ------------------------------------------------------------------------------------------------
@@ -497,26 +546,18 @@ class MoveRetries:
 class Isolation:
     """Runs the plan against AWS: groups per VPC, then records, then ENI moves, then instance tags."""
 
-    def __init__(self, client, names, allowed_rules, max_concurrency, exclusive=False, conversion_client=None):
+    def __init__(self, client, names, allowed_rules, max_concurrency, exclusive=False):
         self.client = client
         self.names = names
         self.allowed_rules = allowed_rules
         self.exclusive = exclusive
         self.workers = max(1, max_concurrency)
-        # The moves onto the conversion group go through the paced client; every other call through `client`,
-        # so that a move off the conversion group is never held by the pacer.
-        self.conversion_client = conversion_client or client
         self.moves = MoveRetries()
         self.gate = threading.Condition()
         self.waiting = 0
         # The pacer holds a request inside botocore after the caller let it go: the conversions' turn is checked
-        # again at the last moment, after the pacer (the last of the generic before-send handlers).
-        events = getattr(getattr(self.conversion_client, "meta", None), "events", None)
-        if events is not None and self.conversion_client is not client:
-            events.register_last("before-send", self._conversion_turn)
-
-    def _conversion_turn(self, **_kwargs):
-        self.conversion_allowed()
+        # again at the last moment, after the pacer.
+        self.pacer = ConversionPacer(client, self.conversion_allowed)
 
     # -- groups ---------------------------------------------------------------------------------
     def ensure_groups(self, steps, groups, ipv6_vpcs):
@@ -628,8 +669,7 @@ class Isolation:
             self.isolation_waiting(+1)
         else:
             try:
-                self.moves.retried(lambda: ec2_network.set_interface_groups_once(self.conversion_client, eni_id,
-                                                                                 [conversion]),
+                self.moves.retried(lambda: self.convert(eni_id, conversion),
                                    CONVERSION_RETRY, before=self.conversion_allowed,
                                    after=lambda: self.isolation_waiting(+1))
             except botocore.exceptions.ClientError as exc:
@@ -659,6 +699,10 @@ class Isolation:
             return list(original), time.monotonic() - converted, error + "; the ENI was put back on its original groups"
         return [conversion], None, (error + f"; putting it back failed too ({refused}): the ENI is on the "
                                     f"conversion group {conversion}, move it to {final} by hand")
+
+    def convert(self, eni_id, conversion):
+        with self.pacer.pacing():
+            return ec2_network.set_interface_groups_once(self.client, eni_id, [conversion])
 
     def finish_conversion(self, step, groups):
         """An ENI found on a conversion group goes on to its VPC's isolation group, ahead of any conversion."""
@@ -1143,9 +1187,7 @@ def run(module, locks):
 
     group_errors = {}
     if not module.check_mode:
-        converting = state == "isolated" and any(s["action"] == "ModifyNetworkInterfaceAttribute" for s in instance_steps)
-        worker = Isolation(client, names, allowed_rules, params["max_concurrency"], params["allowed_access_exclusive"],
-                           ec2_client(module, conversion=True) if converting else None)
+        worker = Isolation(client, names, allowed_rules, params["max_concurrency"], params["allowed_access_exclusive"])
         if group_steps:
             groups, group_errors, executed = worker.ensure_groups(group_steps, groups, batch["ipv6"])
             shown = [{k: v for k, v in s.items() if k != "group_id"} for s in executed]
