@@ -1220,7 +1220,7 @@ def instance_part(plan, state):
         "error": None,
     }
     details = plan["errors"] or ["failed"]
-    action = "WriteIncidentStore" if "incident store" in details[0] else None
+    action = "WriteIncidentStore" if "writing the record to the incident store" in details[0] else None
     return part, (instance_problem(plan["instance_id"], details, action, state) if failed else None)
 
 
