@@ -75,11 +75,7 @@ def account_batches(hosts, hostvars, size=None):
 
 def instances_of(result):
     """A module result's per-instance answers as {instance_id: part}."""
-    instances = result.get("instances") or {}
-    if isinstance(instances, list):
-        # ec2_isolation returns a list of {"instance_id": ...} in the order given
-        instances = {i.get("instance_id"): i for i in instances if isinstance(i, dict)}
-    return instances
+    return result.get("instances") or {}
 
 
 def result_for(results, instance_id):

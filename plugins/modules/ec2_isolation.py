@@ -213,15 +213,13 @@ EXAMPLES = r"""
 
 RETURN = r"""
 instances:
-  description: One result per requested instance id, in the order given.
+  description:
+    - One result per instance id given (as given, without surrounding spaces; a duplicate once), by instance id,
+      as every instance module of this collection returns them. A malformed, unknown or terminated id has one too,
+      failed.
   returned: always
-  type: list
-  elements: dict
+  type: dict
   contains:
-    instance_id:
-      description: The instance id as given.
-      type: str
-      sample: i-0123456789abcdef0
     changed:
       description: Whether anything was (or in check mode would be) changed for this instance.
       type: bool
@@ -252,7 +250,7 @@ instances:
           description: How long the ENI was on the conversion group (real runs that moved it).
           type: float
         error:
-          description: Why this ENI could not be changed, if so.
+          description: Why this ENI could not be changed, if so (names the ENI, C(ec2:Action) and AWS's error code).
           type: str
     warnings:
       description: Things the responder should know that did not fail the instance.
@@ -262,16 +260,31 @@ instances:
       description:
         - Routes of the ENIs' subnets through which flows stay tracked after isolation (NAT gateway, transit
           gateway, egress-only internet gateway, Gateway Load Balancer or Network Firewall endpoint); each
-          is also in RV(instances[].warnings) with the recommendation to use
+          is also in RV(instances.warnings) with the recommendation to use
           M(cloudsec.guardduty.ec2_subnet_containment).
       type: list
       elements: dict
       returned: when O(state=isolated)
     error:
-      description: Why the instance failed (names the instance or ENI, the action and AWS's error code).
-      type: str
+      description:
+        - Why the instance failed, null if it did not. C(message) names the instance, the action and the cause
+          (each failed ENI with C(ec2:Action) and AWS's error code); C(action) and C(code) are the first failure's.
+      type: dict
+      contains:
+        instance_id:
+          description: The instance.
+          type: str
+        action:
+          description: The action that failed (an AWS action, C(validate), C(TakeLock), C(ReadIncidentStore), ...).
+          type: str
+        code:
+          description: AWS's error code (or the collection's, such as C(InstanceLocked)), if any.
+          type: str
+        message:
+          description: The whole message.
+          type: str
   sample:
-    - instance_id: i-0123456789abcdef0
+    i-0123456789abcdef0:
       changed: true
       state: isolated
       network_interfaces:
@@ -280,7 +293,20 @@ instances:
           original_security_groups: [sg-0123456789abcdef0]
           security_groups: [sg-0fedcba9876543210]
       warnings: []
+      tracked_paths: []
       error: null
+errors:
+  description: The failures, one per failed instance (the RV(instances.error) of each), in the order given.
+  returned: always
+  type: list
+  elements: dict
+  sample:
+    - instance_id: i-0fedcba9876543210
+      action: ModifyNetworkInterfaceAttribute
+      code: UnauthorizedOperation
+      message: "i-0fedcba9876543210: ModifyNetworkInterfaceAttribute: eni-0fedcba9876543210: ec2:ModifyNetworkInterfaceAttribute:
+        You are not authorized to perform this operation. (UnauthorizedOperation) (moving to the conversion group; the ENI
+        is unchanged)"
 security_groups:
   description: The conversion and isolation group of each VPC involved.
   returned: always
@@ -340,8 +366,10 @@ conversion_recovery:
       error: null
 """
 
+import contextlib
 import datetime
 import random
+import re
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -349,6 +377,7 @@ from concurrent.futures import ThreadPoolExecutor
 try:
     import botocore.config
     import botocore.exceptions
+    import botocore.retries.adaptive
     # A timeout or a dropped connection (BotoCoreError) is an error of the call like any ClientError:
     # the ENI it concerned must not be left on the conversion group because of it.
     AWS_ERRORS = (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError)
@@ -363,11 +392,89 @@ from ansible_collections.cloudsec.guardduty.plugins.module_utils import guards
 from ansible_collections.cloudsec.guardduty.plugins.module_utils import incident_store
 from ansible_collections.cloudsec.guardduty.plugins.module_utils import instance_lock
 from ansible_collections.cloudsec.guardduty.plugins.module_utils import isolation
+from ansible_collections.cloudsec.guardduty.plugins.module_utils.batch_runner import batch_output, exit_batch
+from ansible_collections.cloudsec.guardduty.plugins.module_utils.instances import InstanceProblem
 from ansible_collections.cloudsec.guardduty.plugins.module_utils.instances import describe_instances
 from ansible_collections.cloudsec.guardduty.plugins.module_utils.instances import error_code
 from ansible_collections.cloudsec.guardduty.plugins.module_utils.instances import split_instance_ids
 
 
+# -- retries: decided here, and only here --------------------------------------------------------------
+# One retry layer, ours: botocore makes one attempt per call (total_max_attempts: 1; its max_attempts counts
+# retries after the first), every call but the ENI moves is retried by ec2_network.retry
+# (AWSRetry.jittered_backoff: 12 retries, 0.5 s to 20 s), the ENI moves by MoveRetries below (isolation moves
+# first, fast). Botocore's adaptive mode used to retry under AWSRetry too, two layers multiplying each other's
+# attempts. What stays of it is its pacer (ConversionPacer), on the moves onto the conversion group only: no
+# retry, it holds them to the rate EC2's token bucket allows (5 mutating calls a second per account and region
+# once the burst is spent) instead of each worker retrying into the throttle. When the shared floor
+# (module_utils/aws_calls.py) lands, these settings and policies switch to it here, and nowhere else.
+EC2_CLIENT_CONFIG = {"retries": {"mode": "standard", "total_max_attempts": 1}}
+# Retries of the ENI moves: (attempts, first delay, longest delay) in seconds, each delay jittered (50-100%).
+# A move off the conversion group is retried fast: the ENI is open to everything until it is answered.
+ISOLATION_RETRY = (30, 0.05, 0.5)
+CONVERSION_RETRY = (12, 0.5, 20.0)  # AWSRetry's policy for the other calls (ec2_network.retry)
+# CreateTags and DeleteTags take up to 1000 resource ids per call (botocore ec2 model, ResourceIdList of
+# CreateTagsRequest.Resources: "Constraints: Up to 1000 resource IDs").
+TAG_RESOURCES_MAX = 1000
+RETRIED_CODES = ("RequestLimitExceeded", "Throttling", "ThrottlingException", "TooManyRequestsException",
+                 "InternalError", "InternalFailure", "ServiceUnavailable", "Unavailable")
+
+
+def ec2_client(module):
+    """The batch's one EC2 client; a user's aws_config still overrides its settings."""
+    return module.client("ec2", config=botocore.config.Config(**EC2_CLIENT_CONFIG))
+
+
+class ConversionPacer:
+    """Botocore's adaptive pacer (botocore.retries.adaptive: a token bucket whose rate follows EC2's throttling
+    answers), on the batch's one client but for the moves onto the conversion group only (`pacing()` around
+    them): a move off the conversion group is never held by it. A second client in adaptive mode did the same at
+    the cost of loading EC2's model again; `turn` (the conversions' turn) runs after the pacer, right before the
+    request leaves."""
+
+    class _Collect:  # register_retry_handler's client: the pacer's two handlers are registered below instead
+        def __init__(self):
+            self.meta = self
+            self.events = self
+
+        def register(self, *_args, **_kwargs):
+            pass
+
+    def __init__(self, client, turn):
+        self.local = threading.local()
+        self.turn = turn
+        self.limiter = botocore.retries.adaptive.register_retry_handler(self._Collect())
+        events = getattr(getattr(client, "meta", None), "events", None)
+        if events is not None:
+            events.register("before-send", self._before_send)
+            events.register_last("before-send", self._last_before_send)  # after the pacer
+            events.register("needs-retry", self._answered)
+
+    @contextlib.contextmanager
+    def pacing(self):
+        self.local.on = True
+        try:
+            yield
+        finally:
+            self.local.on = False
+
+    def _paced(self):
+        return getattr(self.local, "on", False)
+
+    def _before_send(self, **kwargs):
+        if self._paced():
+            self.limiter.on_sending_request(**kwargs)
+
+    def _last_before_send(self, **_kwargs):
+        if self._paced():
+            self.turn()
+
+    def _answered(self, **kwargs):
+        if self._paced():
+            self.limiter.on_receiving_response(**kwargs)
+
+
+# -- errors ------------------------------------------------------------------------------------------------
 def batch_label(instance_ids):
     """`batch (i-1, i-2 and 3 more)`: errors before any per-instance work still name the instances."""
     named = ", ".join(instance_ids[:10]) + (f" and {len(instance_ids) - 10} more" if len(instance_ids) > 10 else "")
@@ -380,12 +487,27 @@ def failure(resource, action, exc):
     return f"{resource}: ec2:{action}: {message} ({error_code(exc)})"
 
 
-# Retries of the ENI moves: (attempts, first delay, longest delay) in seconds, each delay jittered (50-100%).
-# A move off the conversion group is retried fast: the ENI is open to everything until it is answered.
-ISOLATION_RETRY = (30, 0.05, 0.5)
-CONVERSION_RETRY = (12, 0.5, 20.0)  # AWSRetry's policy for the other calls (ec2_network.retry)
-RETRIED_CODES = ("RequestLimitExceeded", "Throttling", "ThrottlingException", "TooManyRequestsException",
-                 "InternalError", "InternalFailure", "ServiceUnavailable", "Unavailable")
+AWS_FAILURE = re.compile(r"ec2:(\w+)(?: \([^)]*\))?: .*?\(([A-Za-z][\w.]*)\)")
+
+
+def instance_problem(instance_id, details, action=None, state="isolated", code=None):
+    """The instance's InstanceProblem from its error lines (each names its ENI or the instance, the action and
+    AWS's code): the action and code are those of the first line, read from it when not given; a refusal of
+    the plan's (a record, a group not ours) is the action of the state asked for."""
+    details = [d[len(instance_id) + 2:] if d.startswith(f"{instance_id}: ") else d for d in details]
+    found = AWS_FAILURE.search(details[0]) if details else None
+    action = action or (found.group(1) if found else ("IsolateInstance" if state == "isolated" else "ReleaseInstance"))
+    code = code or (found.group(2) if found else None)
+    problem = InstanceProblem(instance_id, action, "; ".join(details))  # each line already carries its code
+    problem.code = code
+    return problem
+
+
+def fail_batch(module, instance_ids, action, exc, what=""):
+    """Fail the module for the whole batch (a describe or the lock's identity), having changed nothing."""
+    message = failure(batch_label(instance_ids), action, exc) + what + "; nothing was changed"
+    module.fail_json(msg=message, instances={}, errors=[
+        {"instance_id": None, "action": action, "code": error_code(exc), "message": message}])
 
 
 class MoveRetries:
@@ -424,31 +546,26 @@ class MoveRetries:
 class Isolation:
     """Runs the plan against AWS: groups per VPC, then records, then ENI moves, then instance tags."""
 
-    def __init__(self, client, names, allowed_rules, max_concurrency, move_client=None, conversion_client=None):
+    def __init__(self, client, names, allowed_rules, max_concurrency, exclusive=False):
         self.client = client
         self.names = names
         self.allowed_rules = allowed_rules
+        self.exclusive = exclusive
         self.workers = max(1, max_concurrency)
-        # ENI moves are retried here, not inside botocore, so that each retry of a conversion waits its turn.
-        self.move_client = move_client or client
-        self.conversion_client = conversion_client or self.move_client
         self.moves = MoveRetries()
         self.gate = threading.Condition()
         self.waiting = 0
-        # The adaptive pacer holds a request inside botocore after the caller let it go: the conversions'
-        # turn is checked again at the last moment, after the pacer, right before the request is sent.
-        events = getattr(getattr(self.conversion_client, "meta", None), "events", None)
-        if events is not None and self.conversion_client is not self.move_client:
-            # Last of the generic before-send handlers: after the pacer (a more specific event would run first).
-            events.register_last("before-send", self._conversion_turn)
+        # The pacer holds a request inside botocore after the caller let it go: the conversions' turn is checked
+        # again at the last moment, after the pacer.
+        self.pacer = ConversionPacer(client, self.conversion_allowed)
 
     # -- groups ---------------------------------------------------------------------------------
     def ensure_groups(self, steps, groups, ipv6_vpcs):
-        """Create the missing groups, then set every group's rules.
+        """Create the missing groups, then set every group's rules, as planned.
 
-        Returns ({(vpc, role): id}, {vpc: error}, the rule steps run). Created groups are described
-        again before their rules are set: the rules changed are the ones the group really has, and a
-        group a concurrent run created (InvalidGroup.Duplicate) is adopted the same way.
+        Returns ({(vpc, role): id}, {vpc: error}, the steps run). A new group's rules are the ones AWS gives every
+        new group (the plan's starting point), so the plan stands; only a VPC where a concurrent run created a
+        group first (InvalidGroup.Duplicate) is described again and its rules planned from what that group holds.
         """
         groups, errors = dict(groups), {}
         creates = [s for s in steps if s["action"] == "CreateSecurityGroup"]
@@ -461,28 +578,17 @@ class Isolation:
             except AWS_ERRORS as exc:
                 return step, failure(f"{step['group_name']} in {step['vpc_id']}", "CreateSecurityGroup", exc)
 
-        if creates:
-            for step, outcome in _in_pool(self, create, creates):
-                if outcome is not None and not outcome.startswith("sg-"):
-                    errors[step["vpc_id"]] = outcome
-            try:
-                described = ec2_network.describe_groups_by_name(self.client, [s["vpc_id"] for s in creates],
-                                                                self.names.values())
-            except AWS_ERRORS as exc:
-                for step in creates:
-                    errors.setdefault(step["vpc_id"], failure(step["vpc_id"], "DescribeSecurityGroups", exc))
-                described = []
-            touched = {s["vpc_id"] for s in creates} - set(errors)
-            redo, found, redo_errors = isolation.plan_groups(
-                touched, [isolation.group_view(g) for g in described], self.names, self.allowed_rules, ipv6_vpcs)
-            errors.update(redo_errors)
-            for vpc_id in touched - set(redo_errors):
-                missing = [r for r in (isolation.CONVERSION, isolation.ISOLATION) if not found.get((vpc_id, r))]
-                if missing:
-                    errors[vpc_id] = f"{vpc_id}: created {', '.join(missing)} group not found by DescribeSecurityGroups"
-            groups.update({k: v for k, v in found.items() if v})
-            rule_steps = [s for s in rule_steps if s["vpc_id"] not in touched] + \
-                [s for s in redo if s["action"] != "CreateSecurityGroup"]
+        raced = set()
+        for step, outcome in _in_pool(self, create, creates):
+            if outcome is None:
+                raced.add(step["vpc_id"])
+            elif outcome.startswith("sg-"):
+                groups[(step["vpc_id"], step["role"])] = outcome
+            else:
+                errors[step["vpc_id"]] = outcome
+        raced -= set(errors)
+        if raced:
+            rule_steps = [s for s in rule_steps if s["vpc_id"] not in raced] + self.replan(raced, groups, errors, ipv6_vpcs)
 
         by_vpc = {}
         for step in rule_steps:
@@ -502,16 +608,38 @@ class Isolation:
         for vpc_id, error in _in_pool(self, converge, list(by_vpc.values())):
             if vpc_id:
                 errors[vpc_id] = error
-        executed = [s for s in steps if s["action"] == "CreateSecurityGroup"] + rule_steps
+        executed = creates + rule_steps
         return groups, errors, executed
+
+    def replan(self, vpc_ids, groups, errors, ipv6_vpcs):
+        """The rule steps of VPCs where another run created a group first: described again, adopted when ours."""
+        try:
+            described = ec2_network.describe_groups_by_name(self.client, vpc_ids, self.names.values())
+        except AWS_ERRORS as exc:
+            for vpc_id in vpc_ids:
+                errors[vpc_id] = failure(vpc_id, "DescribeSecurityGroups", exc)
+            return []
+        redo, found, redo_errors = isolation.plan_groups(vpc_ids, [isolation.group_view(g) for g in described], self.names,
+                                                         self.allowed_rules, ipv6_vpcs, self.exclusive)
+        errors.update(redo_errors)
+        for vpc_id in set(vpc_ids) - set(redo_errors):
+            missing = [r for r in (isolation.CONVERSION, isolation.ISOLATION)
+                       if not found.get((vpc_id, r)) and not groups.get((vpc_id, r))]
+            if missing:
+                errors[vpc_id] = f"{vpc_id}: created {', '.join(missing)} group not found by DescribeSecurityGroups"
+        groups.update({k: v for k, v in found.items() if v})
+        return [s for s in redo if s["action"] != "CreateSecurityGroup"]
 
     # -- instances ------------------------------------------------------------------------------
     def tag_batches(self, steps, call):
-        """Run CreateTags/DeleteTags steps, one call per identical tag set; returns {instance_id: error}."""
-        batches = {}
+        """Run CreateTags/DeleteTags steps, one call per identical tag set and TAG_RESOURCES_MAX resources;
+        returns {instance_id: error}."""
+        by_tags = {}
         for step in steps:
             key = tuple(sorted(step["tags"].items())) if isinstance(step["tags"], dict) else tuple(step["tags"])
-            batches.setdefault(key, []).append(step)
+            by_tags.setdefault(key, []).append(step)
+        batches = [same[start:start + TAG_RESOURCES_MAX] for same in by_tags.values()
+                   for start in range(0, len(same), TAG_RESOURCES_MAX)]
         errors = {}
 
         def run(batch):
@@ -524,7 +652,7 @@ class Isolation:
                     errors[step["instance_id"]] = failure(step["resource"], action, exc)
 
         with ThreadPoolExecutor(self.workers) as pool:
-            list(pool.map(run, batches.values()))
+            list(pool.map(run, batches))
         return errors
 
     def isolate_interface(self, step, groups, original, current=None):
@@ -541,8 +669,7 @@ class Isolation:
             self.isolation_waiting(+1)
         else:
             try:
-                self.moves.retried(lambda: ec2_network.set_interface_groups_once(self.conversion_client, eni_id,
-                                                                                 [conversion]),
+                self.moves.retried(lambda: self.convert(eni_id, conversion),
                                    CONVERSION_RETRY, before=self.conversion_allowed,
                                    after=lambda: self.isolation_waiting(+1))
             except botocore.exceptions.ClientError as exc:
@@ -560,7 +687,7 @@ class Isolation:
         converted = time.monotonic()
         try:
             try:
-                self.moves.retried(lambda: ec2_network.set_interface_groups_once(self.move_client, eni_id, [final]),
+                self.moves.retried(lambda: ec2_network.set_interface_groups_once(self.client, eni_id, [final]),
                                    ISOLATION_RETRY)
                 return [final], time.monotonic() - converted, None
             except AWS_ERRORS as exc:
@@ -573,12 +700,16 @@ class Isolation:
         return [conversion], None, (error + f"; putting it back failed too ({refused}): the ENI is on the "
                                     f"conversion group {conversion}, move it to {final} by hand")
 
+    def convert(self, eni_id, conversion):
+        with self.pacer.pacing():
+            return ec2_network.set_interface_groups_once(self.client, eni_id, [conversion])
+
     def finish_conversion(self, step, groups):
         """An ENI found on a conversion group goes on to its VPC's isolation group, ahead of any conversion."""
         eni_id, final = step["resource"], groups[(step["vpc_id"], isolation.ISOLATION)]
         self.isolation_waiting(+1)
         try:
-            self.moves.retried(lambda: ec2_network.set_interface_groups_once(self.move_client, eni_id, [final]),
+            self.moves.retried(lambda: ec2_network.set_interface_groups_once(self.client, eni_id, [final]),
                                ISOLATION_RETRY)
             return [final], None, None
         except AWS_ERRORS as exc:
@@ -594,9 +725,6 @@ class Isolation:
             self.waiting += delta
             if not self.waiting:
                 self.gate.notify_all()
-
-    def _conversion_turn(self, **_kwargs):
-        self.conversion_allowed()
 
     def conversion_allowed(self):
         """Hold a conversion (and each of its retries) while any move off a conversion group waits."""
@@ -618,6 +746,7 @@ class Isolation:
             return list(step["groups"]), None, None
         except AWS_ERRORS as exc:
             return None, None, failure(step["resource"], "ModifyNetworkInterfaceAttribute", exc)
+
 
 
 def build_argument_spec():
@@ -648,126 +777,137 @@ def build_argument_spec():
     )
 
 
-def describe_batch(module, client, instance_ids):
-    """(instances, interface views per instance, problems); fails the module on a denied Describe call."""
+# -- 1. validate ------------------------------------------------------------------------------------------
+def validate_options(module):
+    """(group names, allowed_access as rules, connection-tracking spec); fails the module, before any call, on a
+    bad option."""
+    params = module.params
+    names = {isolation.ISOLATION: params["isolation_group_name"], isolation.CONVERSION: params["conversion_group_name"]}
+    if not params["instance_ids"]:
+        module.fail_json(msg="instance_ids is empty: give at least one instance id", instances={}, errors=[])
+    if names[isolation.ISOLATION] == names[isolation.CONVERSION]:
+        module.fail_json(msg="isolation_group_name and conversion_group_name must differ", instances={}, errors=[])
+    incident_id = params["incident_id"]
+    if incident_id is not None and len(incident_id) > isolation.TAG_VALUE_MAX:
+        module.fail_json(msg=f"incident_id is {len(incident_id)} characters long; an EC2 tag value holds at most "
+                             f"{isolation.TAG_VALUE_MAX}: nothing was changed", instances={}, errors=[])
+    problems = [p for p in (
+        guards.incident_id_problem(incident_id) if incident_id is not None else None,
+        guards.group_name_problem(names[isolation.ISOLATION], "isolation_group_name"),
+        guards.group_name_problem(names[isolation.CONVERSION], "conversion_group_name"),
+        guards.positive_problem(params["max_concurrency"], "max_concurrency"),
+        f"lock_timeout is {params['lock_timeout']}: give 0 or more seconds" if params["lock_timeout"] < 0 else None) if p]
+    if problems:
+        module.fail_json(msg="; ".join(problems) + ": nothing was changed", instances={}, errors=[])
+    try:
+        allowed_rules = isolation.allowed_access_rules(params["allowed_access"], params["allowed_access_acknowledge_public"])
+        tracking_spec = connection_tracking.tracking_specification(params["connection_tracking"])
+    except ValueError as exc:  # isolation.PlanError is a ValueError
+        module.fail_json(msg=f"{exc}: nothing was changed", instances={}, errors=[])
+    return names, allowed_rules, tracking_spec
+
+
+def validate_ids(instance_ids):
+    """(every id given, stripped, in order, without duplicates; the valid ones; a problem per malformed one).
+    A malformed id fails only itself: the others are still worked on."""
+    given = list(dict.fromkeys(str(raw).strip() for raw in instance_ids))
+    valid, bad = split_instance_ids(instance_ids)
+    return given, valid, {i: InstanceProblem(i, "validate", reason) for i, reason in bad.items()}
+
+
+def take_locks(module, locks, instance_ids):
+    """(instance ids this run holds, {instance_id: problem naming the operation that holds it}).
+
+    Before the describe: a plan made from a state another run is still changing would be stale."""
+    params = module.params
+    try:
+        account_id = module.client("sts").get_caller_identity()["Account"]  # once per run: the locks' account
+    except AWS_ERRORS as exc:
+        fail_batch(module, instance_ids, "GetCallerIdentity", exc, " (the account of the operation locks)")
+    try:
+        backend = instance_lock.backend_for(instance_lock.store_location(params["incident_store"]),
+                                            lambda: module.client("s3"))
+        locks.bind(backend, account_id, module.region)
+        held, refused = locks.take(instance_ids, instance_lock.owner(params["state"]), params["lock_timeout"])
+    except instance_lock.LockError as exc:
+        message = f"{batch_label(instance_ids)}: {exc}: nothing was changed"
+        module.fail_json(msg=message, instances={}, errors=[
+            {"instance_id": None, "action": "TakeLock", "code": "LockError", "message": message}])
+    return held, {i: instance_problem(i, [why], "TakeLock", code="InstanceLocked") for i, why in refused.items()}
+
+
+# -- 2. describe: every Describe call of the run, once per batch, before any change --------------------------
+def describe_batch(module, client, instance_ids, names, state):
+    """What the plan is made from: the instances, their ENIs (DescribeInstances completed by one
+    DescribeNetworkInterfaces), the containment groups by name, the conversion groups by tag and the ENIs on
+    them (a run killed between two moves), the IPv6 VPCs where a group is created, the groups a release record
+    names. Fails the module, having changed nothing, when a describe the plan needs is refused."""
+    found, problems = {}, {}
     action = "DescribeInstances"
     try:
         found, missing = describe_instances(client, instance_ids)
         action = "DescribeNetworkInterfaces"
         eni_ids = [n["NetworkInterfaceId"] for i in found.values() for n in i.get("NetworkInterfaces", [])]
-        described = ec2_network.describe_network_interfaces(client, eni_ids) if eni_ids else {}
+        interfaces = ec2_network.describe_network_interfaces(client, eni_ids) if eni_ids else {}
     except AWS_ERRORS as exc:
-        module.fail_json(msg=failure(batch_label(instance_ids), action, exc), instances=[], code=error_code(exc),
-                         action=f"ec2:{action}")
-    region = module.region
-    problems = {i: f"{i}: {reason}" + (f" ({region})" if "not found" in reason else "") for i, reason in missing.items()}
+        fail_batch(module, instance_ids, action, exc)
+    for instance_id, reason in missing.items():
+        where = f" ({module.region})" if "not found" in reason else ""
+        problems[instance_id] = InstanceProblem(instance_id, "DescribeInstances", reason + where)
     enis = {}
     for instance_id, instance in found.items():
         nics = instance.get("NetworkInterfaces") or []
         if not nics:
-            problems[instance_id] = f"{instance_id}: has no network interface to isolate"
+            problems[instance_id] = InstanceProblem(instance_id, "DescribeInstances", "has no network interface to isolate")
             continue
-        enis[instance_id] = [isolation.interface_view(n, described.get(n["NetworkInterfaceId"])) for n in nics]
-    return found, enis, problems
-
-
-def take_locks(module, locks, instance_ids):
-    """(instance ids this run holds, {instance_id: refusal naming the operation that holds it})."""
-    params = module.params
-    if params["lock_timeout"] < 0:
-        module.fail_json(msg=f"lock_timeout is {params['lock_timeout']}: give 0 or more seconds; nothing was changed")
-    try:
-        account_id = module.client("sts").get_caller_identity()["Account"]
-    except AWS_ERRORS as exc:
-        module.fail_json(msg=f"{batch_label(instance_ids)}: sts:GetCallerIdentity (the account of the operation "
-                             f"locks): {exc}: nothing was changed", instances=[], code=error_code(exc))
-    try:
-        backend = instance_lock.backend_for(instance_lock.store_location(params["incident_store"]),
-                                            lambda: module.client("s3"))
-        locks.bind(backend, account_id, module.region)
-        return locks.take(instance_ids, instance_lock.owner(params["state"]), params["lock_timeout"])
-    except instance_lock.LockError as exc:
-        module.fail_json(msg=f"{batch_label(instance_ids)}: {exc}: nothing was changed", instances=[])
-
-
-def run(module, locks):
-    params = module.params
-    state = params["state"]
-    names = {isolation.ISOLATION: params["isolation_group_name"], isolation.CONVERSION: params["conversion_group_name"]}
-    if not params["instance_ids"]:
-        module.fail_json(msg="instance_ids is empty: give at least one instance id")
-    if names[isolation.ISOLATION] == names[isolation.CONVERSION]:
-        module.fail_json(msg="isolation_group_name and conversion_group_name must differ")
-    incident_id = params["incident_id"]
-    if incident_id is not None and len(incident_id) > isolation.TAG_VALUE_MAX:
-        module.fail_json(msg=f"incident_id is {len(incident_id)} characters long; an EC2 tag value holds at most "
-                             f"{isolation.TAG_VALUE_MAX}: nothing was changed")
-    problems = [p for p in (
-        guards.incident_id_problem(incident_id) if incident_id is not None else None,
-        guards.group_name_problem(names[isolation.ISOLATION], "isolation_group_name"),
-        guards.group_name_problem(names[isolation.CONVERSION], "conversion_group_name"),
-        guards.positive_problem(params["max_concurrency"], "max_concurrency")) if p]
-    if problems:
-        module.fail_json(msg="; ".join(problems) + ": nothing was changed")
-    try:
-        allowed_rules = isolation.allowed_access_rules(params["allowed_access"], params["allowed_access_acknowledge_public"])
-    except isolation.PlanError as exc:
-        module.fail_json(msg=f"{exc}: nothing was changed")
-    try:
-        tracking_spec = connection_tracking.tracking_specification(params["connection_tracking"])
-    except ValueError as exc:
-        module.fail_json(msg=f"{exc}: nothing was changed")
-
-    # The ENI moves of a batch share one client across max_concurrency threads: botocore's adaptive mode
-    # paces them to the rate EC2's token bucket allows, instead of each thread retrying into the throttle
-    # while an ENI sits on the open conversion group. A user's aws_config still overrides it.
-    client = module.client("ec2", config=botocore.config.Config(retries={"mode": "adaptive", "max_attempts": 10}))
-    # The ENI moves are retried by Isolation.moves (isolation moves first, fast), not inside botocore: the
-    # conversions keep the adaptive pacer, the moves off the conversion group are never held by it.
-    # total_max_attempts, not max_attempts: botocore counts the latter as retries after the first attempt.
-    conversion_client = module.client("ec2", config=botocore.config.Config(retries={"mode": "adaptive", "total_max_attempts": 1}))
-    move_client = module.client("ec2", config=botocore.config.Config(retries={"mode": "standard", "total_max_attempts": 1}))
-    valid, bad = split_instance_ids(params["instance_ids"])
-    problems = {i: f"{i}: {reason}" for i, reason in bad.items()}
-    if valid and not module.check_mode:
-        # Before the describe: a plan made from a state another run is still changing would be stale.
-        valid, refused = take_locks(module, locks, valid)
-        problems.update(refused)
-    instances, enis, described_problems = describe_batch(module, client, valid) if valid else ({}, {}, {})
-    problems.update(described_problems)
-
+        enis[instance_id] = [isolation.interface_view(n, interfaces.get(n["NetworkInterfaceId"])) for n in nics]
     vpc_ids = {e["vpc_id"] for views in enis.values() for e in views if isolation.changeable_problem(e) is None}
+    batch = {"instances": found, "enis": enis, "interfaces": interfaces, "problems": problems, "vpc_ids": vpc_ids,
+             "groups": [], "ipv6": set(), "recorded_groups": {}, "conversion_groups": set(), "on_conversion": {},
+             "recovery_error": None}
+    if not vpc_ids:
+        return batch
     try:
-        described_groups = ec2_network.describe_groups_by_name(client, vpc_ids, names.values()) if vpc_ids else []
+        batch["groups"] = [isolation.group_view(g) for g in ec2_network.describe_groups_by_name(client, vpc_ids, names.values())]
     except AWS_ERRORS as exc:
-        module.fail_json(msg=failure(batch_label(valid), "DescribeSecurityGroups", exc) + ": nothing was changed", instances=[], code=error_code(exc),
-                         action="ec2:DescribeSecurityGroups")
-    group_views = [isolation.group_view(g) for g in described_groups]
-    exclusive = params["allowed_access_exclusive"]
-    group_steps, groups, vpc_errors = isolation.plan_groups(vpc_ids, group_views, names, allowed_rules, exclusive=exclusive)
-    ipv6 = set()
-    creating = {s["vpc_id"] for s in group_steps if s["action"] == "CreateSecurityGroup"}
-    if creating and state == "isolated":
+        fail_batch(module, instance_ids, "DescribeSecurityGroups", exc)
+    try:
+        tagged = ec2_network.describe_groups_by_tag(client, vpc_ids, isolation.TAG_GROUP_ROLE, isolation.CONVERSION)
+        conversion = {g["group_id"] for g in map(isolation.group_view, tagged) if isolation.is_conversion_group(g)}
+        batch["conversion_groups"] = conversion
+        batch["on_conversion"] = ec2_network.describe_interfaces_on_groups(client, conversion) if conversion else {}
+    except AWS_ERRORS as exc:
+        # Never a reason not to contain the batch: named in a warning.
+        batch["recovery_error"] = failure(batch_label(instance_ids), "DescribeNetworkInterfaces", exc)
+    if state == "isolated":
+        # Only where a group is created: a new group gets an IPv6 egress rule in a VPC with an IPv6 block.
+        have = {(g["vpc_id"], g["group_name"]) for g in batch["groups"]}
+        creating = {v for v in vpc_ids if any((v, n) not in have for n in names.values())}
         try:
-            ipv6 = ec2_network.ipv6_vpcs(client, creating)
+            batch["ipv6"] = ec2_network.ipv6_vpcs(client, creating) if creating else set()
         except AWS_ERRORS as exc:
-            module.fail_json(msg=failure(batch_label(valid), "DescribeVpcs", exc) + ": nothing was changed", instances=[], code=error_code(exc),
-                             action="ec2:DescribeVpcs")
-        group_steps, groups, vpc_errors = isolation.plan_groups(vpc_ids, group_views, names, allowed_rules, ipv6, exclusive=exclusive)
-    now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-    store = incident_store.module_store(module)
-    stored, store_problems = read_store(store, module.region, instances, enis, params["max_concurrency"])
-    problems.update(store_problems)
-    described_groups = {}
-    if state == "released":
-        recorded_ids = set()
-        for instance_id in enis:
-            recorded_ids |= isolation.recorded_group_ids(enis[instance_id], stored.get(instance_id))
-        try:
-            described_groups = ec2_network.describe_groups_by_id(client, recorded_ids) if recorded_ids else {}
-        except AWS_ERRORS as exc:
-            module.fail_json(msg=failure(batch_label(valid), "DescribeSecurityGroups", exc) + ": nothing was changed",
-                             instances=[], code=error_code(exc), action="ec2:DescribeSecurityGroups")
+            fail_batch(module, instance_ids, "DescribeVpcs", exc)
+    return batch
+
+
+def describe_recorded_groups(module, client, instance_ids, enis, stored):
+    """{group_id: {"vpc_id", "role"}} of every group a release record names (store and tags), in one call."""
+    recorded_ids = set()
+    for instance_id in enis:
+        recorded_ids |= isolation.recorded_group_ids(enis[instance_id], stored.get(instance_id))
+    try:
+        return ec2_network.describe_groups_by_id(client, recorded_ids) if recorded_ids else {}
+    except AWS_ERRORS as exc:
+        fail_batch(module, instance_ids, "DescribeSecurityGroups", exc)
+
+
+# -- 3. plan: once, from the described state; check mode shows it, the run follows it ----------------------
+def plan_batch(params, state, names, allowed_rules, batch, stored, problems, now):
+    """{"groups": (steps, {(vpc, role): id or None}, {vpc: error}), "instances": {id: plan}, "recovery":
+    (steps, findings)}: the whole run's plan, made once."""
+    enis, instances = batch["enis"], batch["instances"]
+    group_steps, groups, vpc_errors = isolation.plan_groups(batch["vpc_ids"], batch["groups"], names, allowed_rules,
+                                                            batch["ipv6"], params["allowed_access_exclusive"])
     plans = {}
     for instance_id in instances:
         if instance_id not in enis or instance_id in problems:
@@ -778,108 +918,31 @@ def run(module, locks):
                                                         params["incident_id"], now, vpc_errors, stored.get(instance_id))
         else:
             plans[instance_id] = isolation.plan_release(instance_id, tags, enis[instance_id], groups,
-                                                        stored.get(instance_id), described_groups,
+                                                        stored.get(instance_id), batch["recorded_groups"],
                                                         params["trust_tag_records"])
     if state == "released":
         group_steps = []  # release never creates or changes groups
-    recovery_steps, recovery = plan_recovery(module, client, state, vpc_ids, enis, plans, groups)
-    before = isolation.diff_view([{"instance_id": i, "enis": [dict(network_interface_id=e["network_interface_id"],
-                                                                   security_groups=e["security_groups"])
-                                                              for e in enis[i]]} for i in plans])
-    plan = [{k: v for k, v in s.items() if k != "group_id"} for s in group_steps]  # ids: see security_groups
-    plan += [s for p in plans.values() for s in p["steps"]]
-    plan += recovery_steps
-
-    group_errors = {}
-    if not module.check_mode:
-        worker = Isolation(client, names, allowed_rules, params["max_concurrency"], move_client, conversion_client)
-        if group_steps:
-            groups, group_errors, executed = worker.ensure_groups(group_steps, groups, ipv6)
-            plan = [{k: v for k, v in s.items() if k != "group_id"} for s in executed] + plan[len(group_steps):]
-        described = {e["network_interface_id"]: e["security_groups"] for views in enis.values() for e in views}
-        if state == "isolated":
-            # The store's record goes first, before the tags and before any move (a crash never leaves a
-            # change without it); an instance whose record cannot be written is not touched.
-            write_store(store, module.region, instances, plans, worker.workers)
-        execute(worker, state, plans, groups, group_errors, described, recovery_steps, recovery)
-        if state == "released":
-            forget_store(store, module.region, instances, plans, worker.workers)
-    warn_recovery(module, plans, recovery, groups, names)
-    if state == "isolated":
-        plan += after_isolation(module, client, plans, tracking_spec)
-
-    results, any_failed = [], False
-    for raw_id in params["instance_ids"]:
-        instance_id = str(raw_id).strip()
-        if instance_id in problems or instance_id not in plans:
-            results.append({"instance_id": instance_id, "changed": False, "state": "failed", "network_interfaces": [],
-                            "warnings": [], "error": problems.get(instance_id, f"{instance_id}: not processed")})
-            any_failed = True
-            continue
-        result = plans[instance_id]
-        failed = bool(result["errors"]) or result["state"] == "failed"
-        any_failed = any_failed or failed
-        results.append({
-            "instance_id": instance_id,
-            "changed": result.get("changed", bool(result["steps"])),
-            "state": "failed" if failed and result["state"] != isolation.ISOLATED else result["state"],
-            "network_interfaces": [{k: v for k, v in e.items() if k != "device_index"} for e in result["enis"]],
-            "warnings": result["warnings"],
-            **({"tracked_paths": result.get("tracked_paths", [])} if state == "isolated" else {}),
-            "error": "; ".join(result["errors"]) or None,
-        })
-    security_groups = {}
-    for (vpc_id, role), group_id in sorted(groups.items()):
-        security_groups.setdefault(vpc_id, {})[role] = group_id or isolation.group_placeholder(names, role)
-    changed = any(r["changed"] for r in results) or (bool(group_steps) and not group_errors) or \
-        any(f.get("moved") and not f["in_run"] for f in recovery)
-    output = dict(changed=changed, instances=results, security_groups=security_groups, plan=plan,
-                  conversion_recovery=recovery)
-    if module._diff:
-        output["diff"] = {"before": before, "after": isolation.diff_view(list(plans.values()))}
-    for result in results:
-        for warning in result["warnings"]:
-            module.warn(warning)
-    if any_failed:
-        failed_ids = [r["instance_id"] for r in results if r["error"]]
-        # Each error is prefixed with its instance: the ENI-level messages name only the interface.
-        module.fail_json(msg=f"{len(failed_ids)} of {len(results)} instances failed: " + " | ".join(
-            r["error"] if r["error"].startswith(r["instance_id"]) else f"{r['instance_id']}: {r['error']}"
-            for r in results if r["error"]), **output)
-    module.exit_json(**output)
+    return {"group_steps": group_steps, "groups": groups, "vpc_errors": vpc_errors, "instances": plans,
+            "recovery": plan_recovery(state, batch, plans, groups)}
 
 
-def plan_recovery(module, client, state, vpc_ids, enis, plans, groups):
-    """(steps, findings) for the ENIs found on a conversion group of the batch's VPCs (isolation.py).
-
-    Two Describe calls: the groups tagged as conversion groups in those VPCs, then, if any, the ENIs on
-    them. A failure of either is a warning, never a reason not to contain the batch."""
-    if not vpc_ids:
-        return [], []
-    try:
-        tagged = ec2_network.describe_groups_by_tag(client, vpc_ids, isolation.TAG_GROUP_ROLE, isolation.CONVERSION)
-        conversion = {g["group_id"] for g in map(isolation.group_view, tagged) if isolation.is_conversion_group(g)}
-        on_conversion = ec2_network.describe_interfaces_on_groups(client, conversion) if conversion else {}
-    except AWS_ERRORS as exc:
-        module.warn(failure(batch_label(sorted(plans)), "DescribeNetworkInterfaces", exc) +
-                    ": ENIs left on a conversion group by an earlier run were not looked for")
-        return [], []
-    in_run = {e["network_interface_id"] for views in enis.values() for e in views}
+def plan_recovery(state, batch, plans, groups):
+    """(steps, findings) for the ENIs found on a conversion group of the batch's VPCs (isolation.py)."""
+    conversion = batch["conversion_groups"]
+    in_run = {e["network_interface_id"] for views in batch["enis"].values() for e in views}
     handled = set()
     for result in plans.values():
         if result["state"] == "failed":
             continue
         handled.update(s["resource"] for s in result["steps"] if s["action"] == "ModifyNetworkInterfaceAttribute")
     stuck = []
-    for eni_id, eni in on_conversion.items():
+    for eni_id, eni in batch["on_conversion"].items():
         view = isolation.interface_view(eni, eni)
         view["instance_id"] = (eni.get("Attachment") or {}).get("InstanceId")
         view["conversion_group"] = next(g for g in view["security_groups"] if g in conversion)
         view["in_run"] = eni_id in in_run
         stuck.append(view)
     return isolation.plan_conversion_recovery(state, stuck, handled, groups)
-
-
 def warn_recovery(module, plans, recovery, groups, names):
     """Each ENI found on a conversion group, named in the run's warnings (and in its instance's, if in the run)."""
     for finding in recovery:
@@ -988,21 +1051,23 @@ def execute(worker, state, plans, groups, group_errors, described, recovery_step
     tag(pending("DeleteTags", "i-"), ec2_network.delete_tags)
 
 
-def after_isolation(module, client, plans, spec):
-    """The connection-tracking step: the tracked paths each isolated instance keeps (read only, a warning
-    each), then the idle timeouts of its ENIs when O(connection_tracking) asks (a failure fails the instance,
-    which stays isolated). Returns the timeout steps planned."""
+def after_isolation(module, client, plans, interfaces, spec):
+    """The connection-tracking step, after containment so that it delays no move: the tracked paths each isolated
+    instance keeps (read only, a warning each), then the idle timeouts of its ENIs when O(connection_tracking)
+    asks (a failure fails the instance, which stays isolated). Returns the timeout steps planned.
+
+    `interfaces` is the batch's DescribeNetworkInterfaces: the moves change no subnet, VPC or timeout."""
     instance_enis = {i: [e["network_interface_id"] for e in r["enis"]] for i, r in plans.items() if r["state"] != "failed"}
     if not instance_enis:
         return []
+    described = {e: interfaces[e] for ids in instance_enis.values() for e in ids if e in interfaces}
     try:
-        described = ec2_network.describe_network_interfaces(client, [e for ids in instance_enis.values() for e in ids])
         tables = connection_tracking.describe_route_tables(client, {e.get("VpcId") for e in described.values()})
         gateways = connection_tracking.vpce_gateways(tables)
         types = connection_tracking.vpc_endpoint_types(client, gateways) if gateways else {}
         paths = connection_tracking.tracked_paths(instance_enis, described, tables, types)
     except AWS_ERRORS as exc:
-        described, paths = {}, {}
+        paths = {}
         for instance_id in instance_enis:
             plans[instance_id]["warnings"].append(f"{instance_id}: tracked paths not checked: "
                                                   f"{failure('route tables', 'Describe*', exc)}")
@@ -1037,7 +1102,8 @@ def read_store(store, region, instances, enis, workers):
         try:
             return instance_id, store.section(owner_of(instances[instance_id]), region, instance_id, "network"), None
         except incident_store.StoreError as exc:
-            return instance_id, None, f"{instance_id}: reading the incident store: {exc}; nothing was changed"
+            return instance_id, None, InstanceProblem(instance_id, "ReadIncidentStore", f"{exc}; nothing was changed",
+                                                      "IncidentStoreError")
 
     stored, problems = {}, {}
     with ThreadPoolExecutor(max(1, workers)) as pool:
@@ -1085,6 +1151,108 @@ def forget_store(store, region, instances, plans, workers):
 def _in_pool(worker, function, items):
     with ThreadPoolExecutor(worker.workers) as pool:
         return list(pool.map(function, items))
+
+
+
+
+# -- 4. run, then finish ------------------------------------------------------------------------------------
+def run(module, locks):
+    params = module.params
+    state = params["state"]
+    names, allowed_rules, tracking_spec = validate_options(module)
+    given, valid, problems = validate_ids(params["instance_ids"])
+    client = ec2_client(module)
+    if valid and not module.check_mode:
+        valid, refused = take_locks(module, locks, valid)
+        problems.update(refused)
+    batch = describe_batch(module, client, valid, names, state)
+    problems.update(batch["problems"])
+    if batch["recovery_error"]:
+        module.warn(batch["recovery_error"] + ": ENIs left on a conversion group by an earlier run were not looked for")
+    store = incident_store.module_store(module)
+    stored, store_problems = read_store(store, module.region, batch["instances"], batch["enis"], params["max_concurrency"])
+    problems.update(store_problems)
+    if state == "released":
+        batch["recorded_groups"] = describe_recorded_groups(module, client, valid, batch["enis"], stored)
+    now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    plan = plan_batch(params, state, names, allowed_rules, batch, stored, problems, now)
+    plans, groups, group_steps = plan["instances"], plan["groups"], plan["group_steps"]
+    recovery_steps, recovery = plan["recovery"]
+    enis = batch["enis"]
+    before = isolation.diff_view([{"instance_id": i, "enis": [dict(network_interface_id=e["network_interface_id"],
+                                                                   security_groups=e["security_groups"])
+                                                              for e in enis[i]]} for i in plans])
+    shown = [{k: v for k, v in s.items() if k != "group_id"} for s in group_steps]  # ids: see security_groups
+    instance_steps = [s for p in plans.values() for s in p["steps"]] + recovery_steps
+
+    group_errors = {}
+    if not module.check_mode:
+        worker = Isolation(client, names, allowed_rules, params["max_concurrency"], params["allowed_access_exclusive"])
+        if group_steps:
+            groups, group_errors, executed = worker.ensure_groups(group_steps, groups, batch["ipv6"])
+            shown = [{k: v for k, v in s.items() if k != "group_id"} for s in executed]
+        described = {e["network_interface_id"]: e["security_groups"] for views in enis.values() for e in views}
+        if state == "isolated":
+            # The store's record goes first, before the tags and before any move (a crash never leaves a
+            # change without it); an instance whose record cannot be written is not touched.
+            write_store(store, module.region, batch["instances"], plans, worker.workers)
+        execute(worker, state, plans, groups, group_errors, described, recovery_steps, recovery)
+        if state == "released":
+            forget_store(store, module.region, batch["instances"], plans, worker.workers)
+    warn_recovery(module, plans, recovery, groups, names)
+    timeout_steps = after_isolation(module, client, plans, batch["interfaces"], tracking_spec) if state == "isolated" else []
+    finish(module, given, plans, problems, groups, names, group_steps, group_errors, recovery, before,
+           shown + instance_steps + timeout_steps)
+
+
+FAILED_PART = {"changed": False, "state": "failed", "network_interfaces": [], "warnings": [], "error": None}
+
+
+def instance_part(plan, state):
+    """One instance's result, and its problem (None when it did not fail)."""
+    failed = bool(plan["errors"]) or plan["state"] == "failed"
+    part = {
+        "changed": plan.get("changed", bool(plan["steps"])),
+        "state": "failed" if failed and plan["state"] != isolation.ISOLATED else plan["state"],
+        "network_interfaces": [{k: v for k, v in e.items() if k != "device_index"} for e in plan["enis"]],
+        "warnings": plan["warnings"],
+        **({"tracked_paths": plan.get("tracked_paths", [])} if state == "isolated" else {}),
+        "error": None,
+    }
+    details = plan["errors"] or ["failed"]
+    action = "WriteIncidentStore" if "writing the record to the incident store" in details[0] else None
+    return part, (instance_problem(plan["instance_id"], details, action, state) if failed else None)
+
+
+def finish(module, given, plans, problems, groups, names, group_steps, group_errors, recovery, before, plan):
+    """{instance_id: part} and `errors` for every id given, the task failing by name if any instance failed."""
+    state = module.params["state"]
+    results, failed = {}, []
+    for instance_id in given:
+        if instance_id in problems:
+            failed.append(problems[instance_id])
+        elif instance_id not in plans:
+            failed.append(InstanceProblem(instance_id, "IsolateInstance", "not processed"))
+        else:
+            results[instance_id], problem = instance_part(plans[instance_id], state)
+            if problem:
+                failed.append(problem)
+    security_groups = {}
+    for (vpc_id, role), group_id in sorted(groups.items()):
+        security_groups.setdefault(vpc_id, {})[role] = group_id or isolation.group_placeholder(names, role)
+
+    def diff(_results):
+        return {"before": before, "after": isolation.diff_view(list(plans.values()))}
+
+    out = batch_output(module, results, failed, default_result=FAILED_PART, diff=diff, order=given,
+                       security_groups=security_groups, plan=plan, conversion_recovery=recovery)
+    # Groups created or corrected, and ENIs of other instances moved off a conversion group, change the batch too.
+    out["changed"] = out["changed"] or (bool(group_steps) and not group_errors) or \
+        any(f.get("moved") and not f["in_run"] for f in recovery)
+    for part in out["instances"].values():
+        for warning in part["warnings"]:
+            module.warn(warning)
+    exit_batch(module, given, failed, out)
 
 
 def main():

@@ -139,7 +139,7 @@ EXAMPLES = r"""
         region: us-east-1
         stages:
           snapshots: "{{ snapshots_result.instances['i-0123456789abcdef0'] }}"
-          network: "{{ isolation_result.instances | selectattr('instance_id', '==', 'i-0123456789abcdef0') | first }}"
+          network: "{{ isolation_result.instances['i-0123456789abcdef0'] }}"
 """
 
 RETURN = r"""

@@ -314,7 +314,9 @@ def run_contender(name, lab, scenario, enis, size, tmp, logs, latency_ms=LATENCY
         lab.faults(faults)
     mark = lab.mark()
     epoch_started = time.time()  # the journal's clock: when the last ENI moved, counted from the start
+    lab_cpu = process_cpu(lab.process)
     wall, rcs, cpu, maxrss, tree_peak = run_processes(commands, env, str(logs / f"{name}-{size}"))
+    lab_cpu = round(process_cpu(lab.process) - lab_cpu, 2) if lab_cpu is not None else None
     journal = lab.journal(since=mark)
     fault_counts = lab.faults().get("counts", {}) if faults else {}
     lab.faults({})
@@ -323,11 +325,17 @@ def run_contender(name, lab, scenario, enis, size, tmp, logs, latency_ms=LATENCY
         "wall_seconds": round(wall, 3), "contained_seconds": contained_seconds(journal, epoch_started),
         "reset_seconds": round(reset_seconds, 1), "rc": rcs,
         "instances": len(instances), "enis": sum(len(i["enis"]) for i in instances.values()),
-        "enis_not_isolated": len(wrong), "controller": {
+        "enis_not_isolated": len(wrong), "lab_cpu_seconds": lab_cpu, "controller": {
             "cpu_seconds": round(cpu, 2), "max_rss_one_process_mb": round(maxrss / 2**20, 1),
             "peak_tree_pss_mb": round(tree_peak / 2**20, 1)},
         **calls_summary(journal, len(instances)),
     }
+    # Per ENI, the unit of the containment: 2 ModifyNetworkInterfaceAttribute (conversion, isolation) for ours,
+    # 1 for Custodian's single move; everything else divided among the ENIs.
+    enis = max(1, result["enis"])
+    result["calls_per_eni"] = round(result["aws_calls"] / enis, 3)
+    result["calls_per_eni_besides_modify"] = round(
+        (result["aws_calls"] - result["calls_by_action"].get("ec2:ModifyNetworkInterfaceAttribute", 0)) / enis, 3)
     if faults and "token_buckets" in faults:
         result["token_buckets"] = floor(journal, wall, fault_counts)
         floor_s = result["token_buckets"]["floor_seconds"]
@@ -336,6 +344,16 @@ def run_contender(name, lab, scenario, enis, size, tmp, logs, latency_ms=LATENCY
     if faults and "latency_ms" in faults:
         result["latency_ms"] = faults["latency_ms"]
     return result
+
+
+def process_cpu(process):
+    """CPU seconds (user + sys) the lab's process has used so far, from /proc; None where unreadable. With the
+    lab answering at once it is what a call costs the lab: on a 2-core box the lab and the controller share them."""
+    try:
+        fields = pathlib.Path(f"/proc/{process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (AttributeError, OSError, ValueError, IndexError):
+        return None
 
 
 # -- journal arithmetic ---------------------------------------------------------------------------
@@ -407,6 +425,9 @@ def print_size(size, results):
     for name, r in results.items():
         per = ", ".join(f"{k.split(':', 1)[1]} {v}" for k, v in r["calls_per_instance_by_action"].items())
         print(f"   calls per instance, {name}: {per}")
+    for name, r in results.items():
+        print(f"   calls per ENI, {name}: {r['calls_per_eni']} ({r['calls_per_eni_besides_modify']} besides "
+              f"ModifyNetworkInterfaceAttribute); lab CPU {r.get('lab_cpu_seconds')} s")
     ratios = {}
     for ours in ("playbook_network", "module"):
         for other in ("c7n", "naive"):

@@ -52,9 +52,9 @@ def run_cases(lab, tasks):
 
 def message(result):
     """Everything the responder reads: the task's msg and every per-instance error."""
-    items = result.get("instances") or []
-    items = items.values() if isinstance(items, dict) else items
-    return " | ".join([str(result.get("msg") or "")] + [str(i.get("error") or "") for i in items if isinstance(i, dict)])
+    items = (result.get("instances") or {}).values()
+    return " | ".join([str(result.get("msg") or "")] + [str((i.get("error") or {}).get("message") or "") for i in items
+                                                          if isinstance(i, dict)])
 
 
 # -- one batch, many bad ids: per-instance messages, the good ones still isolated -----------------------
@@ -78,23 +78,22 @@ def test_bad_ids_in_one_batch(demo):
     mark = demo.mark()
     result = demo.run_module(MODULE, {"instance_ids": ids, "incident_id": "IR-BAD"}, expect_rc=(2,))
     entries = demo.journal(mark)
-    assert result["failed"] and [r["instance_id"] for r in result["instances"]] == ids
-    by_id = {}
-    for item in result["instances"]:
-        by_id.setdefault(item["instance_id"], item)
+    # {instance_id: part}, every id given once; each error names the instance, the action and the cause.
+    assert result["failed"] and sorted(result["instances"]) == sorted(set(ids))
+    by_id = result["instances"]
     expect = {
-        "i-123": "i-123: malformed instance id: expected i- followed by 8 or 17 hexadecimal characters",
-        "web-1": "web-1: malformed instance id",
+        "i-123": "i-123: validate: malformed instance id: expected i- followed by 8 or 17 hexadecimal characters",
+        "web-1": "web-1: validate: malformed instance id",
         "": "malformed instance id",
-        UNKNOWN: f"{UNKNOWN}: instance not found in this account and region (us-east-1)",
-        api: f"{api}: instance not found in this account and region (us-east-1)",
-        worker: f"{worker}: instance not found in this account and region (us-east-1)",
-        terminated: f"{terminated}: instance is terminated",
+        UNKNOWN: f"{UNKNOWN}: DescribeInstances: instance not found in this account and region (us-east-1)",
+        api: f"{api}: DescribeInstances: instance not found in this account and region (us-east-1)",
+        worker: f"{worker}: DescribeInstances: instance not found in this account and region (us-east-1)",
+        terminated: f"{terminated}: DescribeInstances: instance is terminated",
         app["id"]: f"{managed}: requester-managed",
     }
     for instance_id, text in expect.items():
         item = by_id[instance_id]
-        assert text in item["error"], (instance_id, item["error"])
+        assert text in item["error"]["message"], (instance_id, item["error"])
         assert text in result["msg"]
     for instance_id in ("i-123", "web-1", "", UNKNOWN, api, worker, terminated):
         assert by_id[instance_id]["state"] == "failed" and by_id[instance_id]["changed"] is False
@@ -109,12 +108,13 @@ def test_bad_ids_in_one_batch(demo):
     # A stopped instance still has its ENIs: it is isolated like a running one. Duplicates count once.
     assert_isolated(demo, {i: fleet.get(i) or demo_enis(demo, i) for i in (stopped, web, bastion, good, tampered)},
                     originals, incident_id="IR-BAD")
-    assert [r["state"] for r in result["instances"] if r["instance_id"] == web] == ["isolated", "isolated"]
+    assert by_id[web]["state"] == "isolated"
     web_eni = demo.instance("web-1")["enis"][0]
     assert len([e for e in entries if e["action"] == "ModifyNetworkInterfaceAttribute"
                 and e["params"]["NetworkInterfaceId"] == web_eni]) == 2
     # 1500 ids: accepted, described by filter in pages of at most 200 ids (not one call per id).
-    assert all(by_id[i]["error"] == f"{i}: instance not found in this account and region (us-east-1)" for i in huge)
+    assert all(by_id[i]["error"]["message"] == f"{i}: DescribeInstances: instance not found in this account and region "
+               "(us-east-1)" for i in huge)
     assert len([e for e in entries if e["action"] == "DescribeInstances"]) == 8
 
 
@@ -304,8 +304,8 @@ def test_release_refuses_without_a_sound_record_and_changes_nothing(demo):
     result = demo.run_module(MODULE, {"instance_ids": [healthy["id"], app["id"], web["id"], bastion["id"]],
                                       "state": "released"}, expect_rc=(2,))
     entries = demo.journal(mark)
-    by_id = {r["instance_id"]: r for r in result["instances"]}
-    assert f"{healthy['id']}: no isolation record" in by_id[healthy["id"]]["error"]
+    by_id = {i: dict(r, error=(r.get("error") or {}).get("message")) for i, r in result["instances"].items()}
+    assert f"{healthy['id']}: ReleaseInstance: no isolation record" in by_id[healthy["id"]]["error"]
     assert f"{app['enis'][1]}: tag {RECORD_TAG} is damaged" in by_id[app["id"]]["error"]
     assert web["enis"][0] in by_id[web["id"]]["error"] and "sg-0000dead0000beef0" in by_id[web["id"]]["error"]
     assert "InvalidGroup.NotFound" in by_id[web["id"]]["error"]
@@ -342,8 +342,9 @@ def test_concurrent_runs_on_the_same_instances_keep_the_record(demo):
     assert len(outcomes) == 3
     for incident, outcome in outcomes.items():
         # A run may lose a race (the other moved the ENI meanwhile); it then says so per ENI, naming the call.
-        for item in outcome["instances"]:
-            assert item["error"] is None or item["instance_id"] in item["error"] or "eni-" in item["error"], item
+        for instance_id, item in outcome["instances"].items():
+            error = (item.get("error") or {}).get("message")
+            assert error is None or instance_id in error or "eni-" in error, item
     incident = instance_tags(demo, fleet)[next(iter(fleet))]["guardduty:incident"]
     assert incident in outcomes
     # Whatever the interleaving: isolated, never on the conversion group, the record never overwritten

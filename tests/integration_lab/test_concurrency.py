@@ -91,7 +91,7 @@ def set_up_fleet(lab, seed):
 
 def refusals(outcome):
     """{instance_id: error} of a run's failed instances."""
-    return {r["instance_id"]: r["error"] for r in outcome.get("instances", []) if r.get("error")}
+    return {i: r["error"]["message"] for i, r in (outcome.get("instances") or {}).items() if r.get("error")}
 
 
 def bring_to(lab, fleet, originals, state):
@@ -178,8 +178,8 @@ def test_module_refuses_an_instance_whose_s3_lease_another_controller_holds(demo
     mark = demo.mark()
     result = demo.run_module(MODULE, {"instance_ids": [web, healthy], "lock_timeout": 0,
                                       "incident_store": "s3://security-incidents/inc-42"}, expect_rc=(2,))
-    by_id = {r["instance_id"]: r for r in result["instances"]}
-    assert by_id[web]["error"] == (f"{web}: another operation (release, pid 4343 on ctl-2, started "
+    by_id = result["instances"]
+    assert by_id[web]["error"]["message"] == (f"{web}: TakeLock: another operation (release, pid 4343 on ctl-2, started "
                                    f"2026-12-05T19:00:01Z) holds the lock on this instance; nothing was changed")
     assert by_id[healthy]["state"] == "isolated"
     ec2_writes = [e for e in demo.journal(mark, service="ec2") if not e["action"].startswith(("Describe", "Get"))]

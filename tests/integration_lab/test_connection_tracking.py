@@ -70,7 +70,7 @@ def test_isolation_leaves_no_established_flow_where_a_plain_group_swap_leaves_ev
     mark = demo.mark()
     result = demo.run_module("cloudsec.guardduty.ec2_isolation", {
         "instance_ids": [demo.instance(n)["id"] for n in INSTANCES], "incident_id": "INC-CT"})
-    assert [r["state"] for r in result["instances"]] == ["isolated", "isolated"]
+    assert [r["state"] for r in result["instances"].values()] == ["isolated", "isolated"]
     assert _live(demo) == set(), "isolation must leave no established flow"
     closed = {f["name"]: f["closed_reason"] for f in demo.flows(closed=True) if f["name"] in opened}
     assert all("untracked" in reason for reason in closed.values()), closed
@@ -103,7 +103,7 @@ def test_always_tracked_paths_are_named_and_their_flows_expire_with_connection_t
     args = {"instance_ids": [demo.instance("web-1")["id"]], "incident_id": "INC-CT",
             "connection_tracking": {"tcp_established_timeout": 120, "udp_timeout": 30}}
     mark = demo.mark()
-    result = demo.run_module("cloudsec.guardduty.ec2_isolation", args)["instances"][0]
+    result = next(iter(demo.run_module("cloudsec.guardduty.ec2_isolation", args)["instances"].values()))
     assert result["state"] == "isolated"
     paths = {(p["network_interface_id"], p["path"], p["target"]) for p in result["tracked_paths"]}
     assert {(eni_id, "transit-gateway", tgw), (eni_id, "gateway-load-balancer", endpoint)} <= paths

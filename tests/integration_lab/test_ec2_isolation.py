@@ -50,7 +50,12 @@ def instance_tags(lab, name, account="123456789012", region="us-east-1"):
 
 
 def by_id(result):
-    return {r["instance_id"]: r for r in result["instances"]}
+    return result["instances"]
+
+
+def error_of(item):
+    """The instance's error message (the module's `error` is an InstanceProblem: instance, action, code, message)."""
+    return (item.get("error") or {}).get("message")
 
 
 def assert_isolation_group_closed(lab, result, entries, account="123456789012", region="us-east-1", allowed=()):
@@ -153,13 +158,13 @@ def test_mixed_batch_describes_once_and_isolates_all(demo):
     calls = {}
     for entry in entries:
         calls[entry["action"]] = calls.get(entry["action"], 0) + 1
-    # Describes per batch, not per host: the first run also re-describes the groups it created.
+    # Describes per batch, not per host, and none again after the plan: the groups it creates are planned
+    # from the rules AWS gives a new group, the tracked-paths step reads the batch's ENIs.
     assert calls["DescribeInstances"] == 1
-    # the batch's, and the tracked-paths step's after isolation (ConnectionTrackingConfiguration, subnets)
-    assert calls["DescribeNetworkInterfaces"] == 2
+    assert calls["DescribeNetworkInterfaces"] == 1
     assert calls["DescribeRouteTables"] == 1
-    # 3: the groups by name, the conversion groups by tag (ENIs a killed run left there), the created groups.
-    assert calls["DescribeSecurityGroups"] == 3
+    # 2: the groups by name, the conversion groups by tag (ENIs a killed run left there).
+    assert calls["DescribeSecurityGroups"] == 2
     assert calls["DescribeVpcs"] == 1
     enis = sum(len(demo.instance(n)["enis"]) for n in names)
     assert calls["ModifyNetworkInterfaceAttribute"] == 2 * enis
@@ -175,7 +180,7 @@ def test_second_run_writes_nothing(demo):
     mark = demo.mark()
     result = isolate(demo, ["web-1", "app-1"], incident_id="IR-1")
     assert result["changed"] is False
-    assert all(not r["changed"] and r["state"] == "isolated" for r in result["instances"])
+    assert all(not r["changed"] and r["state"] == "isolated" for r in result["instances"].values())
     assert result["plan"] == []
     assert writes(demo.journal(mark)) == []
 
@@ -301,7 +306,7 @@ def test_requester_managed_eni_is_reported_not_skipped(demo):
     result = isolate(demo, ["app-1"], expect_rc=(2,))
     entries = demo.journal(mark)
     item = by_id(result)[app["id"]]
-    assert result["failed"] and managed in item["error"] and "requester-managed" in item["error"]
+    assert result["failed"] and managed in error_of(item) and "requester-managed" in error_of(item)
     nic = next(n for n in item["network_interfaces"] if n["network_interface_id"] == managed)
     assert "requester-managed" in nic["error"] and nic["security_groups"] == before
     assert moves(entries, managed) == [] and eni_groups(demo, managed) == before
@@ -333,8 +338,8 @@ def test_failure_after_conversion_never_leaves_the_eni_open(demo):
     result = isolate(demo, ["web-1"], expect_rc=(2,))
     item = by_id(result)[demo.instance("web-1")["id"]]
     assert result["failed"] and item["state"] == "failed"
-    assert eni_id in item["error"] and "ec2:ModifyNetworkInterfaceAttribute" in item["error"]
-    assert "InvalidParameterValue" in item["error"]
+    assert eni_id in error_of(item) and "ec2:ModifyNetworkInterfaceAttribute" in error_of(item)
+    assert "InvalidParameterValue" in error_of(item)
     assert eni_groups(demo, eni_id) == original  # back on its own groups, not on the open conversion group
     assert "guardduty:isolation" not in instance_tags(demo, "web-1")
     demo.faults({})
@@ -351,7 +356,7 @@ def test_permission_denied_names_the_action(demo):
     original = eni_groups(demo, eni_id)
     result = isolate(demo, ["web-1"], expect_rc=(2,))
     item = by_id(result)[demo.instance("web-1")["id"]]
-    assert "ec2:ModifyNetworkInterfaceAttribute" in item["error"] and "UnauthorizedOperation" in item["error"]
+    assert "ec2:ModifyNetworkInterfaceAttribute" in error_of(item) and "UnauthorizedOperation" in error_of(item)
     assert eni_groups(demo, eni_id) == original
     demo.faults({"forced": [{"action": "DescribeInstances", "code": "UnauthorizedOperation", "status": 403}]})
     mark = demo.mark()
@@ -368,8 +373,8 @@ def test_bad_ids_are_reported_and_change_nothing(demo):
     mark = demo.mark()
     result = demo.run_module(MODULE, {"instance_ids": ids}, expect_rc=(2,))
     assert result["failed"]
-    errors = {r["instance_id"]: r["error"] for r in result["instances"]}
-    assert list(errors) == ids
+    errors = {i: error_of(r) for i, r in result["instances"].items()}
+    assert sorted(errors) == sorted(ids)  # a dict by instance id (Ansible's JSON keeps no key order)
     assert "malformed instance id" in errors["i-123"]
     assert "not found" in errors["i-0123456789abcdef0"]
     assert "not found" in errors[demo.instance("api-1")["id"]] and "us-east-1" in errors[demo.instance("api-1")["id"]]
@@ -380,9 +385,9 @@ def test_bad_ids_are_reported_and_change_nothing(demo):
 
 
 def test_one_bad_id_does_not_stop_the_others(demo):
-    result = demo.run_module(MODULE, {"instance_ids": [demo.instance("web-1")["id"], "i-0123456789abcdef0"]},
-                             expect_rc=(2,))
-    states = [r["state"] for r in result["instances"]]
+    ids = [demo.instance("web-1")["id"], "i-0123456789abcdef0"]
+    result = demo.run_module(MODULE, {"instance_ids": ids}, expect_rc=(2,))
+    states = [result["instances"][i]["state"] for i in ids]
     assert states == ["isolated", "failed"]
 
 
@@ -423,7 +428,7 @@ def test_release_check_mode(demo):
 def test_release_without_record_is_a_clear_error(demo):
     mark = demo.mark()
     result = isolate(demo, ["healthy-1"], state="released", expect_rc=(2,))
-    assert result["failed"] and "no isolation record" in result["instances"][0]["error"]
+    assert result["failed"] and "no isolation record" in error_of(by_id(result)[demo.instance("healthy-1")["id"]])
     assert writes(demo.journal(mark)) == []
 
 
@@ -459,7 +464,7 @@ def test_documented_iam_policy_is_enough(demo):
         result = isolate(demo, ["app-1"], **creds)
         assert_converted_then_isolated(demo, result, demo.journal(mark), "app-1")
         released = isolate(demo, ["app-1"], state="released", **creds)
-        assert all(r["state"] == "released" for r in released["instances"])
+        assert all(r["state"] == "released" for r in released["instances"].values())
         assert not [e for e in demo.journal(mark) if e["status"] == 403], json.dumps(demo.journal(mark))[:2000]
         # Without one of its actions, the module says which one is missing.
         narrowed = json.loads(policy)
@@ -468,7 +473,7 @@ def test_documented_iam_policy_is_enough(demo):
                 statement["Action"] = "ec2:DescribeInstances"
         iam.put_user_policy(UserName="isolator", PolicyName="ec2_isolation", PolicyDocument=json.dumps(narrowed))
         denied = isolate(demo, ["web-1"], expect_rc=(2,), **creds)
-        assert "ec2:ModifyNetworkInterfaceAttribute" in denied["instances"][0]["error"]
+        assert "ec2:ModifyNetworkInterfaceAttribute" in error_of(by_id(denied)[demo.instance("web-1")["id"]])
         assert eni_groups(demo, demo.instance("web-1")["enis"][0]) != [result["security_groups"][
             eni(demo, demo.instance("web-1")["enis"][0])["VpcId"]]["isolation"]]
     finally:

@@ -67,7 +67,8 @@ def tag_record(lab, instance_id, key):
 
 
 def text_of(result):
-    return " | ".join([str(result.get("msg") or "")] + [str(i.get("error") or "") for i in result.get("instances", [])
+    parts = (result.get("instances") or {}).values()
+    return " | ".join([str(result.get("msg") or "")] + [str((i.get("error") or {}).get("message") or "") for i in parts
                                                           if isinstance(i, dict)])
 
 
@@ -87,7 +88,7 @@ def test_isolate_records_true_groups_despite_a_tag_forged_before(demo):
                                                     {"Key": f"{GROUPS_TAG}:1", "Value": open_group}])
 
     result = demo.run_module(ISOLATION, {"instance_ids": [bastion["id"]], "incident_id": "IR-FORGE"})
-    item = result["instances"][0]
+    item = next(iter(result["instances"].values()))
     assert item["state"] == "isolated", item
     assert item["network_interfaces"][0]["original_security_groups"] == true_groups
     assert any(eni_id in w and GROUPS_TAG in w and "ignored" in w for w in item["warnings"]), item["warnings"]
@@ -98,7 +99,7 @@ def test_isolate_records_true_groups_despite_a_tag_forged_before(demo):
 
     mark = demo.mark()
     released = demo.run_module(ISOLATION, {"instance_ids": [bastion["id"]], "state": "released"})
-    assert released["instances"][0]["state"] == "released", released
+    assert next(iter(released["instances"].values()))["state"] == "released", released
     assert eni_groups(demo, eni_id) == true_groups
     assert not any(open_group in json.dumps(e["params"]) for e in writes_on(demo.journal(mark), "ModifyNetworkInterfaceAttribute"))
 
@@ -118,9 +119,9 @@ def test_release_refuses_a_record_naming_the_conversion_group(demo):
     mark = demo.mark()
     refused = demo.run_module(ISOLATION, {"instance_ids": [app["id"]], "state": "released"}, expect_rc=(2,))
     entries = demo.journal(mark)
-    item = refused["instances"][0]
+    item = next(iter(refused["instances"].values()))
     assert item["state"] == "failed" and item["changed"] is False
-    assert f"{first}: tag {GROUPS_TAG} differs from the incident store's record" in item["error"], item["error"]
+    assert f"{first}: tag {GROUPS_TAG} differs from the incident store's record" in item["error"]["message"], item["error"]
     # Nothing of the instance changed: no ENI moved (not even the one whose record is intact), no tag touched.
     assert not writes_on(entries, "ModifyNetworkInterfaceAttribute")
     assert not [e for e in writes_on(entries, "DeleteTags") + writes_on(entries, "CreateTags")]
@@ -135,7 +136,7 @@ def test_release_refuses_a_record_naming_the_conversion_group(demo):
                    "records": record}, handle)
     mark = demo.mark()
     refused = demo.run_module(ISOLATION, {"instance_ids": [app["id"]], "state": "released"}, expect_rc=(2,))
-    assert f"{first}: the record names {conversion}, the conversion group" in refused["instances"][0]["error"]
+    assert f"{first}: the record names {conversion}, the conversion group" in next(iter(refused["instances"].values()))["error"]["message"]
     assert not writes_on(demo.journal(mark), "ModifyNetworkInterfaceAttribute")
     assert eni_groups(demo, first) == [isolation]
 
@@ -150,8 +151,8 @@ def test_release_refuses_a_tag_record_the_store_does_not_know(demo):
     demo.new_incident_store()  # as if isolated by the earlier version: the tags are all there is
     mark = demo.mark()
     refused = demo.run_module(ISOLATION, {"instance_ids": [web["id"]], "state": "released"}, expect_rc=(2,))
-    assert "the incident store does not know" in refused["instances"][0]["error"]
-    assert "trust_tag_records" in refused["instances"][0]["error"]
+    assert "the incident store does not know" in next(iter(refused["instances"].values()))["error"]["message"]
+    assert "trust_tag_records" in next(iter(refused["instances"].values()))["error"]["message"]
     assert not writes_on(demo.journal(mark), "ModifyNetworkInterfaceAttribute")
 
     other_vpc_group = group_named(demo, "backup")  # a group of the shared VPC
@@ -160,11 +161,11 @@ def test_release_refuses_a_tag_record_the_store_does_not_know(demo):
     ec2(demo).create_tags(Resources=[eni_id], Tags=[{"Key": GROUPS_TAG, "Value": json.dumps([other_vpc_group])}])
     refused = demo.run_module(ISOLATION, {"instance_ids": [web["id"]], "state": "released", "trust_tag_records": True},
                               expect_rc=(2,))
-    assert f"the record names {other_vpc_group} of" in refused["instances"][0]["error"]
+    assert f"the record names {other_vpc_group} of" in next(iter(refused["instances"].values()))["error"]["message"]
 
     ec2(demo).create_tags(Resources=[eni_id], Tags=[{"Key": GROUPS_TAG, "Value": saved}])
     released = demo.run_module(ISOLATION, {"instance_ids": [web["id"]], "state": "released", "trust_tag_records": True})
-    assert released["instances"][0]["state"] == "released"
+    assert next(iter(released["instances"].values()))["state"] == "released"
     assert eni_groups(demo, eni_id) == true_groups
 
 

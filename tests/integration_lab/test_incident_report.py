@@ -122,7 +122,7 @@ def test_report_of_real_isolation_and_snapshot_results(demo, tmp_path):
                 for r in ec2.describe_instances(InstanceIds=ids)["Reservations"] for i in r["Instances"]}
     snapshots = demo.run_module("cloudsec.guardduty.ec2_forensic_snapshot", {"instance_ids": ids, "incident_id": "INC-78"})
     isolation = demo.run_module("cloudsec.guardduty.ec2_isolation", {"instance_ids": ids})
-    by_id = {i["instance_id"]: i for i in isolation["instances"]}
+    by_id = isolation["instances"]
     instances = {instance_id: {"host": name, "account_id": "123456789012", "region": "us-east-1",
                                "stages": {"snapshots": snapshots["instances"][instance_id], "network": by_id[instance_id]}}
                  for name, instance_id in (("web-1", web["id"]), ("app-1", app["id"]))}

@@ -49,7 +49,7 @@ def on_conversion(lab):
 
 def warnings_of(result):
     return " ".join(result.get("warnings") or []) + " " + " ".join(
-        w for r in result.get("instances", []) for w in r.get("warnings") or [])
+        w for r in (result.get("instances") or {}).values() for w in r.get("warnings") or [])
 
 
 def test_killed_controller_rerun_converges_and_release_restores_exactly(lab):
@@ -82,7 +82,7 @@ def test_killed_controller_rerun_converges_and_release_restores_exactly(lab):
 
         rerun = lab.run_module(MODULE, args)
         assert not rerun.get("failed"), f"seed {seed}, killed after {seen} writes: {rerun.get('msg')}"
-        assert all(r["state"] == "isolated" for r in rerun["instances"])
+        assert all(r["state"] == "isolated" for r in rerun["instances"].values())
         for eni_id in stuck:  # recovery is visible: each ENI found on the conversion group is named
             assert eni_id in warnings_of(rerun), f"seed {seed}: {eni_id} left on the conversion group, not reported"
         assert_isolated(lab, fleet, originals, incident_id="IR-CRASH")  # and no ENI left on a conversion group
@@ -90,7 +90,7 @@ def test_killed_controller_rerun_converges_and_release_restores_exactly(lab):
           f"{sorted(kill_points)}")
     # Release after the last crashed-and-rerun run: each ENI's exact original groups, in order.
     released = lab.run_module(MODULE, {"instance_ids": ids, "state": "released"})
-    assert all(r["state"] == "released" for r in released["instances"]), released.get("msg")
+    assert all(r["state"] == "released" for r in released["instances"].values()), released.get("msg")
     assert_released(lab, fleet, originals)
     assert len({k for _seed, k, *_rest in kill_points}) == len(SEEDS), kill_points
 
@@ -126,7 +126,7 @@ def test_a_run_over_other_instances_finishes_enis_a_killed_run_left_on_the_conve
     owner = {e: i for i, enis in fleet.items() for e in enis}
     app = lab.instance("app-1")["id"]  # ENIs in the prod and shared VPCs: both get their group pair
     first = lab.run_module(MODULE, {"instance_ids": [app], "incident_id": "IR-OTHER"})
-    assert first["instances"][0]["state"] == "isolated", first.get("msg")
+    assert next(iter(first["instances"].values()))["state"] == "isolated", first.get("msg")
     groups = containment_groups(lab)
     args = {"instance_ids": list(fleet), "incident_id": "IR-CRASH", "max_concurrency": 4}
 
@@ -135,7 +135,7 @@ def test_a_run_over_other_instances_finishes_enis_a_killed_run_left_on_the_conve
     assert_never_open_without_record(lab, fleet, originals)
     mark = lab.mark()
     released = lab.run_module(MODULE, {"instance_ids": [app], "state": "released"})
-    assert released["instances"][0]["state"] == "released", released.get("msg")
+    assert next(iter(released["instances"].values()))["state"] == "released", released.get("msg")
     assert on_conversion(lab) == {}
     text = warnings_of(released)
     for eni_id in stuck:
@@ -157,7 +157,7 @@ def test_a_run_over_other_instances_finishes_enis_a_killed_run_left_on_the_conve
     stuck = kill_while_isolation_moves_wait(lab, fleet, args)
     web = lab.instance("web-1")["id"]
     other = lab.run_module(MODULE, {"instance_ids": [web], "incident_id": "IR-OTHER"})
-    assert other["instances"][0]["state"] == "isolated", other.get("msg")
+    assert next(iter(other["instances"].values()))["state"] == "isolated", other.get("msg")
     assert on_conversion(lab) == {}
     text = warnings_of(other)
     for eni_id in stuck:
@@ -171,7 +171,7 @@ def test_a_run_over_other_instances_finishes_enis_a_killed_run_left_on_the_conve
     assert not rerun.get("failed"), rerun.get("msg")
     assert_isolated(lab, fleet, originals, incident_id="IR-CRASH")
     released = lab.run_module(MODULE, {"instance_ids": list(fleet), "state": "released"})
-    assert all(r["state"] == "released" for r in released["instances"]), released.get("msg")
+    assert all(r["state"] == "released" for r in released["instances"].values()), released.get("msg")
     assert_released(lab, fleet, originals)
 
     # Killed again; the rerun over the same instances names each ENI it found on the conversion group and

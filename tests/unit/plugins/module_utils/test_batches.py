@@ -66,11 +66,11 @@ def test_result_for_picks_the_instance_from_a_batched_loop():
     assert result_for({"instances": {"i-9": {"changed": False}}}, "i-9") == {"changed": False}
 
 
-def test_result_for_reads_list_shaped_instances_as_ec2_isolation_returns_them():
+def test_result_for_reads_ec2_isolation_like_every_module():
     registered = {"results": [{"item": {"instance_ids": ["i-1", "i-2"]},
-                               "instances": [{"instance_id": "i-1", "state": "isolated"},
-                                             {"instance_id": "i-2", "state": "failed", "error": "boom"}]}]}
-    assert result_for(registered, "i-2") == {"instance_id": "i-2", "state": "failed", "error": "boom"}
+                               "instances": {"i-1": {"state": "isolated"},
+                                             "i-2": {"state": "failed", "error": {"message": "boom"}}}}]}
+    assert result_for(registered, "i-2") == {"state": "failed", "error": {"message": "boom"}}
     assert result_for(registered, "i-1")["state"] == "isolated"
 
 
@@ -87,11 +87,11 @@ def leader_registers(*items):
 
 
 def test_stage_parts_take_each_instance_from_its_batch_and_blame_the_batch_when_it_failed_whole():
-    ok = {"item": BATCH_US, "changed": True, "instances": [{"instance_id": "i-1", "changed": True, "error": None},
-                                                           {"instance_id": "i-2", "changed": False, "error": "i-2: gone"}]}
+    ok = {"item": BATCH_US, "changed": True, "instances": {"i-1": {"changed": True, "error": None},
+                                                           "i-2": {"changed": False, "error": "i-2: gone"}}}
     failed = {"item": BATCH_EU, "failed": True, "msg": "AccessDenied: sts"}
     parts = batches.stage_parts(leader_registers(ok, failed))
-    assert parts["i-1"] == {"instance_id": "i-1", "changed": True, "error": None}
+    assert parts["i-1"] == {"changed": True, "error": None}
     assert parts["i-2"]["error"] == "i-2: gone"
     assert parts["i-3"] == {"changed": False, "error": {"instance_id": "i-3", "action": "batch", "message": "AccessDenied: sts"}}
 
@@ -110,7 +110,7 @@ def test_stage_parts_give_no_part_to_an_instance_a_successful_call_was_not_asked
     # failed for i-1 (registered with failed_when: false, so `failed` is false): still no part for i-2
     refused = dict(ok, failed=False, msg="1 of 1 instances failed", instances={"i-1": {"error": "i-1: refused"}})
     assert batches.stage_parts(leader_registers(refused)) == {"i-1": {"error": "i-1: refused"}}
-    # a call that failed before any per-instance work (ec2_isolation answers instances=[]): the whole batch
+    # a call that failed before any per-instance work (instances empty): the whole batch
     early = {"item": BATCH_US, "failed": False, "failed_when_result": False, "msg": "DescribeSecurityGroups: throttled",
              "instances": []}
     assert {i: p["error"]["message"] for i, p in batches.stage_parts(leader_registers(early)).items()} == {

@@ -149,3 +149,45 @@ def test_a_throttled_conversion_is_retried_and_a_refused_one_is_not():
     refused = botocore.exceptions.ClientError({"Error": {"Code": "UnauthorizedOperation", "Message": "no"}}, "X")
     with pytest.raises(botocore.exceptions.ClientError):
         retries.retried(lambda: (dummy for dummy in ()).throw(refused), ec2_isolation.CONVERSION_RETRY)
+
+
+def test_tags_go_in_one_call_per_tag_set_and_at_most_1000_resources():
+    """CreateTags takes many resources, up to 1000 (botocore ec2 model, CreateTagsRequest.Resources)."""
+    calls = []
+
+    def create_tags(_client, resources, tags):
+        calls.append((len(resources), tuple(sorted(tags.items()))))
+
+    worker = ec2_isolation.Isolation(object(), {}, [], max_concurrency=2)
+    steps = [{"resource": f"eni-{n}", "instance_id": f"i-{n}", "tags": {"k": "a" if n < 2500 else "b"}} for n in range(2600)]
+    assert worker.tag_batches(steps, create_tags) == {}
+    assert sorted(calls) == sorted([(1000, (("k", "a"),)), (1000, (("k", "a"),)), (500, (("k", "a"),)),
+                                    (100, (("k", "b"),))])
+
+
+def test_the_pacer_holds_only_the_moves_onto_the_conversion_group():
+    """One client: botocore's adaptive pacer sees the conversion moves (and their answers), never the move off
+    the conversion group, and the conversions' turn is checked after the pacer, right before sending."""
+    import boto3
+    from botocore.awsrequest import AWSResponse
+
+    class Raw:
+        def stream(self, **_kwargs):
+            yield b"<ModifyNetworkInterfaceAttributeResponse><return>true</return></ModifyNetworkInterfaceAttributeResponse>"
+
+    client = boto3.client("ec2", region_name="us-east-1", aws_access_key_id="k", aws_secret_access_key="s")
+    seen = []
+    worker = ec2_isolation.Isolation(client, {}, [], max_concurrency=1)
+    worker.pacer.limiter.on_sending_request = lambda **kw: seen.append("paced")
+    worker.pacer.limiter.on_receiving_response = lambda **kw: seen.append("answered")
+    worker.pacer.turn = lambda: seen.append("turn")
+
+    def answer(request, **_kwargs):  # EC2 answering, registered after the module's handlers: the request is sent
+        seen.append("sent")
+        return AWSResponse(request.url, 200, {}, Raw())
+
+    client.meta.events.register_last("before-send", answer)
+    on, _dwell, error = worker.isolate_interface({"resource": "eni-1", "vpc_id": "vpc-1"}, GROUPS, ORIGINAL)
+    assert error is None and on == ["sg-isolation"]
+    # the conversion: paced, its turn, sent, its answer to the pacer; the isolation move: sent, nothing else
+    assert seen == ["paced", "turn", "sent", "answered", "sent"], seen
