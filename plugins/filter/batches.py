@@ -52,6 +52,10 @@ def preflight_parts(batches, role_errors, callers, verify=True):
     return _batches.preflight_parts(batches, role_errors, callers, verify)
 
 
+def run_summary(run, steps, check_mode=False):
+    return _batches.run_summary(run, list(steps or []), bool(check_mode))
+
+
 def option_problems(values, checks):
     try:
         return _guards.option_problems(dict(values or {}), dict(checks or {}))
@@ -64,4 +68,5 @@ class FilterModule:
         return {"account_batches": account_batches, "instance_result": instance_result, "record_stage": record_stage,
                 "record_parts": record_parts, "failed_instances": failed_instances,
                 "remaining_batches": remaining_batches, "preflight_parts": preflight_parts,
-                "batch_leaders": batch_leaders, "run_failures": run_failures, "option_problems": option_problems}
+                "batch_leaders": batch_leaders, "run_failures": run_failures, "option_problems": option_problems,
+                "run_summary": run_summary}
