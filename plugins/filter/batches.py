@@ -44,10 +44,6 @@ def batch_leaders(batches):
     return _batches.batch_leaders(batches)
 
 
-def run_failures(placed, remaining, failures):
-    return _batches.run_failures(placed, remaining, failures)
-
-
 def preflight_parts(batches, role_errors, callers, verify=True):
     return _batches.preflight_parts(batches, role_errors, callers, verify)
 
@@ -68,5 +64,5 @@ class FilterModule:
         return {"account_batches": account_batches, "instance_result": instance_result, "record_stage": record_stage,
                 "record_parts": record_parts, "failed_instances": failed_instances,
                 "remaining_batches": remaining_batches, "preflight_parts": preflight_parts,
-                "batch_leaders": batch_leaders, "run_failures": run_failures, "option_problems": option_problems,
+                "batch_leaders": batch_leaders, "option_problems": option_problems,
                 "run_summary": run_summary}

@@ -12,11 +12,13 @@ short_description: Each host's own outcome of a run, from the run's record
 version_added: 0.2.0
 author: cloudsec.guardduty contributors (@cloudsec)
 description:
-  - The last task of a run, on every host (the only per-host task of a run of M(cloudsec.guardduty.batch_stage)). A host whose
+  - >-
+    The last task of a run, on every host (the only per-host task of a run of M(cloudsec.guardduty.batch_stage)). A host whose
     instance has a failed stage, or did not finish (its batch's leader left the play), fails with
     C(HOST (INSTANCE): STAGE failed: CAUSE); the others are ok with C(HOST (INSTANCE): no stage failed), changed when a stage
     changed their instance. Every host has its own line in the recap and in AWX's host view.
-  - With O(gather_from), once for the play (C(run_once)) first: the run's state as the hosts that ran the stages left it (the
+  - >-
+    With O(gather_from), once for the play (C(run_once)) first: the run's state as the hosts that ran the stages left it (the
     leaders' play of the isolate playbook) is set on every host of this play, and the responder roles' credentials file of the
     run is removed.
 attributes:
@@ -29,15 +31,18 @@ attributes:
 options:
   gather_from:
     description:
-      - The hosts that ran the stages; the first one's run state is taken. An empty list takes this host's own.
+      - >-
+        The hosts that ran the stages; the first one's run state is taken. An empty list takes this host's own.
     type: list
     elements: str
   forget_credentials:
     description:
-      - Remove the run's credentials file (with O(gather_from), by default).
+      - >-
+        Remove the run's credentials file (with O(gather_from), by default).
     type: bool
 notes:
-  - An action plugin on the controller.
+  - >-
+    An action plugin on the controller.
 seealso:
   - module: cloudsec.guardduty.batch_stage
 """
