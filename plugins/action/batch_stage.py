@@ -98,7 +98,8 @@ class ActionModule(ActionBase):
     TRANSFERS_FILES = False
     _VALID_ARGS = frozenset(("stage", "module", "options", "from_hosts", "per_instance", "use_credentials", "answered",
                              "parts", "max_parallel", "incident", "size", "evidence_stages", "by_leader", "started",
-                             "verify_identity", "session_name", "session_duration"))
+                             "verify_identity", "session_name", "session_duration", "per_account", "planned_by",
+                             "recorded"))
 
     # -- running modules, the batches in parallel ---------------------------------------------------------
     def _prepare(self, module_name, args, task_vars, check_mode=None, no_log=False):
@@ -185,22 +186,33 @@ class ActionModule(ActionBase):
     def _stage(self, run, stage, args, task_vars, hosts):
         module_name = args.get("module")
         if not module_name:
-            raise AnsibleActionFail(f"cloudsec.guardduty.batch_stage: stage {stage} needs a module")
+            if args.get("recorded") is None:
+                raise AnsibleActionFail(f"cloudsec.guardduty.batch_stage: stage {stage} needs a module, or the parts it records")
+            # parts a role decided itself (eradicate's confirmation, per host): recorded, no module
+            current = {i for batch in run["current"] for i in batch["instance_ids"]}
+            parts = {i: part for i, part in plain(args["recorded"]).items() if i in current}
+            return engine.record_run(run, stage, parts, hosts), []
         hostvars = task_vars["hostvars"]
         answered = plain(args.get("answered") or {})
         try:
             calls = engine.stage_calls(run["current"], plain(args.get("options") or {}), hostvars,
                                        read_credentials(run.get("credentials_file")), args.get("from_hosts") or (),
-                                       bool(args.get("per_instance", True)), answered, bool(args.get("use_credentials", True)))
+                                       bool(args.get("per_instance", True)), answered, bool(args.get("use_credentials", True)),
+                                       bool(args.get("per_account", False)))
         except engine.BatchError as exc:
             raise AnsibleActionFail(f"cloudsec.guardduty.batch_stage: {exc}") from None
         outcomes = [(batch, result) for batch, result in self._run_modules(module_name, calls, task_vars)]
         if args.get("parts") == "findings":
             parts = engine.finding_parts(outcomes, hostvars)
+        elif args.get("parts") == "support":
+            parts = engine.support_parts(outcomes)
         else:
             parts = engine.stage_parts([{"results": [dict(result, item=batch) for batch, result in outcomes]}])
         parts.update({i: part for i, part in answered.items()
                       if any(i in batch["instance_ids"] for batch in run["current"])})
+        if self._task.check_mode and args.get("planned_by"):
+            parts = {i: engine.planned_termination(part, (run["record"].get(i) or {}).get(args["planned_by"]))
+                     for i, part in parts.items()}
         return engine.record_run(run, stage, parts, hosts), [shown_result(batch, result) for batch, result in outcomes]
 
     def run(self, tmp=None, task_vars=None):

@@ -52,6 +52,16 @@ def run_summary(run, steps, check_mode=False):
     return _batches.run_summary(run, list(steps or []), bool(check_mode))
 
 
+def host_parts(hosts, hostvars, variable):
+    """{instance_id: the host's `variable`} for the hosts with an instance: parts a role decided per host."""
+    parts = {}
+    for host in hosts or []:
+        variables = hostvars[host]
+        if variables.get("instance_id"):
+            parts[variables["instance_id"]] = variables.get(variable)
+    return parts
+
+
 def option_problems(values, checks):
     try:
         return _guards.option_problems(dict(values or {}), dict(checks or {}))
@@ -65,4 +75,4 @@ class FilterModule:
                 "record_parts": record_parts, "failed_instances": failed_instances,
                 "remaining_batches": remaining_batches, "preflight_parts": preflight_parts,
                 "batch_leaders": batch_leaders, "option_problems": option_problems,
-                "run_summary": run_summary}
+                "run_summary": run_summary, "host_parts": host_parts}

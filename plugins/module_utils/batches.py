@@ -367,32 +367,93 @@ HOST_OPTIONS = {"finding_ids": _option_finding_ids, "account_id": _option_accoun
                 "securityhub_findings": _option_securityhub_findings}
 
 
-def stage_calls(batches, options, hostvars, credentials, from_hosts=(), per_instance=True, answered=None, use_credentials=True):
+def _option_confirm(batch, hostvars):
+    """ec2_eradicate's confirmation per batch: its own instance ids (the run's confirmation named them all)."""
+    return {"confirm": list(batch["instance_ids"])}
+
+
+def _option_support_case(batch, hostvars):
+    """guardduty_support_case's instances and finding types: the whole account's (one case per account)."""
+    types = []
+    for variables in batch_hostvars(batch, hostvars):
+        for finding_type in variables.get("guardduty_finding_types") or []:
+            if finding_type not in types:
+                types.append(finding_type)
+    return {"instance_ids": list(batch["instance_ids"]), "finding_types": types}
+
+
+HOST_OPTIONS.update(confirm=_option_confirm, support_case=_option_support_case)
+
+
+def account_batches_of(batches):
+    """One batch per account (the first one's region and role) with every instance of the account's batches."""
+    merged = {}
+    for batch in batches or []:
+        key = batch.get("account_id") or ""
+        if key not in merged:
+            merged[key] = dict(batch, instance_ids=[], hosts={})
+        merged[key]["instance_ids"] = merged[key]["instance_ids"] + list(batch["instance_ids"])
+        merged[key]["hosts"] = dict(merged[key]["hosts"], **batch["hosts"])
+    return list(merged.values())
+
+
+def stage_calls(batches, options, hostvars, credentials, from_hosts=(), per_instance=True, answered=None, use_credentials=True,
+                per_account=False):
     """The module calls of a stage: [(batch, module options)], one per batch, the batches as they are in the run.
 
     `from_hosts` names HOST_OPTIONS built from the batch's hosts; `answered` ({instance_id: part}) are instances
     whose part is known without asking (the module is not given them; a batch left with none is not called);
-    a batch whose `from_hosts` finding ids are empty is not called either (nothing to ask).
+    a module over findings (not `per_instance`) is not called for a batch whose hosts have none. `per_account`:
+    one call per account (the Support API is global), for all of the account's instances.
     """
     calls = []
-    for batch in batches or []:
+    for batch in account_batches_of(batches) if per_account else batches or []:
         ids = [i for i in batch["instance_ids"] if i not in (answered or {})]
         if not ids:
             continue
+        batch = dict(batch, instance_ids=ids, hosts={i: batch["hosts"][i] for i in ids})
         args = dict(options or {})
+        if per_instance:
+            args["instance_ids"] = ids
         for name in from_hosts or ():
             if name not in HOST_OPTIONS:
                 raise BatchError(f"unknown from_hosts value {name!r}: one of {', '.join(sorted(HOST_OPTIONS))}")
             args.update(HOST_OPTIONS[name](batch, hostvars))
         if not per_instance and "finding_ids" in (from_hosts or ()) and not args["finding_ids"]:
             continue  # a module over the hosts' findings, and they have none
-        if per_instance:
-            args["instance_ids"] = ids
-        args["region"] = batch["region"]
+        if not per_account:
+            args["region"] = batch["region"]
         if use_credentials:
             args.update(batch_credentials(batch, credentials))
-        calls.append((dict(batch, instance_ids=ids, hosts={i: batch["hosts"][i] for i in ids}), args))
+        calls.append((batch, args))
     return calls
+
+
+def support_parts(outcomes):
+    """{instance_id: part} of the support case step: each instance of the account gets its account's case."""
+    parts = {}
+    for batch, result in outcomes:
+        for instance_id in batch["instance_ids"]:
+            parts[instance_id] = {"changed": bool(result.get("created")), "case": result.get("case"),
+                                  "message": result.get("message") or result.get("msg"), "re_post": result.get("re_post")}
+    return parts
+
+
+PLANNED_TERMINATION_NOTE = ("check mode: a real run takes the missing evidence snapshots and waits for them first, then terminates "
+                            "(termination protection and the replacement are checked then)")
+
+
+def planned_termination(part, snapshots_part):
+    """In check mode, ec2_eradicate refuses an instance without completed evidence snapshots, though the run's own
+    snapshot step would take them first: the part says what a real run does instead, when that step planned snapshots
+    and did not fail. Any other part is returned as it is."""
+    error = (part or {}).get("error")
+    refused = (isinstance(error, dict) and error.get("code") == "Refused"
+               and "no completed evidence snapshot" in str(error.get("message") or ""))
+    planned = isinstance(snapshots_part, dict) and not snapshots_part.get("error") and bool(snapshots_part.get("snapshots"))
+    if refused and planned:
+        return {"changed": True, "terminated": True, "replacement": None, "calls": [], "note": PLANNED_TERMINATION_NOTE}
+    return part
 
 
 def finding_parts(outcomes, hostvars):

@@ -66,10 +66,11 @@ options:
       - >-
         V(finding_ids) the hosts' C(guardduty_finding_ids); V(account_id) the batch's account; V(findings) the hosts'
         C(guardduty_findings), each with its instance, when every host has them; V(securityhub_findings) C({instance_id: finding ids})
-        and C(detector_id).
+        and C(detector_id); V(confirm) the batch's instance ids as C(confirm); V(support_case) the account's instances and the hosts'
+        C(guardduty_finding_types).
     type: list
     elements: str
-    choices: [finding_ids, account_id, findings, securityhub_findings]
+    choices: [finding_ids, account_id, findings, securityhub_findings, confirm, support_case]
     default: []
   per_instance:
     description:
@@ -89,13 +90,29 @@ options:
       - >-
         Instances whose part is known without asking, C({instance_id: part}); the module is not given them.
     type: dict
+  per_account:
+    description:
+      - One call per account, for all of its current instances, with the first batch's role (an AWS API that is global, such
+        as Support's); no O(region) is given.
+    type: bool
+    default: false
+  recorded:
+    description:
+      - Without O(module), the parts a role decided itself, C({instance_id: part}), recorded under O(stage).
+    type: dict
+  planned_by:
+    description:
+      - In check mode, the stage whose planned snapshots lift ec2_eradicate's evidence refusal (the stage records what a real
+        run does, which takes the snapshots first) (M(cloudsec.guardduty.ec2_eradicate)).
+    type: str
   parts:
     description:
       - >-
         How each instance's part is read from the module's result. V(instances) its C(instances) key; V(findings), a module that
-        answers per finding (M(cloudsec.guardduty.guardduty_finding)), each instance gets its host's findings.
+        answers per finding (M(cloudsec.guardduty.guardduty_finding)), each instance gets its host's findings; V(support), each
+        instance of the account gets its account's support case.
     type: str
-    choices: [instances, findings]
+    choices: [instances, findings, support]
     default: instances
   max_parallel:
     description:

@@ -94,3 +94,32 @@ def test_the_preflight_summary_names_every_batch_its_instances_and_the_steps():
     lines = batches.run_summary(placed(), ["isolation", "", "report"], check_mode=True)
     assert lines[0] == "incident INC-1 (check mode: nothing will change)"
     assert "instances: web-1 (i-1), app-1 (i-2)" in lines and lines[-1] == "stages: isolation, report"
+
+
+def test_each_batch_confirms_the_termination_of_its_own_instances_only():
+    calls = batches.stage_calls(placed()["current"], {"confirm": ["i-1", "i-2", "i-3"]}, HOSTVARS, CREDENTIALS, from_hosts=["confirm"])
+    assert [args["confirm"] for _b, args in calls] == [["i-3"], ["i-1", "i-2"]]
+
+
+def test_a_support_case_is_one_call_per_account_for_all_its_instances_without_a_region():
+    hostvars = dict(HOSTVARS, **{"api-1": {"instance_id": "i-4", "region": "eu-west-1", "account_id": "123456789012",
+                                           "guardduty_finding_types": ["Backdoor:EC2/C&CActivity.B"]}})
+    run = batches.place_run(["web-1", "app-1", "api-1", "worker-1"], hostvars, "INC-1")
+    calls = batches.stage_calls(run["current"], {"severity_code": "high"}, hostvars, CREDENTIALS, from_hosts=["support_case"],
+                                per_instance=False, per_account=True)
+    assert [(b["account_id"], args["instance_ids"], "region" in args) for b, args in calls] == [
+        ("111122223333", ["i-3"], False), ("123456789012", ["i-4", "i-1", "i-2"], False)]
+    assert calls[1][1]["finding_types"] == ["Backdoor:EC2/C&CActivity.B"] and calls[0][1]["access_key"] == "AK"
+    parts = batches.support_parts([(calls[1][0], {"created": True, "case": "case-1", "message": "opened"})])
+    assert set(parts) == {"i-4", "i-1", "i-2"} and parts["i-1"] == {"changed": True, "case": "case-1", "message": "opened", "re_post": None}
+
+
+def test_check_mode_shows_the_termination_a_real_run_makes_after_its_own_snapshots():
+    refused = {"changed": False, "error": {"code": "Refused", "message": "i-1: no completed evidence snapshot of vol-1"}}
+    planned = batches.planned_termination(refused, {"changed": True, "snapshots": [{"volume_id": "vol-1"}], "error": None})
+    assert planned["changed"] is True and planned["terminated"] is True and "snapshots" in planned["note"]
+    # the snapshot step failed, or planned nothing, or the refusal is another one: the refusal stands
+    assert batches.planned_termination(refused, {"error": "SnapshotLimitExceeded", "snapshots": [{}]}) == refused
+    assert batches.planned_termination(refused, {"snapshots": []}) == refused
+    protected = {"error": {"code": "Refused", "message": "termination protection is on"}}
+    assert batches.planned_termination(protected, {"snapshots": [{}]}) == protected
