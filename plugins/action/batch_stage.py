@@ -99,7 +99,7 @@ class ActionModule(ActionBase):
     _VALID_ARGS = frozenset(("stage", "module", "options", "from_hosts", "per_instance", "use_credentials", "answered",
                              "parts", "max_parallel", "incident", "size", "evidence_stages", "by_leader", "started",
                              "verify_identity", "session_name", "session_duration", "per_account", "planned_by",
-                             "recorded"))
+                             "recorded", "record_tags"))
 
     # -- running modules, the batches in parallel ---------------------------------------------------------
     def _prepare(self, module_name, args, task_vars, check_mode=None, no_log=False):
@@ -204,6 +204,8 @@ class ActionModule(ActionBase):
         outcomes = [(batch, result) for batch, result in self._run_modules(module_name, calls, task_vars)]
         if args.get("parts") == "findings":
             parts = engine.finding_parts(outcomes, hostvars)
+        elif args.get("parts") == "records":
+            parts = engine.records_parts(outcomes, args.get("record_tags") or [])
         elif args.get("parts") == "support":
             parts = engine.support_parts(outcomes)
         else:

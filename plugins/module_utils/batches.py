@@ -382,7 +382,34 @@ def _option_support_case(batch, hostvars):
     return {"instance_ids": list(batch["instance_ids"]), "finding_types": types}
 
 
-HOST_OPTIONS.update(confirm=_option_confirm, support_case=_option_support_case)
+def _option_instance_filter(batch, hostvars):
+    """Describe by filter, not by ids: an unknown id then fails only its own instance, not the batch's call."""
+    return {"filters": {"instance-id": list(batch["instance_ids"])}}
+
+
+HOST_OPTIONS.update(confirm=_option_confirm, support_case=_option_support_case, instance_filter=_option_instance_filter)
+
+
+def records_parts(outcomes, record_tags):
+    """{instance_id: records part} from a DescribeInstances per batch (amazon.aws.ec2_instance_info): which of
+    `record_tags` the instance carries, its incident tag, and for an instance that carries none the note that there
+    is nothing to release; an instance not described, or a batch whose call failed, is the error."""
+    parts = {}
+    for batch, result in outcomes:
+        described = {i.get("instance_id"): i for i in result.get("instances") or []} if "instances" in result else None
+        for instance_id in batch["instance_ids"]:
+            if described is None or instance_id not in described:
+                cause = "instance not found" if described is not None else (result.get("msg") or "the batch was not described")
+                parts[instance_id] = {"changed": False, "error": f"DescribeInstances in {batch['region']}: {cause}"}
+                continue
+            tags = described[instance_id].get("tags") or {}
+            part = {"changed": False, "recorded": [t for t in record_tags or () if t in tags],
+                    "incident": tags.get("guardduty:incident")}
+            if not part["recorded"]:
+                part["note"] = (f"nothing to release: the instance carries none of the tags {', '.join(record_tags or ())}, "
+                                "so it was not isolated by cloudsec.guardduty (or its release is complete)")
+            parts[instance_id] = part
+    return parts
 
 
 def account_batches_of(batches):

@@ -67,10 +67,10 @@ options:
         V(finding_ids) the hosts' C(guardduty_finding_ids); V(account_id) the batch's account; V(findings) the hosts'
         C(guardduty_findings), each with its instance, when every host has them; V(securityhub_findings) C({instance_id: finding ids})
         and C(detector_id); V(confirm) the batch's instance ids as C(confirm); V(support_case) the account's instances and the hosts'
-        C(guardduty_finding_types).
+        C(guardduty_finding_types); V(instance_filter) C(filters) on the batch's instance ids.
     type: list
     elements: str
-    choices: [finding_ids, account_id, findings, securityhub_findings, confirm, support_case]
+    choices: [finding_ids, account_id, findings, securityhub_findings, confirm, support_case, instance_filter]
     default: []
   per_instance:
     description:
@@ -100,6 +100,11 @@ options:
     description:
       - Without O(module), the parts a role decided itself, C({instance_id: part}), recorded under O(stage).
     type: dict
+  record_tags:
+    description:
+      - With O(parts=records), the tags that show a record of the isolate role's modules.
+    type: list
+    elements: str
   planned_by:
     description:
       - In check mode, the stage whose planned snapshots lift ec2_eradicate's evidence refusal (the stage records what a real
@@ -110,9 +115,10 @@ options:
       - >-
         How each instance's part is read from the module's result. V(instances) its C(instances) key; V(findings), a module that
         answers per finding (M(cloudsec.guardduty.guardduty_finding)), each instance gets its host's findings; V(support), each
-        instance of the account gets its account's support case.
+        instance of the account gets its account's support case; V(records), a DescribeInstances (M(amazon.aws.ec2_instance_info)),
+        each instance gets which of O(record_tags) it carries and its incident tag.
     type: str
-    choices: [instances, findings, support]
+    choices: [instances, findings, support, records]
     default: instances
   max_parallel:
     description:
