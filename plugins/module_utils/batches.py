@@ -112,7 +112,7 @@ def result_for(results, instance_id):
 # -- the play-wide record ---------------------------------------------------------------------------
 # The roles keep one record for the whole play, {instance_id: {stage: part}}, set once per stage on one
 # host (run_once): per-host bookkeeping costs Ansible a task per host per stage, which at hundreds of
-# hosts is most of a run. A host reads its own part through the lazy `batches_results` variable.
+# hosts is most of a run. batch_outcome gives each host its own part.
 
 def batch_key(batch):
     return batch.get("account_id"), batch.get("region"), batch.get("role_arn"), tuple(batch["instance_ids"])
