@@ -10,7 +10,6 @@ from ansible_collections.cloudsec.guardduty.plugins.module_utils.batches import 
 from ansible_collections.cloudsec.guardduty.plugins.module_utils.batches import account_batches as _account_batches
 from ansible_collections.cloudsec.guardduty.plugins.module_utils import batches as _batches
 from ansible_collections.cloudsec.guardduty.plugins.module_utils import guards as _guards
-from ansible_collections.cloudsec.guardduty.plugins.module_utils.batches import result_for as _result_for
 
 
 def account_batches(hosts, hostvars, size=None):
@@ -20,36 +19,18 @@ def account_batches(hosts, hostvars, size=None):
         raise AnsibleFilterError(f"cloudsec.guardduty.account_batches: {exc}") from None
 
 
-def instance_result(results, instance_id):
-    return _result_for(results, instance_id)
+def run_summary(run, steps, check_mode=False):
+    return _batches.run_summary(run, list(steps or []), bool(check_mode))
 
 
-def record_stage(record, stage, results):
-    return _batches.record_parts(record, stage, _batches.stage_parts(results))
-
-
-def record_parts(record, stage, parts):
-    return _batches.record_parts(record, stage, parts)
-
-
-def failed_instances(record):
-    return _batches.failed_instances(record)
-
-
-def remaining_batches(batches, record, hosts=None, by_leader=False, evidence_stages=None):
-    return _batches.remaining_batches(batches, record, hosts, by_leader=bool(by_leader), evidence_stages=tuple(evidence_stages or ()))
-
-
-def batch_leaders(batches):
-    return _batches.batch_leaders(batches)
-
-
-def run_failures(placed, remaining, failures):
-    return _batches.run_failures(placed, remaining, failures)
-
-
-def preflight_parts(batches, role_errors, callers, verify=True):
-    return _batches.preflight_parts(batches, role_errors, callers, verify)
+def host_parts(hosts, hostvars, variable):
+    """{instance_id: the host's `variable`} for the hosts with an instance: parts a role decided per host."""
+    parts = {}
+    for host in hosts or []:
+        variables = hostvars[host]
+        if variables.get("instance_id"):
+            parts[variables["instance_id"]] = variables.get(variable)
+    return parts
 
 
 def option_problems(values, checks):
@@ -61,7 +42,5 @@ def option_problems(values, checks):
 
 class FilterModule:
     def filters(self):
-        return {"account_batches": account_batches, "instance_result": instance_result, "record_stage": record_stage,
-                "record_parts": record_parts, "failed_instances": failed_instances,
-                "remaining_batches": remaining_batches, "preflight_parts": preflight_parts,
-                "batch_leaders": batch_leaders, "run_failures": run_failures, "option_problems": option_problems}
+        return {"account_batches": account_batches, "option_problems": option_problems, "run_summary": run_summary,
+                "host_parts": host_parts}

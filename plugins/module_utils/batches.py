@@ -108,7 +108,7 @@ def result_for(results, instance_id):
 # -- the play-wide record ---------------------------------------------------------------------------
 # The roles keep one record for the whole play, {instance_id: {stage: part}}, set once per stage on one
 # host (run_once): per-host bookkeeping costs Ansible a task per host per stage, which at hundreds of
-# hosts is most of a run. A host reads its own part through the lazy `batches_results` variable.
+# hosts is most of a run. batch_outcome gives each host its own part.
 
 def batch_key(batch):
     return batch.get("account_id"), batch.get("region"), batch.get("role_arn"), tuple(batch["instance_ids"])
@@ -270,3 +270,256 @@ def preflight_parts(batches, role_errors, callers, verify):
             parts[instance_id] = {"changed": False, "account_id": batch.get("account_id") or identity.get("account"),
                                   "role_arn": role_arn, "caller_arn": identity.get("arn"), "error": error}
     return parts
+
+
+# -- the run: one state for the whole playbook run ----------------------------------------------------
+# The action plugins cloudsec.guardduty.batch_stage and batch_outcome keep it in one host fact, RUN_FACT,
+# set once per stage for every host of the play (run_once). The responder roles' credentials are never in
+# it: they are kept in a 0600 file of the controller named by `credentials_file` (plugins/action/batch_stage.py).
+
+RUN_FACT = "cloudsec_guardduty_run"
+SESSION_NAME_UNSAFE = re.compile(r"[^\w+=,.@-]")
+
+
+def place_run(hosts, hostvars, incident, size=None, evidence_stages=(), by_leader=False, started=None):
+    """The run's state once its hosts are placed in batches: nothing recorded, nothing failed yet.
+
+    `by_leader`: the stages run in a play of the batches' leaders only (roles/isolate), see remaining_batches.
+    """
+    placed = account_batches(list(hosts), hostvars, size)
+    return {"incident": incident, "started": started, "hosts": list(hosts), "placed": placed, "current": placed,
+            "leaders": [batch_leader(batch) for batch in placed],
+            "record": {}, "failures": {}, "by_leader": bool(by_leader), "evidence_stages": list(evidence_stages or ()),
+            "credentials_file": None}
+
+
+def session_name(name, incident):
+    """The RoleSessionName of the responder roles: the one given, else cloudsec-guardduty-<incident>, made safe, at most 64."""
+    return name or SESSION_NAME_UNSAFE.sub("-", f"cloudsec-guardduty-{incident}")[:64]
+
+
+def roles_to_assume(batches, known=()):
+    """{role_arn: region} for every role of the batches not assumed yet (the region of its first batch)."""
+    roles = {}
+    for batch in batches or []:
+        if batch.get("role_arn") and batch["role_arn"] not in known:
+            roles.setdefault(batch["role_arn"], batch["region"])
+    return roles
+
+
+def batch_credentials(batch, credentials):
+    """The module options that authenticate a batch: its role's assumed credentials, or none (the play's own)."""
+    role_arn = batch.get("role_arn")
+    if not role_arn:
+        return {}
+    creds = (credentials or {}).get(role_arn) or {}
+    return {"access_key": creds.get("access_key"), "secret_key": creds.get("secret_key"),
+            "session_token": creds.get("session_token")}
+
+
+def batch_hostvars(batch, hostvars):
+    return [hostvars[host] for host in batch["hosts"].values()]
+
+
+def _finding_ids(batch, hostvars):
+    ids = []
+    for variables in batch_hostvars(batch, hostvars):
+        for finding_id in variables.get("guardduty_finding_ids") or []:
+            if finding_id not in ids:
+                ids.append(finding_id)
+    return ids
+
+
+# Options a stage's module gets per batch from its hosts' inventory variables (batch_stage's `from_hosts`).
+def _option_finding_ids(batch, hostvars):
+    return {"finding_ids": _finding_ids(batch, hostvars)}
+
+
+def _option_account_id(batch, hostvars):
+    return {"account_id": batch["account_id"]} if batch.get("account_id") else {}
+
+
+def _option_findings(batch, hostvars):
+    """The inventory's findings, each with its host's instance, when every host of the batch has them (else the
+    module reads them from GuardDuty itself)."""
+    found = []
+    for variables in batch_hostvars(batch, hostvars):
+        if "guardduty_findings" not in variables:
+            return {}
+        found.extend(dict(finding, instance_id=variables.get("instance_id")) for finding in variables["guardduty_findings"] or [])
+    return {"findings": found}
+
+
+def _option_securityhub_findings(batch, hostvars):
+    variables = batch_hostvars(batch, hostvars)
+    detector = next((v.get("guardduty_detector_id") for v in variables if v.get("guardduty_detector_id")), None)
+    options = {"findings": {i: hostvars[h].get("guardduty_finding_ids") or [] for i, h in batch["hosts"].items()}}
+    if detector:
+        options["detector_id"] = detector
+    return options
+
+
+HOST_OPTIONS = {"finding_ids": _option_finding_ids, "account_id": _option_account_id, "findings": _option_findings,
+                "securityhub_findings": _option_securityhub_findings}
+
+
+def _option_confirm(batch, hostvars):
+    """ec2_eradicate's confirmation per batch: its own instance ids (the run's confirmation named them all)."""
+    return {"confirm": list(batch["instance_ids"])}
+
+
+def _option_support_case(batch, hostvars):
+    """guardduty_support_case's instances and finding types: the whole account's (one case per account)."""
+    types = []
+    for variables in batch_hostvars(batch, hostvars):
+        for finding_type in variables.get("guardduty_finding_types") or []:
+            if finding_type not in types:
+                types.append(finding_type)
+    return {"instance_ids": list(batch["instance_ids"]), "finding_types": types}
+
+
+def _option_instance_filter(batch, hostvars):
+    """Describe by filter, not by ids: an unknown id then fails only its own instance, not the batch's call."""
+    return {"filters": {"instance-id": list(batch["instance_ids"])}}
+
+
+HOST_OPTIONS.update(confirm=_option_confirm, support_case=_option_support_case, instance_filter=_option_instance_filter)
+
+
+def records_parts(outcomes, record_tags):
+    """{instance_id: records part} from a DescribeInstances per batch (amazon.aws.ec2_instance_info): which of
+    `record_tags` the instance carries, its incident tag, and for an instance that carries none the note that there
+    is nothing to release; an instance not described, or a batch whose call failed, is the error."""
+    parts = {}
+    for batch, result in outcomes:
+        described = {i.get("instance_id"): i for i in result.get("instances") or []} if "instances" in result else None
+        for instance_id in batch["instance_ids"]:
+            if described is None or instance_id not in described:
+                cause = "instance not found" if described is not None else (result.get("msg") or "the batch was not described")
+                parts[instance_id] = {"changed": False, "error": f"DescribeInstances in {batch['region']}: {cause}"}
+                continue
+            tags = described[instance_id].get("tags") or {}
+            part = {"changed": False, "recorded": [t for t in record_tags or () if t in tags],
+                    "incident": tags.get("guardduty:incident")}
+            if not part["recorded"]:
+                part["note"] = (f"nothing to release: the instance carries none of the tags {', '.join(record_tags or ())}, "
+                                "so it was not isolated by cloudsec.guardduty (or its release is complete)")
+            parts[instance_id] = part
+    return parts
+
+
+def account_batches_of(batches):
+    """One batch per account (the first one's region and role) with every instance of the account's batches."""
+    merged = {}
+    for batch in batches or []:
+        key = batch.get("account_id") or ""
+        if key not in merged:
+            merged[key] = dict(batch, instance_ids=[], hosts={})
+        merged[key]["instance_ids"] = merged[key]["instance_ids"] + list(batch["instance_ids"])
+        merged[key]["hosts"] = dict(merged[key]["hosts"], **batch["hosts"])
+    return list(merged.values())
+
+
+def stage_calls(batches, options, hostvars, credentials, from_hosts=(), per_instance=True, answered=None, use_credentials=True,
+                per_account=False):
+    """The module calls of a stage: [(batch, module options)], one per batch, the batches as they are in the run.
+
+    `from_hosts` names HOST_OPTIONS built from the batch's hosts; `answered` ({instance_id: part}) are instances
+    whose part is known without asking (the module is not given them; a batch left with none is not called);
+    a module over findings (not `per_instance`) is not called for a batch whose hosts have none. `per_account`:
+    one call per account (the Support API is global), for all of the account's instances.
+    """
+    calls = []
+    for batch in account_batches_of(batches) if per_account else batches or []:
+        ids = [i for i in batch["instance_ids"] if i not in (answered or {})]
+        if not ids:
+            continue
+        batch = dict(batch, instance_ids=ids, hosts={i: batch["hosts"][i] for i in ids})
+        args = dict(options or {})
+        if per_instance:
+            args["instance_ids"] = ids
+        for name in from_hosts or ():
+            if name not in HOST_OPTIONS:
+                raise BatchError(f"unknown from_hosts value {name!r}: one of {', '.join(sorted(HOST_OPTIONS))}")
+            args.update(HOST_OPTIONS[name](batch, hostvars))
+        if not per_instance and "finding_ids" in (from_hosts or ()) and not args["finding_ids"]:
+            continue  # a module over the hosts' findings, and they have none
+        if not per_account:
+            args["region"] = batch["region"]
+        if use_credentials:
+            args.update(batch_credentials(batch, credentials))
+        calls.append((batch, args))
+    return calls
+
+
+def support_parts(outcomes):
+    """{instance_id: part} of the support case step: each instance of the account gets its account's case."""
+    parts = {}
+    for batch, result in outcomes:
+        for instance_id in batch["instance_ids"]:
+            parts[instance_id] = {"changed": bool(result.get("created")), "case": result.get("case"),
+                                  "message": result.get("message") or result.get("msg"), "re_post": result.get("re_post")}
+    return parts
+
+
+PLANNED_TERMINATION_NOTE = ("check mode: a real run takes the missing evidence snapshots and waits for them first, then terminates "
+                            "(termination protection and the replacement are checked then)")
+
+
+def planned_termination(part, snapshots_part):
+    """In check mode, ec2_eradicate refuses an instance without completed evidence snapshots, though the run's own
+    snapshot step would take them first: the part says what a real run does instead, when that step planned snapshots
+    and did not fail. Any other part is returned as it is."""
+    error = (part or {}).get("error")
+    refused = (isinstance(error, dict) and error.get("code") == "Refused"
+               and "no completed evidence snapshot" in str(error.get("message") or ""))
+    planned = isinstance(snapshots_part, dict) and not snapshots_part.get("error") and bool(snapshots_part.get("snapshots"))
+    if refused and planned:
+        return {"changed": True, "terminated": True, "replacement": None, "calls": [], "note": PLANNED_TERMINATION_NOTE}
+    return part
+
+
+def finding_parts(outcomes, hostvars):
+    """{instance_id: part} of a per-finding module (guardduty_finding): each instance gets its own host's findings."""
+    parts = {}
+    for batch, result in outcomes:
+        findings = result.get("findings")
+        for instance_id, host in batch["hosts"].items():
+            own_ids = hostvars[host].get("guardduty_finding_ids") or []
+            own = {k: v for k, v in (findings or {}).items() if k in own_ids}
+            parts[instance_id] = {"changed": any(isinstance(v, dict) and v.get("changed") for v in own.values()),
+                                  "findings": own,
+                                  "error": None if findings is not None else (result.get("msg") or "the batch failed")}
+    return parts
+
+
+def record_run(run, stage, parts, hosts=None):
+    """The run with `parts` recorded under `stage`; the instances whose part failed leave the current batches
+    (but not for an evidence stage, see remaining_batches), and `failures` says why. A new dict."""
+    record = record_parts(run.get("record"), stage, parts)
+    current = remaining_batches(run.get("current"), record, hosts, run.get("by_leader", False), tuple(run.get("evidence_stages") or ()))
+    return dict(run, record=record, failures=failed_instances(record), current=current)
+
+
+def host_outcome(run, host, instance_id):
+    """One host's outcome: (failed, changed, message), from the run's record and batches."""
+    run = run or {}
+    unfinished = run_failures(run.get("placed"), run.get("current"), run.get("failures"))
+    label = f"{host} ({instance_id or '-'})"
+    if instance_id and instance_id in unfinished:
+        return True, False, f"{label}: {unfinished[instance_id]}"
+    parts = (run.get("record") or {}).get(instance_id) or {}
+    changed = any(isinstance(part, dict) and part.get("changed") for part in parts.values())
+    return False, changed, f"{label}: no stage failed"
+
+
+def run_summary(run, steps, check_mode=False):
+    """The preflight's lines: the incident, then per batch its account, region, role, instances and the steps."""
+    run = run or {}
+    lines = [f"incident {run.get('incident')}{' (check mode: nothing will change)' if check_mode else ''}"]
+    for batch in run.get("current") or []:
+        lines.append(f"account {batch.get('account_id') or 'of the current credentials'}, {batch['region']}, "
+                     f"as {batch.get('role_arn') or 'the current credentials'}: {len(batch['instance_ids'])} instance(s)")
+        lines.append("instances: " + ", ".join(f"{host} ({i})" for i, host in batch["hosts"].items()))
+        lines.append("stages: " + ", ".join(s for s in steps or [] if s))
+    return lines

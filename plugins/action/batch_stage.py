@@ -1,0 +1,244 @@
+# -*- coding: utf-8 -*-
+# Copyright: cloudsec.guardduty contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+"""One stage of a run: a module once per account/region/role batch, each instance's part in the run's record.
+
+Documented in plugins/modules/batch_stage.py. The decisions (which batches, which options, which part for
+which instance) are plain functions in module_utils/batches.py; this plugin does the I/O: it reads and
+returns the run state (one host fact), runs the modules (the batches in parallel) and keeps the responder
+roles' credentials in a 0600 file of the controller, never in facts, results or logs.
+"""
+
+import json
+import os
+import shlex
+import subprocess
+import tempfile
+from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Mapping
+
+from ansible import context
+from ansible.errors import AnsibleActionFail
+from ansible.module_utils.common.text.converters import to_text
+from ansible.plugins.action import ActionBase
+from ansible.vars.clean import remove_internal_keys
+
+from ansible_collections.cloudsec.guardduty.plugins.module_utils import batches as engine
+
+try:  # ansible-core 2.19
+    from ansible.executor.module_common import _apply_action_arg_defaults as _with_defaults
+except ImportError:  # ansible-core 2.17, 2.18
+    from ansible.executor.module_common import get_action_args_with_defaults as _old_with_defaults
+
+    def _with_defaults(action, task, args, templar):
+        return _old_with_defaults(action, args, task.module_defaults, templar, action_groups=task._parent._play._action_groups)
+
+SPECIAL_STAGES = ("place", "preflight")
+DEFAULT_PARALLEL = 8
+
+
+def plain(value):
+    """Inventory and template values as plain JSON data (hostvars hand out lazy, tagged containers)."""
+    if isinstance(value, Mapping):
+        return {to_text(k): plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [plain(v) for v in value]
+    if isinstance(value, str):
+        return to_text(value)
+    return value
+
+
+def shown_result(batch, result):
+    """A batch's module result as the stage shows it, the batch as its `item`. A batch that failed is its
+    instances' error in the record, not the task's failure (Ansible fails a task when one of its `results` did)."""
+    shown = dict(result, item=batch)
+    if shown.pop("failed", False):
+        shown["batch_failed"] = True
+    return shown
+
+
+def run_state(task_vars):
+    """The run's state (module_utils/batches.py RUN_FACT) as this host holds it, or None."""
+    facts = task_vars.get("ansible_facts") or {}
+    state = facts.get(engine.RUN_FACT) or task_vars.get(engine.RUN_FACT)
+    return plain(state) if state else None
+
+
+# -- the responder roles' credentials: a 0600 file of the controller, for the run's lifetime -------------
+def read_credentials(path):
+    if not path or not os.path.isfile(path):
+        return {}
+    with open(path, encoding="utf-8") as handle:
+        return json.load(handle)
+
+
+def write_credentials(path, credentials):
+    """Keep the credentials in `path` (0600, in a 0700 directory made for the run); returns the path."""
+    if not path:
+        path = os.path.join(tempfile.mkdtemp(prefix="cloudsec-guardduty-run-"), "credentials.json")
+    descriptor = os.open(path + ".new", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+        json.dump(credentials, handle)
+    os.replace(path + ".new", path)
+    return path
+
+
+def forget_credentials(path):
+    """Remove the run's credentials file and its directory (batch_outcome, at the end of the run)."""
+    if path and os.path.isfile(path):
+        os.remove(path)
+        try:
+            os.rmdir(os.path.dirname(path))
+        except OSError:
+            pass
+
+
+class ActionModule(ActionBase):
+    TRANSFERS_FILES = False
+    _VALID_ARGS = frozenset(("stage", "module", "options", "from_hosts", "per_instance", "use_credentials", "answered",
+                             "parts", "max_parallel", "incident", "size", "evidence_stages", "by_leader", "started",
+                             "verify_identity", "session_name", "session_duration", "per_account", "planned_by",
+                             "recorded", "record_tags"))
+
+    # -- running modules, the batches in parallel ---------------------------------------------------------
+    def _prepare(self, module_name, args, task_vars, check_mode=None, no_log=False):
+        args = _with_defaults(module_name, self._task, dict(args), self._templar)
+        self._update_module_args(module_name, args, task_vars)
+        if check_mode is not None:
+            args["_ansible_check_mode"] = check_mode
+        if no_log:
+            args["_ansible_no_log"] = True
+        bits, _path = self._configure_module(module_name=module_name, module_args=args, task_vars=task_vars)
+        return args, bits
+
+    def _run_local(self, bits):
+        """A module on the controller, fed on stdin as Ansible's pipelining does: no temporary files, thread-safe."""
+        interpreter = shlex.split(to_text(bits.shebang).replace("#!", "", 1).strip())
+        done = subprocess.run(interpreter, input=bits.b_module_data, capture_output=True, check=False)
+        return {"rc": done.returncode, "stdout": to_text(done.stdout, errors="surrogate_or_replace"),
+                "stderr": to_text(done.stderr, errors="surrogate_or_replace")}
+
+    def _run_modules(self, module_name, calls, task_vars, check_mode=None, no_log=False):
+        """[(key, module result)] for calls [(key, options)], in the calls' order."""
+        if not calls:
+            return []
+        if getattr(self._connection, "transport", None) != "local" and "local" not in str(self._connection._load_name):
+            results = []
+            for key, args in calls:  # a remote connection: one at a time, through Ansible's own path
+                args = _with_defaults(module_name, self._task, dict(args), self._templar)
+                results.append((key, self._execute_module(module_name=module_name, module_args=args, task_vars=task_vars)))
+            return results
+        prepared = [(key, self._prepare(module_name, args, task_vars, check_mode, no_log)) for key, args in calls]
+        parallel = max(1, min(len(prepared), self._max_parallel))
+        with ThreadPoolExecutor(max_workers=parallel) as pool:
+            outputs = list(pool.map(lambda item: self._run_local(item[1][1]), prepared))
+        results = []
+        for (key, (_args, bits)), output in zip(prepared, outputs):
+            self._used_interpreter = bits.shebang
+            data = self._parse_returned_data(output, bits.serialization_profile)
+            remove_internal_keys(data)
+            results.append((key, plain(data)))
+        return results
+
+    # -- the run-wide stages ------------------------------------------------------------------------------
+    def _place(self, args, task_vars):
+        try:
+            return engine.place_run(task_vars["ansible_play_hosts"], task_vars["hostvars"], args.get("incident"),
+                                    int(args["size"]) if args.get("size") else None, args.get("evidence_stages") or (),
+                                    bool(args.get("by_leader")), args.get("started"))
+        except engine.BatchError as exc:
+            raise AnsibleActionFail(f"cloudsec.guardduty.batch_stage: {exc}") from None
+
+    def _preflight(self, run, args, task_vars, hosts):
+        """Each responder role assumed once for the run, each batch's credentials proven (sts:GetCallerIdentity)."""
+        run = dict(run, current=engine.remaining_batches(run["current"], run["record"], hosts, run.get("by_leader", False),
+                                                        tuple(run.get("evidence_stages") or ())))
+        credentials = read_credentials(run.get("credentials_file"))
+        name = engine.session_name(args.get("session_name"), run["incident"])
+        assumed = self._run_modules("amazon.aws.sts_assume_role", [
+            (role_arn, {"role_arn": role_arn, "role_session_name": name, "region": region,
+                        "duration_seconds": int(args.get("session_duration") or 3600)})
+            for role_arn, region in engine.roles_to_assume(run["current"], credentials).items()],
+            task_vars, check_mode=False, no_log=True)  # assuming a role changes nothing; check mode needs the credentials too
+        role_errors = {}
+        for role_arn, result in assumed:
+            creds = result.get("sts_creds")
+            if creds:
+                credentials[role_arn] = {k: creds.get(k) for k in ("access_key", "secret_key", "session_token")}
+            else:
+                role_errors[role_arn] = result.get("msg") or "no credentials returned"
+        if assumed and credentials:
+            run["credentials_file"] = write_credentials(run.get("credentials_file"), credentials)
+        verify = bool(args.get("verify_identity", True))
+        callers = []
+        if verify:
+            checks = [(i, dict(engine.batch_credentials(batch, credentials), region=batch["region"]))
+                      for i, batch in enumerate(run["current"]) if not batch.get("role_arn") or batch["role_arn"] in credentials]
+            answers = self._run_modules("amazon.aws.aws_caller_info", checks, task_vars, check_mode=False)
+            callers = [{"results": [dict(result, item=run["current"][i]) for i, result in answers]}]
+        parts = engine.preflight_parts(run["current"], role_errors, callers, verify)
+        shown = [{"item": batch, "account": (parts.get(batch["instance_ids"][0]) or {}).get("account_id"),
+                  "error": (parts.get(batch["instance_ids"][0]) or {}).get("error")} for batch in run["current"]]
+        return engine.record_run(run, "preflight", parts, hosts), shown
+
+    # -- a module's stage ---------------------------------------------------------------------------------
+    def _stage(self, run, stage, args, task_vars, hosts):
+        module_name = args.get("module")
+        if not module_name:
+            if args.get("recorded") is None:
+                raise AnsibleActionFail(f"cloudsec.guardduty.batch_stage: stage {stage} needs a module, or the parts it records")
+            # parts a role decided itself (eradicate's confirmation, per host): recorded, no module
+            current = {i for batch in run["current"] for i in batch["instance_ids"]}
+            parts = {i: part for i, part in plain(args["recorded"]).items() if i in current}
+            return engine.record_run(run, stage, parts, hosts), []
+        hostvars = task_vars["hostvars"]
+        answered = plain(args.get("answered") or {})
+        try:
+            calls = engine.stage_calls(run["current"], plain(args.get("options") or {}), hostvars,
+                                       read_credentials(run.get("credentials_file")), args.get("from_hosts") or (),
+                                       bool(args.get("per_instance", True)), answered, bool(args.get("use_credentials", True)),
+                                       bool(args.get("per_account", False)))
+        except engine.BatchError as exc:
+            raise AnsibleActionFail(f"cloudsec.guardduty.batch_stage: {exc}") from None
+        outcomes = [(batch, result) for batch, result in self._run_modules(module_name, calls, task_vars)]
+        if args.get("parts") == "findings":
+            parts = engine.finding_parts(outcomes, hostvars)
+        elif args.get("parts") == "records":
+            parts = engine.records_parts(outcomes, args.get("record_tags") or [])
+        elif args.get("parts") == "support":
+            parts = engine.support_parts(outcomes)
+        else:
+            parts = engine.stage_parts([{"results": [dict(result, item=batch) for batch, result in outcomes]}])
+        parts.update({i: part for i, part in answered.items()
+                      if any(i in batch["instance_ids"] for batch in run["current"])})
+        if self._task.check_mode and args.get("planned_by"):
+            parts = {i: engine.planned_termination(part, (run["record"].get(i) or {}).get(args["planned_by"]))
+                     for i, part in parts.items()}
+        return engine.record_run(run, stage, parts, hosts), [shown_result(batch, result) for batch, result in outcomes]
+
+    def run(self, tmp=None, task_vars=None):
+        result = super().run(tmp, task_vars)
+        task_vars = task_vars or {}
+        args = self._task.args
+        stage = args.get("stage")
+        if not stage:
+            raise AnsibleActionFail("cloudsec.guardduty.batch_stage: stage is required")
+        self._max_parallel = int(args.get("max_parallel") or max(1, min(DEFAULT_PARALLEL, context.CLIARGS.get("forks") or DEFAULT_PARALLEL)))
+        hosts = list(task_vars.get("ansible_play_hosts") or [])
+        if stage == "place":
+            run, shown = self._place(args, task_vars), []
+        else:
+            run = run_state(task_vars)
+            if not run:
+                raise AnsibleActionFail("cloudsec.guardduty.batch_stage: no run: place the hosts first (stage: place)")
+            if stage == "preflight" and not args.get("module"):
+                run, shown = self._preflight(run, args, task_vars, hosts)
+            else:
+                run, shown = self._stage(run, stage, args, task_vars, hosts)
+        result.update(changed=any(r.get("changed") for r in shown), results=shown, stage=stage,
+                      failures=run["failures"], ansible_facts={engine.RUN_FACT: run})
+        diffs = [d for r in shown for d in (r.get("diff") if isinstance(r.get("diff"), list) else [r.get("diff")]) if d]
+        if diffs:
+            result["diff"] = diffs
+        return result

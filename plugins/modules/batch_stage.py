@@ -1,0 +1,210 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+
+# Copyright: cloudsec.guardduty contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+# The documentation of the action plugin plugins/action/batch_stage.py, which does the work on the controller.
+
+DOCUMENTATION = r"""
+module: batch_stage
+short_description: Run one step of the procedure once per account, region and role batch, and record each instance's part
+version_added: 0.2.0
+author: cloudsec.guardduty contributors (@cloudsec)
+description:
+  - >-
+    One task per step of a run (roles isolate, and the other roles as they move to it). Run it with C(run_once):
+    it works for every host of the play at once and sets the run's state on each of them.
+  - >-
+    The run's state is one host fact, C(ansible_facts.cloudsec_guardduty_run) (the incident, the batches placed and still
+    current, the record C({instance_id: {stage: part}}), the failures). O(stage=place) starts it; every other stage reads it.
+  - >-
+    O(stage=preflight) without O(module) assumes each responder role once for the run (O(session_name), O(session_duration)),
+    proves each batch's credentials with sts:GetCallerIdentity (O(verify_identity)), and records each instance's preflight.
+    The credentials are kept in a file of the controller readable by its owner only (0600, in a 0700 directory made for the
+    run) for the later stages, never in facts, results or logs; M(cloudsec.guardduty.batch_outcome) removes it at the end.
+  - >-
+    Any other stage runs O(module) once per current batch, the batches in parallel (at most O(max_parallel) at a time), with
+    O(options), the batch's instances (O(per_instance)), its region and its role's credentials (O(use_credentials)).
+    Each instance's part of the module's C(instances) (or the batch's error, when the module failed for the whole batch) is
+    recorded under O(stage). An instance whose part has an error leaves the current batches, so later stages leave it alone,
+    unless the stage is one of the run's evidence stages (O(evidence_stages)): containment never waits on evidence.
+  - >-
+    The task itself does not fail for a failed instance or batch; M(cloudsec.guardduty.batch_outcome) fails each host whose
+    instance failed, by name, at the end.
+attributes:
+  check_mode:
+    support: full
+    details: The modules run in check mode; role assumption and sts:GetCallerIdentity run in check mode too (they change nothing).
+  diff_mode:
+    support: full
+    details: The modules' diffs, one per batch.
+  platform:
+    platforms: posix
+options:
+  stage:
+    description:
+      - >-
+        The stage's name in the record (V(protection), V(isolation), ...), or V(place) or V(preflight).
+    type: str
+    required: true
+  module:
+    description:
+      - >-
+        The module the stage runs once per batch (a FQCN).
+    type: str
+  options:
+    description:
+      - >-
+        The module's options, the same for every batch.
+    type: dict
+    default: {}
+  from_hosts:
+    description:
+      - >-
+        Options built per batch from its hosts' inventory variables.
+      - >-
+        V(finding_ids) the hosts' C(guardduty_finding_ids); V(account_id) the batch's account; V(findings) the hosts'
+        C(guardduty_findings), each with its instance, when every host has them; V(securityhub_findings) C({instance_id: finding ids})
+        and C(detector_id); V(confirm) the batch's instance ids as C(confirm); V(support_case) the account's instances and the hosts'
+        C(guardduty_finding_types); V(instance_filter) C(filters) on the batch's instance ids.
+    type: list
+    elements: str
+    choices: [finding_ids, account_id, findings, securityhub_findings, confirm, support_case, instance_filter]
+    default: []
+  per_instance:
+    description:
+      - >-
+        Give the module the batch's instances as O(instance_ids). Off for a module over findings, not instances; such a stage is
+        not run for a batch whose hosts have no finding.
+    type: bool
+    default: true
+  use_credentials:
+    description:
+      - >-
+        Authenticate each batch with its responder role's credentials. Off, the controller's own (the GuardDuty administrator's).
+    type: bool
+    default: true
+  answered:
+    description:
+      - >-
+        Instances whose part is known without asking, C({instance_id: part}); the module is not given them.
+    type: dict
+  per_account:
+    description:
+      - One call per account, for all of its current instances, with the first batch's role (an AWS API that is global, such
+        as Support's); no O(region) is given.
+    type: bool
+    default: false
+  recorded:
+    description:
+      - Without O(module), the parts a role decided itself, C({instance_id: part}), recorded under O(stage).
+    type: dict
+  record_tags:
+    description:
+      - With O(parts=records), the tags that show a record of the isolate role's modules.
+    type: list
+    elements: str
+  planned_by:
+    description:
+      - In check mode, the stage whose planned snapshots lift ec2_eradicate's evidence refusal (the stage records what a real
+        run does, which takes the snapshots first) (M(cloudsec.guardduty.ec2_eradicate)).
+    type: str
+  parts:
+    description:
+      - >-
+        How each instance's part is read from the module's result. V(instances) its C(instances) key; V(findings), a module that
+        answers per finding (M(cloudsec.guardduty.guardduty_finding)), each instance gets its host's findings; V(support), each
+        instance of the account gets its account's support case; V(records), a DescribeInstances (M(amazon.aws.ec2_instance_info)),
+        each instance gets which of O(record_tags) it carries and its incident tag.
+    type: str
+    choices: [instances, findings, support, records]
+    default: instances
+  max_parallel:
+    description:
+      - >-
+        How many batches run at the same time. Default the run's forks, at most 8.
+    type: int
+  incident:
+    description:
+      - >-
+        O(stage=place) the run's incident id.
+    type: str
+  size:
+    description:
+      - >-
+        O(stage=place) most instances per batch; unset, a whole account/region/role batch.
+    type: int
+  by_leader:
+    description:
+      - >-
+        O(stage=place) the stages run in a play of the batches' leaders (their first hosts) only; a batch whose leader leaves that
+        play is not finished, and its hosts fail so at the end.
+    type: bool
+    default: false
+  evidence_stages:
+    description:
+      - >-
+        O(stage=place) the stages whose failure is recorded without taking the instance out of the later stages.
+    type: list
+    elements: str
+    default: []
+  started:
+    description:
+      - >-
+        O(stage=place) when the run started, for the report.
+    type: str
+  session_name:
+    description:
+      - >-
+        O(stage=preflight) the responder roles' RoleSessionName; default C(cloudsec-guardduty-<incident>), made safe, at most 64 characters.
+    type: str
+  session_duration:
+    description:
+      - >-
+        O(stage=preflight) the assumed sessions' lifetime in seconds.
+    type: int
+    default: 3600
+  verify_identity:
+    description:
+      - >-
+        O(stage=preflight) prove each batch's credentials with sts:GetCallerIdentity in its region.
+    type: bool
+    default: true
+notes:
+  - >-
+    An action plugin on the controller; the modules run on the controller too (C(connection=local)).
+seealso:
+  - module: cloudsec.guardduty.batch_outcome
+"""
+
+EXAMPLES = r"""
+- name: Contain | isolate every network interface (ec2_isolation)
+  cloudsec.guardduty.batch_stage:
+    stage: isolation
+    module: cloudsec.guardduty.ec2_isolation
+    options:
+      state: isolated
+      incident_id: INC-42
+  run_once: true
+"""
+
+RETURN = r"""
+results:
+  description: Each batch's module result, the batch as its C(item).
+  returned: always
+  type: list
+  elements: dict
+failures:
+  description: "C({instance_id: 'STAGE failed: CAUSE'}) for every instance of the run with a failed stage so far."
+  returned: always
+  type: dict
+ansible_facts:
+  description: The run's state.
+  returned: always
+  type: dict
+  contains:
+    cloudsec_guardduty_run:
+      description: The incident, hosts, batches C(placed) and C(current), C(leaders), C(record), C(failures) (no credentials).
+      type: dict
+"""
