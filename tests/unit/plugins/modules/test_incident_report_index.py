@@ -10,7 +10,7 @@ import json
 import pytest
 from ansible.module_utils.testing import patch_module_args
 
-from ansible_collections.cloudsec.guardduty.plugins.module_utils import report as reporting
+from ansible_collections.cloudsec.guardduty.plugins.module_utils import incident_report as reporting
 from ansible_collections.cloudsec.guardduty.plugins.modules import incident_report
 
 INSTANCE = {"host": "web-1", "account_id": "123456789012", "region": "us-east-1",
