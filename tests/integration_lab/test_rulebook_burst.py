@@ -30,6 +30,17 @@ def isolation_group_ids(lab, accounts_regions):
     return ids
 
 
+def deleted_receipts(lab, mark):
+    """The receipt handles of the messages deleted since mark, one by one or ten per call."""
+    out = []
+    for e in lab.journal(since=mark, service="sqs"):
+        if e["outcome"] == "ok" and e["action"] == "DeleteMessage":
+            out.append(e["params"]["ReceiptHandle"])
+        elif e["outcome"] == "ok" and e["action"] == "DeleteMessageBatch":
+            out.extend(entry["ReceiptHandle"] for entry in e["params"]["Entries"])
+    return out
+
+
 @pytest.fixture(scope="module")
 def burst(lab, tmp_path_factory):
     lab.reset(BURST_SCENARIO, enis=2)
@@ -55,9 +66,8 @@ def burst(lab, tmp_path_factory):
         rulebook.wait_for(lambda: all(isolated(lab, name) for name in names), timeout=600, what="every instance isolated")
         rulebook.wait_for(lambda: rulebook.output().count("PLAY RECAP") >= len(rulebook.playbook_runs()),
                           timeout=300, what="every run's end")
-        rulebook.wait_for(lambda: sum(len(e["params"].get("Entries", [])) for e in lab.journal(
-            since=mark, action="DeleteMessageBatch") if e["outcome"] == "ok") >= len(events), timeout=120,
-            what="every message deleted")
+        rulebook.wait_for(lambda: len(deleted_receipts(lab, mark)) >= len(events), timeout=120,
+                          what="every message deleted")
         yield {"lab": lab, "home": home, "rulebook": rulebook, "mark": mark, "findings": findings, "events": events,
                "names": names, "queue_url": queue_url, "admin": admin}
     finally:
@@ -105,9 +115,7 @@ def test_burst_runs_fewer_playbooks_than_findings_and_none_twice_per_instance(bu
 
 def test_burst_deletes_every_message_once_its_batch_was_taken(burst):
     lab = burst["lab"]
-    entries = lab.journal(since=burst["mark"], service="sqs")
-    deleted = [entry["ReceiptHandle"] for e in entries if e["action"] == "DeleteMessageBatch" and e["outcome"] == "ok"
-               for entry in e["params"]["Entries"]]
+    deleted = deleted_receipts(lab, burst["mark"])
     assert len(deleted) == len(set(deleted)) == len(burst["events"])
     attributes = lab.client("sqs", burst["admin"], QUEUE_REGION).get_queue_attributes(
         QueueUrl=burst["queue_url"], AttributeNames=["ApproximateNumberOfMessages",
