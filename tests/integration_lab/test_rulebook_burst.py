@@ -15,8 +15,8 @@ import json
 
 import pytest
 
-from tests.lab.rulebook import (BURST_SCENARIO, RULEBOOKS, Rulebook, burst_findings, instance_enis_groups,
-                                isolated, send_events)
+from tests.lab.rulebook import (BURST_SCENARIO, RULEBOOKS, Rulebook, burst_findings, deleted_receipts,
+                                instance_enis_groups, isolated, send_events)
 
 QUEUE, QUEUE_REGION = "guardduty-findings", "us-east-1"
 
@@ -28,17 +28,6 @@ def isolation_group_ids(lab, accounts_regions):
             Filters=[{"Name": "group-name", "Values": ["guardduty-isolation"]}])["SecurityGroups"]
         ids.update(g["GroupId"] for g in groups)
     return ids
-
-
-def deleted_receipts(lab, mark):
-    """The receipt handles of the messages deleted since mark, one by one or ten per call."""
-    out = []
-    for e in lab.journal(since=mark, service="sqs"):
-        if e["outcome"] == "ok" and e["action"] == "DeleteMessage":
-            out.append(e["params"]["ReceiptHandle"])
-        elif e["outcome"] == "ok" and e["action"] == "DeleteMessageBatch":
-            out.extend(entry["ReceiptHandle"] for entry in e["params"]["Entries"])
-    return out
 
 
 @pytest.fixture(scope="module")

@@ -118,6 +118,17 @@ def send_events(sqs, queue_url, events):
             {"Id": str(n), "MessageBody": json.dumps(event)} for n, event in enumerate(events[start:start + 10])])
 
 
+def deleted_receipts(lab, mark):
+    """The receipt handles of the queue messages deleted since mark, one by one or ten per call."""
+    out = []
+    for e in lab.journal(since=mark, service="sqs"):
+        if e["outcome"] == "ok" and e["action"] == "DeleteMessage":
+            out.append(e["params"]["ReceiptHandle"])
+        elif e["outcome"] == "ok" and e["action"] == "DeleteMessageBatch":
+            out.extend(entry["ReceiptHandle"] for entry in e["params"]["Entries"])
+    return out
+
+
 def eventbridge_event(finding, bus_account):
     """GuardDuty's EventBridge event for a finding (the rule sends it whole: the SQS message body)."""
     return {"version": "0", "id": str(uuid.uuid4()), "detail-type": "GuardDuty Finding", "source": "aws.guardduty",
