@@ -440,14 +440,20 @@ def in_thread(name, function, *args, **kwargs):
     loop = asyncio.get_running_loop()
     future = loop.create_future()
 
+    def hand(callback):
+        try:
+            loop.call_soon_threadsafe(callback)
+        except RuntimeError:  # the loop is closed (the source was stopped during a long poll): nobody waits
+            pass
+
     def run():
         try:
             result = function(*args, **kwargs)
         except BaseException as exc:  # handed to the awaiting coroutine
             # bound now: Python unbinds `exc` when the except block ends, before the loop runs the callback
-            loop.call_soon_threadsafe(lambda error=exc: future.done() or future.set_exception(error))
+            hand(lambda error=exc: future.done() or future.set_exception(error))
         else:
-            loop.call_soon_threadsafe(lambda: future.done() or future.set_result(result))
+            hand(lambda: future.done() or future.set_result(result))
 
     threading.Thread(target=run, daemon=True, name=name).start()
     return future
