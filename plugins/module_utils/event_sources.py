@@ -13,6 +13,7 @@ updated and remember what was emitted across restarts (a JSON state file, mode 0
 import asyncio
 import json
 import os
+import re
 import tempfile
 import threading
 
@@ -32,6 +33,21 @@ AWS_OPTIONS = (
 SQS_MAX_WAIT = 20  # ReceiveMessage WaitTimeSeconds: 0..20 (long polling)
 SQS_MAX_MESSAGES = 10  # ReceiveMessage MaxNumberOfMessages: 1..10
 SQS_MAX_VISIBILITY = 43200  # VisibilityTimeout: 0..12 hours
+# Batches (the SQS source's batch_window): the messages received within the window become one event per action,
+# naming each instance once. The actions' rules are the per-finding rulebooks' (guardduty_poll_isolate.yml): a test
+# keeps them equal.
+BATCH_MAX_WINDOW = 20
+BATCH_MAX_SIZE = 1000
+DEFAULT_BATCH_SIZE = 100
+DEFAULT_DEDUPE_WITHIN = 3600          # as the per-finding rules' `throttle: once_within: 1 hour`
+DEFAULT_ISOLATE_TYPES = ("(Backdoor|CryptoCurrency|Trojan|Execution):(EC2|Runtime)/",
+                         "(UnauthorizedAccess|Impact):EC2/|UnauthorizedAccess:IAMUser/InstanceCredentialExfiltration")
+DEFAULT_IGNORE_TYPES = ("Recon:EC2/PortProbe",)
+INSTANCE_ID = re.compile(r"^i-[0-9a-f]{8,17}$")
+REGION_NAME = re.compile(r"^[a-z]{2}(-[a-z]+)+-[0-9]$")
+ACCOUNT_ID = re.compile(r"^[0-9]{12}$")
+FINDING_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+BATCH_DETAIL_TYPE = "GuardDuty Findings Batch"
 SELECTION_OPTIONS = ("min_severity", "finding_types", "exclude_finding_types", "archived", "tags")
 DEFAULT_STATE_FILE = "~/.ansible/cloudsec.guardduty/guardduty_findings.json"
 STATE_VERSION = 1
@@ -108,7 +124,157 @@ def sqs_options(args, environ):
                                  SQS_MAX_MESSAGES),
         "visibility_timeout": _integer(source, "visibility_timeout", args.get("visibility_timeout", 120), 1,
                                        SQS_MAX_VISIBILITY),
+        "batch": batch_options(source, args),
     }
+
+
+def _patterns(source, name, value):
+    if isinstance(value, str):
+        value = [value]
+    try:
+        return [re.compile(str(v)) for v in value]
+    except (TypeError, re.error) as exc:
+        raise SourceOptionError(f"{source}: {name} must be a list of regular expressions ({exc})") from None
+
+
+def _severity(source, name, value):
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise SourceOptionError(f"{source}: {name} must be a number, got {value!r}") from None
+    if not 0 <= number <= 10:
+        raise SourceOptionError(f"{source}: {name} must be between 0 and 10, got {number}")
+    return number
+
+
+def batch_options(source, args):
+    """The batch arguments: `window` 0 (each message its own event, the default) or the seconds a batch stays
+    open after its first message; `size`, the most findings per batch; `dedupe_within`, the seconds an
+    instance handed over for an action is not handed over again for it; the per-finding rules as data."""
+    return {
+        "window": _integer(source, "batch_window", args.get("batch_window", 0), 0, BATCH_MAX_WINDOW),
+        "size": _integer(source, "batch_size", args.get("batch_size", DEFAULT_BATCH_SIZE), 1, BATCH_MAX_SIZE),
+        "dedupe_within": _integer(source, "dedupe_within", args.get("dedupe_within", DEFAULT_DEDUPE_WITHIN), 0, 86400),
+        "isolate_min_severity": _severity(source, "isolate_min_severity", args.get("isolate_min_severity", 7)),
+        "isolate_types": _patterns(source, "isolate_types", args.get("isolate_types", DEFAULT_ISOLATE_TYPES)),
+        "scan_min_severity": _severity(source, "scan_min_severity", args.get("scan_min_severity", 4)),
+        "ignore_types": _patterns(source, "ignore_types", args.get("ignore_types", DEFAULT_IGNORE_TYPES)),
+    }
+
+
+def finding_action(body, batch):
+    """What the rules do with one EventBridge event: (action, instance key, finding id, reason).
+
+    action is "isolate", "scan", "ignore", or None for an event that is not a GuardDuty finding (a Security Hub
+    custom action, another producer's message): it goes to the rules as its own event. The conditions are the
+    per-finding rulebooks' (`is match` is re.match: anchored at the start); the ids are checked here because
+    everything in a finding is data from outside.
+    """
+    if not isinstance(body, dict) or body.get("source") != "aws.guardduty" or not isinstance(body.get("detail"), dict):
+        return None, None, None, None
+    detail = body["detail"]
+    finding_id = str(detail.get("id") or "")
+    if not FINDING_ID.match(finding_id):
+        return "ignore", None, finding_id[:128], "malformed finding id"
+    finding_type = str(detail.get("type") or "")
+    try:
+        severity = float(detail.get("severity"))
+    except (TypeError, ValueError):
+        return "ignore", None, finding_id, "no severity"
+    if severity < batch["scan_min_severity"] or any(p.match(finding_type) for p in batch["ignore_types"]):
+        return "ignore", None, finding_id, "low severity or ignored type"
+    resource = detail.get("resource") if isinstance(detail.get("resource"), dict) else {}
+    instance = resource.get("instanceDetails") if isinstance(resource.get("instanceDetails"), dict) else {}
+    if "instanceId" not in instance:
+        return "ignore", None, finding_id, "not about an instance"
+    key = (str(detail.get("accountId") or ""), str(detail.get("region") or ""), str(instance.get("instanceId") or ""))
+    if not (ACCOUNT_ID.match(key[0]) and REGION_NAME.match(key[1]) and INSTANCE_ID.match(key[2])):
+        return "ignore", None, finding_id, "malformed account, region or instance id"
+    if severity >= batch["isolate_min_severity"] and any(p.match(finding_type) for p in batch["isolate_types"]):
+        return "isolate", key, finding_id, None
+    return "scan", key, finding_id, None
+
+
+class BatchPlanner:
+    """The events for a batch of SQS messages: one per action (isolate, scan, ignore) naming each instance once,
+    and each message that is not a GuardDuty finding as its own event.
+
+    An instance handed over for isolation is not handed over again (for isolation or a scan) within
+    `dedupe_within` seconds; one handed over for a scan is not scanned again, but a later isolating finding
+    isolates it. This is the per-finding rules' `throttle: once_within`, per instance across batches: a finding
+    for an instance that a running playbook is containing never starts a second run.
+    """
+
+    def __init__(self, batch):
+        self.batch = batch
+        self.handed = {}          # {(account, region, instance): {action: monotonic time handed over}}
+
+    def _recent(self, key, action, now):
+        times = self.handed.get(key, {})
+        actions = ("isolate",) if action == "isolate" else ("isolate", "scan")
+        return next((a for a in actions if now - times.get(a, float("-inf")) < self.batch["dedupe_within"]), None)
+
+    def plan(self, messages, now):
+        """messages: SQS messages in the order received. Returns the events, in the order to hand them over."""
+        own, instances, findings, ignored, seen = [], {"isolate": {}, "scan": {}}, {"isolate": [], "scan": []}, [], set()
+        message_ids = {"isolate": [], "scan": [], "ignore": []}
+        for message in messages:
+            event = sqs_event(message)
+            action, key, finding_id, reason = finding_action(event["body"], self.batch)
+            if action is None:
+                own.append(event)
+                continue
+            message_ids[action].append(message.get("MessageId"))
+            if action == "ignore":
+                ignored.append({"finding_id": finding_id, "reason": reason})
+                continue
+            detail = event["body"]["detail"]
+            entry = instances[action].setdefault(key, {
+                "account_id": key[0], "region": key[1], "instance_id": key[2], "finding_ids": [], "finding_types": [],
+                "severity": 0.0, "detector_id": str((detail.get("service") or {}).get("detectorId") or "")})
+            if finding_id not in entry["finding_ids"]:      # EventBridge delivers at least once
+                entry["finding_ids"].append(finding_id)
+                entry["finding_types"].append(str(detail.get("type")))
+                entry["severity"] = max(entry["severity"], float(detail["severity"]))
+            if finding_id not in seen:
+                seen.add(finding_id)
+                findings[action].append(finding_id)
+        # an instance isolated in this batch is not scanned on its own: isolation scans it
+        for key in set(instances["scan"]) & set(instances["isolate"]):
+            moved = instances["scan"].pop(key)
+            target = instances["isolate"][key]
+            for finding_id, finding_type in zip(moved["finding_ids"], moved["finding_types"]):
+                if finding_id not in target["finding_ids"]:
+                    target["finding_ids"].append(finding_id)
+                    target["finding_types"].append(finding_type)
+        events = []
+        for action in ("isolate", "scan"):
+            handed = []
+            for key, entry in instances[action].items():
+                earlier = self._recent(key, action, now)
+                if earlier:
+                    ignored.extend({"finding_id": f, "reason": f"{key[2]} handed over for {earlier} already"}
+                                   for f in entry["finding_ids"])
+                    continue
+                self.handed.setdefault(key, {})[action] = now
+                handed.append(entry)
+            if handed:
+                ids = [f for entry in handed for f in entry["finding_ids"]]
+                events.append(batch_event(action, handed, ids, message_ids[action]))
+        if ignored:
+            events.append(batch_event("ignore", [], [i["finding_id"] for i in ignored], message_ids["ignore"],
+                                      ignored=ignored))
+        return events + own
+
+
+def batch_event(action, instances, finding_ids, message_ids, ignored=None):
+    """One batch's event for the rules: `body.action`, `body.instances` (each once, with its findings), and
+    `body.id`, the first finding's id: the incident of the run, as for one finding."""
+    body = {"source": "cloudsec.guardduty.sqs", "detail-type": BATCH_DETAIL_TYPE, "action": action,
+            "id": finding_ids[0] if finding_ids else None, "instances": instances, "finding_ids": finding_ids}
+    if ignored is not None:
+        body["ignored"] = ignored
+    return {"body": body, "meta": {"MessageIds": [m for m in message_ids if m]}}
 
 
 def sqs_event(message):
@@ -274,14 +440,20 @@ def in_thread(name, function, *args, **kwargs):
     loop = asyncio.get_running_loop()
     future = loop.create_future()
 
+    def hand(callback):
+        try:
+            loop.call_soon_threadsafe(callback)
+        except RuntimeError:  # the loop is closed (the source was stopped during a long poll): nobody waits
+            pass
+
     def run():
         try:
             result = function(*args, **kwargs)
         except BaseException as exc:  # handed to the awaiting coroutine
             # bound now: Python unbinds `exc` when the except block ends, before the loop runs the callback
-            loop.call_soon_threadsafe(lambda error=exc: future.done() or future.set_exception(error))
+            hand(lambda error=exc: future.done() or future.set_exception(error))
         else:
-            loop.call_soon_threadsafe(lambda: future.done() or future.set_result(result))
+            hand(lambda: future.done() or future.set_result(result))
 
     threading.Thread(target=run, daemon=True, name=name).start()
     return future

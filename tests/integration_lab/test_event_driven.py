@@ -132,19 +132,30 @@ def rulesets(path=RULEBOOK):
 def test_rulebooks_have_the_same_rules():
     def conditions(path):
         return [(r["name"], r["condition"], r.get("throttle")) for r in rulesets(path)[0]["rules"]]
-    assert conditions(RULEBOOK_AWX) == conditions(RULEBOOK)
-    # the poller emits GuardDuty findings only: it has every rule but the Security Hub custom action's
+    # the per-finding rulebooks: the poller emits GuardDuty findings only (no Security Hub custom action rule)
     securityhub_rule = "Contain the instances of a Security Hub custom action"
-    assert conditions(RULEBOOK_POLL) == [c for c in conditions(RULEBOOK) if c[0] != securityhub_rule]
-    assert [r["action"] for r in rulesets(RULEBOOK_POLL)[0]["rules"]] == \
-        [r["action"] for r in rulesets()[0]["rules"] if r["name"] != securityhub_rule]
-    awx_actions = [r["action"] for r in rulesets(RULEBOOK_AWX)[0]["rules"]]
-    playbook_actions = [r["action"] for r in rulesets(RULEBOOK)[0]["rules"]]
-    for awx, playbook in zip(awx_actions, playbook_actions):
+    assert [c for c in conditions(RULEBOOK_AWX) if c[0] != securityhub_rule] == conditions(RULEBOOK_POLL)
+    awx_actions = {r["name"]: r["action"] for r in rulesets(RULEBOOK_AWX)[0]["rules"]}
+    for rule in rulesets(RULEBOOK_POLL)[0]["rules"]:
+        playbook, awx = rule["action"], awx_actions[rule["name"]]
         if "run_playbook" in playbook:
             assert awx["run_job_template"]["job_args"]["extra_vars"] == playbook["run_playbook"]["extra_vars"]
         else:
             assert awx == playbook
+    # the SQS rulebook's batches: the same rules, as the source's arguments (event_sources.finding_action)
+    poll = {name: condition for name, condition, _ in conditions(RULEBOOK_POLL)}
+    isolate = poll["Isolate the instance of a high severity compromise finding"]
+    ignore = poll["Ignore low severity findings and port probes"]
+    source = rulesets()[0]["sources"][0]["cloudsec.guardduty.sqs"]
+    assert float(re.search(r"severity >= ([0-9.]+)", isolate).group(1)) == float(source["isolate_min_severity"])
+    assert re.findall(r'type is match\("([^"]+)"\)', isolate) == source["isolate_types"]
+    assert float(re.search(r"severity < ([0-9.]+)", ignore).group(1)) == float(source["scan_min_severity"])
+    assert re.findall(r'type is match\("([^"]+)"\)', ignore) == source["ignore_types"]
+    assert [r["throttle"]["once_within"] for r in rulesets(RULEBOOK_POLL)[0]["rules"] if "throttle" in r] == \
+        ["1 hour", "1 hour"] and source["dedupe_within"] == 3600
+    # and its Security Hub custom action rule is the AWX rulebook's
+    assert [c for c in conditions(RULEBOOK) if c[0] == securityhub_rule] == \
+        [c for c in conditions(RULEBOOK_AWX) if c[0] == securityhub_rule]
 
 
 def test_sources_are_the_collections():

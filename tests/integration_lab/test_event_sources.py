@@ -7,7 +7,7 @@ import json
 import os
 import runpy
 
-from tests.lab.rulebook import REPO, eventbridge_event, finding_wire
+from tests.lab.rulebook import REPO, deleted_receipts, eventbridge_event, finding_wire
 
 # by the collection's path, as ansible-rulebook finds them (the checkout linked in as cloudsec.guardduty)
 SOURCES = REPO / ".build/collections/ansible_collections/cloudsec/guardduty/extensions/eda/plugins/event_source"
@@ -41,13 +41,13 @@ def test_sqs_deletes_a_message_only_once_the_engine_took_it(demo):
         await asyncio.sleep(4)                         # received, held: the visibility is extended, nothing deleted
         held = demo.journal(service="sqs")
         assert [e for e in held if e["action"] == "ReceiveMessage"]
-        assert [e for e in held if e["action"] == "ChangeMessageVisibility" and e["outcome"] == "ok"]
-        assert not [e for e in held if e["action"] == "DeleteMessage"]
+        assert [e for e in held if e["action"] == "ChangeMessageVisibilityBatch" and e["outcome"] == "ok"]
+        assert not deleted_receipts(demo, 0)
         taken = [await engine.get()]
         taken.append(await asyncio.wait_for(engine.get(), 30))
         taken.append(await asyncio.wait_for(engine.get(), 30))
         for _ in range(50):
-            if len(demo.journal(action="DeleteMessage")) == 2:
+            if len(deleted_receipts(demo, 0)) == 2:
                 break
             await asyncio.sleep(0.2)
         task.cancel()
@@ -57,7 +57,46 @@ def test_sqs_deletes_a_message_only_once_the_engine_took_it(demo):
     assert taken[0] == "busy"
     assert taken[1]["body"]["detail"]["id"] == finding["Id"] and taken[1]["meta"]["MessageId"]
     assert taken[2]["body"] == "not json"
-    assert len([e for e in demo.journal(action="DeleteMessage") if e["outcome"] == "ok"]) == 2
+    assert len(deleted_receipts(demo, 0)) == 2
+    attributes = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages",
+                                                                         "ApproximateNumberOfMessagesNotVisible"])
+    assert attributes["Attributes"] == {"ApproximateNumberOfMessages": "0", "ApproximateNumberOfMessagesNotVisible": "0"}
+
+
+def test_sqs_batch_is_one_event_per_action_deleted_once_the_engine_took_it(demo):
+    """batch_window: the findings that arrive together are one event naming each instance once; their messages
+    stay hidden (visibility extended) while the engine is busy, and are deleted only once it took the events."""
+    sqs = demo.client("sqs", ADMIN, REGION)
+    url = sqs.create_queue(QueueName="findings")["QueueUrl"]
+    held = demo._call("GET", f"/_lab/guardduty?account={ADMIN}&region={REGION}")["findings"]
+    app = demo.instance("app-1")
+    on_app = [f["Id"] for f in held if (f["Resource"].get("InstanceDetails") or {}).get("InstanceId") == app["id"]]
+    bodies = [eventbridge_event(finding_wire(demo, i, ADMIN, REGION), ADMIN) for i in on_app + on_app[:1]]
+    sqs.send_message_batch(QueueUrl=url, Entries=[{"Id": str(n), "MessageBody": json.dumps(b)} for n, b in enumerate(bodies)])
+    main = source("sqs")["main"]
+
+    async def scenario():
+        engine = asyncio.Queue(maxsize=1)
+        await engine.put("busy")
+        task = asyncio.ensure_future(main(engine, dict(lab_args(demo), queue_name="findings", wait_time_seconds=1,
+                                                       visibility_timeout=2, batch_window=2)))
+        await asyncio.sleep(4)
+        assert not deleted_receipts(demo, 0)          # received, held, not deleted
+        assert [e for e in demo.journal(action="ChangeMessageVisibilityBatch") if e["outcome"] == "ok"]
+        taken = [await engine.get(), await asyncio.wait_for(engine.get(), 30)]
+        for _ in range(50):
+            if len(deleted_receipts(demo, 0)) == len(bodies):
+                break
+            await asyncio.sleep(0.2)
+        task.cancel()
+        return taken
+
+    busy, event = asyncio.run(scenario())
+    assert busy == "busy"
+    assert event["body"]["action"] == "isolate" and event["body"]["id"] == on_app[0]
+    assert [i["instance_id"] for i in event["body"]["instances"]] == [app["id"]]
+    assert event["body"]["instances"][0]["finding_ids"] == on_app       # the duplicate delivery once
+    assert len(deleted_receipts(demo, 0)) == len(bodies)
     attributes = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages",
                                                                          "ApproximateNumberOfMessagesNotVisible"])
     assert attributes["Attributes"] == {"ApproximateNumberOfMessages": "0", "ApproximateNumberOfMessagesNotVisible": "0"}

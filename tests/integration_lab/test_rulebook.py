@@ -3,9 +3,9 @@
 One rulebook process per scenario (its JVM takes seconds to start), the scenario's events sent at
 once, then the assertions on AWS state, the lab's journal, the reports and the rulebook's output:
 
-- SQS (extensions/eda/rulebooks/guardduty_isolate.yml, source cloudsec.guardduty.sqs): GuardDuty's
+- SQS (extensions/eda/rulebooks/guardduty_isolate.yml, source cloudsec.guardduty.sqs, its batches): GuardDuty's
   EventBridge events on the lab's queue. A burst of five findings naming app-1 (one of them delivered
-  twice) starts one containment: every ENI of app-1 (three, in two VPCs) on the isolation group, each ENI modified twice
+  twice) is one batch naming app-1 once, and starts one containment: every ENI of app-1 (three, in two VPCs) on the isolation group, each ENI modified twice
   (conversion, isolation), one playbook run, one report. A low-severity finding and a port probe
   naming bastion-1 change nothing. Every message is deleted once taken.
 - Poller (guardduty_poll_isolate.yml, source cloudsec.guardduty.guardduty_findings): findings the lab's
@@ -18,7 +18,8 @@ import json
 
 import pytest
 
-from tests.lab.rulebook import RULEBOOKS, Rulebook, eventbridge_event, finding_wire, instance_enis_groups, isolated
+from tests.lab.rulebook import (RULEBOOKS, Rulebook, deleted_receipts, eventbridge_event, finding_wire,
+                                instance_enis_groups, isolated)
 
 ADMIN = "123456789012"
 MEMBER = "111122223333"
@@ -85,7 +86,7 @@ def sqs_scenario(lab, tmp_path_factory):
                 {"Id": str(n), "MessageBody": json.dumps(event)} for n, event in enumerate(events[start:start + 10])])
         rulebook.wait_for(lambda: isolated(lab, "app-1"), timeout=300, what="app-1 isolated")
         rulebook.wait_for(lambda: "PLAY RECAP" in rulebook.output(), timeout=300, what="the isolate run's end")
-        rulebook.wait_for(lambda: len(lab.journal(since=mark, action="DeleteMessage")) >= len(events), timeout=120,
+        rulebook.wait_for(lambda: len(deleted_receipts(lab, mark)) >= len(events), timeout=120,
                           what="every message deleted")
         yield {"lab": lab, "home": home, "rulebook": rulebook, "mark": mark, "events": events, "burst": burst,
                "ignored": ignored, "before": before, "app": app, "bastion": bastion, "queue_url": queue_url}
@@ -123,10 +124,10 @@ def test_sqs_low_severity_and_port_probe_change_nothing(sqs_scenario):
 def test_sqs_every_message_deleted_after_it_was_received(sqs_scenario):
     lab = sqs_scenario["lab"]
     entries = lab.journal(since=sqs_scenario["mark"], service="sqs")
-    deletes = [e for e in entries if e["action"] == "DeleteMessage" and e["outcome"] == "ok"]
-    assert len(deletes) == len(sqs_scenario["events"])
+    deleted = deleted_receipts(lab, sqs_scenario["mark"])
+    assert len(deleted) == len(set(deleted)) == len(sqs_scenario["events"])
     first_receive = min(e["seq"] for e in entries if e["action"] == "ReceiveMessage")
-    assert all(e["seq"] > first_receive for e in deletes)
+    assert all(e["seq"] > first_receive for e in entries if e["action"].startswith("DeleteMessage"))
     attributes = lab.client("sqs", ADMIN, REGION).get_queue_attributes(
         QueueUrl=sqs_scenario["queue_url"], AttributeNames=["ApproximateNumberOfMessages",
                                                             "ApproximateNumberOfMessagesNotVisible"])["Attributes"]

@@ -59,6 +59,76 @@ def finding_wire(lab, finding_id, account, region):
     return wire[0]["findings"][0]
 
 
+def wire_findings(lab, account, region):
+    """{finding id: finding as GuardDuty puts it on the wire} of an account's detector in a region."""
+    guardduty = lab.client("guardduty", account, region)
+    wire = []
+    guardduty.meta.events.register("after-call.guardduty.GetFindings",
+                                   lambda http_response, **kwargs: wire.extend(json.loads(http_response.content)["findings"]))
+    detector_id = guardduty.list_detectors()["DetectorIds"][0]
+    pages = guardduty.get_paginator("list_findings").paginate(DetectorId=detector_id)
+    finding_ids = [i for page in pages for i in page["FindingIds"]]
+    for start in range(0, len(finding_ids), 50):
+        guardduty.get_findings(DetectorId=detector_id, FindingIds=finding_ids[start:start + 50])
+    return {f["id"]: f for f in wire}
+
+
+BURST_SCENARIO = "generated:100:2:2"     # tests/lab/generator.py: 52 compromised instances, 2 accounts x 2 regions
+BURST_EXTRA = {"type": "CryptoCurrency:EC2/BitcoinTool.B", "severity": 8.0}
+
+
+def burst_findings(lab, instances=50):
+    """The burst of issue 18 on a freshly reset BURST_SCENARIO lab: two GuardDuty findings for each of `instances`
+    compromised instances over 2 accounts x 2 regions, in GuardDuty's wire form. Most instances carry the generated
+    pair (Backdoor C&C at 8.0, SSH brute force at 5.0); those with one finding get a CryptoCurrency one reported now.
+
+    Returns ({instance name: [finding, finding]}, the EventBridge events in sending order: every instance's first
+    finding, then every second one).
+    """
+    chosen = {}
+    by_source = {}
+    for name, info in sorted(lab.resources["instances"].items()):
+        if name.startswith("compromised"):
+            by_source.setdefault((info["account"], info["region"]), []).append(name)
+    wire = {source: wire_findings(lab, *source) for source in by_source}
+    for source, names in sorted(by_source.items()):
+        for name in names:
+            instance_id = lab.resources["instances"][name]["id"]
+            own = [f for f in wire[source].values()
+                   if (f["resource"].get("instanceDetails") or {}).get("instanceId") == instance_id]
+            chosen[name] = sorted(own, key=lambda f: -f["severity"])
+    pairs = [n for n, f in chosen.items() if len(f) == 2]
+    singles = [n for n, f in chosen.items() if len(f) == 1]
+    names = (pairs + singles)[:instances]
+    for name in names:
+        if len(chosen[name]) == 1:
+            info = lab.resources["instances"][name]
+            extra = lab.detect_finding(info["account"], info["region"], dict(BURST_EXTRA, instance_id=info["id"]))
+            chosen[name].append(wire_findings(lab, info["account"], info["region"])[extra["Id"]])
+    burst = {name: chosen[name] for name in names}
+    admin = lab.resources["administrator"]
+    events = [eventbridge_event(findings[k], admin) for k in (0, 1) for findings in burst.values()]
+    return burst, events
+
+
+def send_events(sqs, queue_url, events):
+    """Each event as one SQS message, ten per SendMessageBatch, as fast as the queue takes them."""
+    for start in range(0, len(events), 10):
+        sqs.send_message_batch(QueueUrl=queue_url, Entries=[
+            {"Id": str(n), "MessageBody": json.dumps(event)} for n, event in enumerate(events[start:start + 10])])
+
+
+def deleted_receipts(lab, mark):
+    """The receipt handles of the queue messages deleted since mark, one by one or ten per call."""
+    out = []
+    for e in lab.journal(since=mark, service="sqs"):
+        if e["outcome"] == "ok" and e["action"] == "DeleteMessage":
+            out.append(e["params"]["ReceiptHandle"])
+        elif e["outcome"] == "ok" and e["action"] == "DeleteMessageBatch":
+            out.extend(entry["ReceiptHandle"] for entry in e["params"]["Entries"])
+    return out
+
+
 def eventbridge_event(finding, bus_account):
     """GuardDuty's EventBridge event for a finding (the rule sends it whole: the SQS message body)."""
     return {"version": "0", "id": str(uuid.uuid4()), "detail-type": "GuardDuty Finding", "source": "aws.guardduty",
@@ -135,8 +205,10 @@ class Rulebook:
         return self.log.read_text(encoding="utf-8", errors="replace") if self.log.exists() else ""
 
     def playbook_runs(self):
-        """The run_playbook actions started, in order: ansible-runner's banner of each playbook's first play."""
-        return re.findall(r"^PLAY \[Take the instance a GuardDuty finding names into the run\]", self.output(), re.M)
+        """The run_playbook actions started, in order: ansible-runner's banner of each playbook's first play
+        (event_host.yml for one finding, batch_hosts.yml for a batch)."""
+        return re.findall(r"^PLAY \[Take the (?:instance a GuardDuty finding names|instances of the batch) into the run\]",
+                          self.output(), re.M)
 
     def _tree(self):
         """This process and every descendant (ansible-playbook's modules run in their own sessions)."""

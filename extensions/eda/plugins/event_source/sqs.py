@@ -41,6 +41,7 @@ import asyncio
 import logging
 import os
 import sys
+import time
 
 
 def _collection_root():
@@ -87,36 +88,78 @@ async def queue_url(client, options):
     return answer["QueueUrl"]
 
 
-async def hand_over(queue, event, client, url, message, visibility_timeout):
-    """Put the event on ansible-rulebook's queue, keeping the message hidden while the engine is busy."""
+async def hand_over(queue, event, client, url, messages, visibility_timeout):
+    """Put the event on ansible-rulebook's queue, keeping its messages hidden while the engine is busy."""
     put = asyncio.ensure_future(queue.put(event))
     while visibility_timeout:
         done, _pending = await asyncio.wait({put}, timeout=visibility_timeout / 2)
         if done:
             break
-        await in_thread(client.change_message_visibility, QueueUrl=url, ReceiptHandle=message["ReceiptHandle"],
-                        VisibilityTimeout=visibility_timeout)
+        for start in range(0, len(messages), event_sources.SQS_MAX_MESSAGES):
+            await in_thread(client.change_message_visibility_batch, QueueUrl=url, Entries=[
+                {"Id": str(n), "ReceiptHandle": m["ReceiptHandle"], "VisibilityTimeout": visibility_timeout}
+                for n, m in enumerate(messages[start:start + event_sources.SQS_MAX_MESSAGES])])
     await put
+
+
+async def delete(client, url, messages):
+    """Delete the messages whose events the engine took, ten per call; one that fails is received again."""
+    for start in range(0, len(messages), event_sources.SQS_MAX_MESSAGES):
+        chunk = messages[start:start + event_sources.SQS_MAX_MESSAGES]
+        try:
+            answer = await in_thread(client.delete_message_batch, QueueUrl=url, Entries=[
+                {"Id": str(n), "ReceiptHandle": m["ReceiptHandle"]} for n, m in enumerate(chunk)])
+            failed = [(chunk[int(f["Id"])].get("MessageId"), f.get("Code")) for f in answer.get("Failed") or []]
+        except Exception as exc:  # the events are in the engine already: SQS will deliver them again
+            failed = [(m.get("MessageId"), str(exc)) for m in chunk]
+        for message_id, cause in failed:
+            logger.warning("cloudsec.guardduty.sqs: DeleteMessage of %s on %s failed (%s): it will be received "
+                           "again", message_id, url, cause)
+
+
+async def receive(client, url, options, wait, count):
+    try:
+        answer = await in_thread(client.receive_message, QueueUrl=url, MaxNumberOfMessages=count, WaitTimeSeconds=wait,
+                                 VisibilityTimeout=options["visibility_timeout"])
+    except Exception as exc:
+        raise RuntimeError(f"cloudsec.guardduty.sqs: ReceiveMessage on {url} failed: {exc}") from None
+    return answer.get("Messages") or []
+
+
+async def collect(client, url, options, first):
+    """The batch that `first` opens: what keeps arriving within batch_window seconds, up to batch_size messages.
+    While messages keep coming each receive returns at once; a receive that waited a second (or the rest of the
+    window) for nothing closes the batch early: a lone finding waits a second, not the whole window."""
+    batch, deadline = list(first), time.monotonic() + options["batch"]["window"]
+    while len(batch) < options["batch"]["size"]:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            break
+        more = await receive(client, url, options, min(1, int(remaining)),
+                             min(event_sources.SQS_MAX_MESSAGES, options["batch"]["size"] - len(batch)))
+        if not more:
+            break
+        batch.extend(more)
+    return batch
 
 
 async def main(queue, args):
     options = event_sources.sqs_options(args, os.environ)
     client = await in_thread(sqs_client, options)
     url = await queue_url(client, options)
-    receive = {"QueueUrl": url, "MaxNumberOfMessages": options["max_messages"],
-               "WaitTimeSeconds": options["wait_time_seconds"]}
-    receive["VisibilityTimeout"] = options["visibility_timeout"]
+    planner = event_sources.BatchPlanner(options["batch"])
     logger.info("cloudsec.guardduty.sqs: reading %s", url)
     while True:
-        try:
-            answer = await in_thread(client.receive_message, **receive)
-        except Exception as exc:
-            raise RuntimeError(f"cloudsec.guardduty.sqs: ReceiveMessage on {url} failed: {exc}") from None
-        for message in answer.get("Messages") or []:
-            await hand_over(queue, event_sources.sqs_event(message), client, url, message,
-                            options["visibility_timeout"])
-            try:
-                await in_thread(client.delete_message, QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
-            except Exception as exc:  # the event is in the engine already: SQS will deliver it again
-                logger.warning("cloudsec.guardduty.sqs: DeleteMessage of %s on %s failed (%s): it will be "
-                               "received again", message.get("MessageId"), url, exc)
+        messages = await receive(client, url, options, options["wait_time_seconds"], options["max_messages"])
+        if not messages:
+            continue
+        if not options["batch"]["window"]:      # each message its own event, deleted once the engine took it
+            for message in messages:
+                await hand_over(queue, event_sources.sqs_event(message), client, url, [message],
+                                options["visibility_timeout"])
+                await delete(client, url, [message])
+            continue
+        batch = await collect(client, url, options, messages)
+        for event in planner.plan(batch, time.monotonic()):
+            await hand_over(queue, event, client, url, batch, options["visibility_timeout"])
+        await delete(client, url, batch)

@@ -124,3 +124,84 @@ def test_in_thread_hands_back_the_result_and_the_exception():
         with pytest.raises(RuntimeError, match="refused"):
             await es.in_thread("t", fail)
     asyncio.run(both())
+
+
+# -- batches (the SQS source's batch_window) ---------------------------------------------------------------
+ADMIN, MEMBER = "123456789012", "111122223333"
+
+
+def message(n, finding_type, severity, instance="i-0123456789abcdef0", account=MEMBER, region="us-east-1",
+            finding_id=None):
+    detail = {"id": finding_id or f"f{n:031d}", "type": finding_type, "severity": severity, "accountId": account,
+              "region": region, "service": {"detectorId": "d0"},
+              "resource": {"resourceType": "Instance", "instanceDetails": {"instanceId": instance}}}
+    body = {"source": "aws.guardduty", "detail-type": "GuardDuty Finding", "account": ADMIN, "detail": detail}
+    return {"MessageId": f"m{n}", "ReceiptHandle": f"r{n}", "Body": json.dumps(body)}
+
+
+def batch(**args):
+    return es.sqs_options(dict({"queue_name": "q", "region": "us-east-1", "batch_window": 2}, **args), {})["batch"]
+
+
+def test_batch_options_default_to_one_event_per_message_and_check_bounds():
+    options = es.sqs_options({"queue_name": "q", "region": "us-east-1"}, {})["batch"]
+    assert (options["window"], options["size"], options["dedupe_within"]) == (0, 100, 3600)
+    for bad in ({"batch_window": 21}, {"batch_size": 0}, {"isolate_min_severity": 11}, {"isolate_types": ["("]}):
+        with pytest.raises(es.SourceOptionError):
+            batch(**bad)
+
+
+@pytest.mark.parametrize("finding_type, severity, instance, action", [
+    ("Backdoor:EC2/C&CActivity.B", 8.0, "i-0123456789abcdef0", "isolate"),
+    ("CryptoCurrency:Runtime/BitcoinTool.B", 7.0, "i-0123456789abcdef0", "isolate"),
+    ("UnauthorizedAccess:IAMUser/InstanceCredentialExfiltration.OutsideAWS", 8.0, "i-0123456789abcdef0", "isolate"),
+    ("UnauthorizedAccess:EC2/SSHBruteForce", 5.0, "i-0123456789abcdef0", "scan"),       # medium
+    ("Policy:EC2/Something", 8.0, "i-0123456789abcdef0", "scan"),                       # high, other family
+    ("Backdoor:EC2/C&CActivity.B", 3.9, "i-0123456789abcdef0", "ignore"),               # low
+    ("Recon:EC2/PortProbeUnprotectedPort", 8.0, "i-0123456789abcdef0", "ignore"),       # port probe
+    ("Backdoor:EC2/C&CActivity.B", 8.0, "i-0abc; rm -rf /", "ignore"),                   # hostile id
+    ("xBackdoor:EC2/C&CActivity.B", 8.0, "i-0123456789abcdef0", "scan"),                # anchored, as `is match`
+])
+def test_finding_action_is_the_per_finding_rules(finding_type, severity, instance, action):
+    body = es.sqs_event(message(1, finding_type, severity, instance))["body"]
+    assert es.finding_action(body, batch())[0] == action
+    assert es.finding_action("not json", batch())[0] is None
+    assert es.finding_action({"source": "aws.securityhub", "detail": {}}, batch())[0] is None
+
+
+def test_batch_names_each_instance_once_isolation_taking_its_scans():
+    planner = es.BatchPlanner(batch())
+    a, b, c = "i-0aaaaaaaaaaaaaaa1", "i-0bbbbbbbbbbbbbbb2", "i-0ccccccccccccccc3"
+    messages = [message(1, "Backdoor:EC2/C&CActivity.B", 8.0, a), message(2, "UnauthorizedAccess:EC2/SSHBruteForce", 5.0, a),
+                message(3, "CryptoCurrency:EC2/BitcoinTool.B", 8.0, b, account=ADMIN, region="eu-west-1"),
+                message(4, "UnauthorizedAccess:EC2/SSHBruteForce", 5.0, c),
+                message(5, "Backdoor:EC2/C&CActivity.B", 8.0, a, finding_id=f"f{1:031d}"),   # delivered twice
+                message(6, "Recon:EC2/PortProbeUnprotectedPort", 5.0, c),
+                {"MessageId": "m7", "ReceiptHandle": "r7", "Body": "not json"}]
+    events = planner.plan(messages, now=100.0)
+    assert [e["body"]["action"] if isinstance(e["body"], dict) else None for e in events] == ["isolate", "scan", "ignore", None]
+    isolate, scan, ignore, own = events
+    assert [(i["account_id"], i["region"], i["instance_id"]) for i in isolate["body"]["instances"]] == \
+        [(MEMBER, "us-east-1", a), (ADMIN, "eu-west-1", b)]
+    assert isolate["body"]["instances"][0]["finding_ids"] == [f"f{1:031d}", f"f{2:031d}"]   # its scan finding too
+    assert isolate["body"]["id"] == f"f{1:031d}" and isolate["body"]["source"] == "cloudsec.guardduty.sqs"
+    assert [i["instance_id"] for i in scan["body"]["instances"]] == [c]
+    assert ignore["body"]["ignored"] == [{"finding_id": f"f{6:031d}", "reason": "low severity or ignored type"}]
+    assert own["body"] == "not json"
+
+
+def test_batch_never_hands_an_instance_over_twice_within_dedupe_within():
+    planner = es.BatchPlanner(batch(dedupe_within=60))
+    a, b = "i-0aaaaaaaaaaaaaaa1", "i-0bbbbbbbbbbbbbbb2"
+    planner.plan([message(1, "UnauthorizedAccess:EC2/SSHBruteForce", 5.0, b)], now=0.0)      # b scanned
+    first = planner.plan([message(2, "Backdoor:EC2/C&CActivity.B", 8.0, a)], now=1.0)
+    assert [i["instance_id"] for i in first[0]["body"]["instances"]] == [a]
+    # a is being contained: neither its new isolating finding nor a scan finding start a run; b is isolated now
+    later = planner.plan([message(3, "Trojan:EC2/DNSDataExfiltration", 8.0, a),
+                          message(4, "UnauthorizedAccess:EC2/SSHBruteForce", 5.0, a),
+                          message(5, "Backdoor:EC2/C&CActivity.B", 8.0, b)], now=30.0)
+    assert [(e["body"]["action"], [i["instance_id"] for i in e["body"]["instances"]]) for e in later] == \
+        [("isolate", [b]), ("ignore", [])]
+    assert {i["finding_id"] for i in later[1]["body"]["ignored"]} == {f"f{3:031d}", f"f{4:031d}"}
+    # past the window, a is handed over again
+    assert planner.plan([message(6, "Backdoor:EC2/C&CActivity.B", 8.0, a)], now=62.0)[0]["body"]["action"] == "isolate"
