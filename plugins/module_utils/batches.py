@@ -458,7 +458,9 @@ def support_parts(outcomes):
     for batch, result in outcomes:
         for instance_id in batch["instance_ids"]:
             parts[instance_id] = {"changed": bool(result.get("created")), "case": result.get("case"),
-                                  "message": result.get("message") or result.get("msg"), "re_post": result.get("re_post")}
+                                  "message": result.get("message") or result.get("msg"), "re_post": result.get("re_post"),
+                                  # a case that could not be opened (AccessDenied, fail_without_plan) fails every host of its account
+                                  "error": (result.get("msg") or "the support case could not be opened") if result.get("failed") else None}
     return parts
 
 
