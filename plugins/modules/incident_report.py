@@ -101,7 +101,7 @@ seealso:
   - module: cloudsec.guardduty.ec2_isolation
   - module: cloudsec.guardduty.ec2_forensic_snapshot
   - module: cloudsec.guardduty.guardduty_malware_scan
-  - module: cloudsec.guardduty.guardduty_triage
+  - module: cloudsec.guardduty.guardduty_find_source
 """
 
 EXAMPLES = r"""

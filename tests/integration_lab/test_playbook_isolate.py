@@ -33,7 +33,7 @@ BATCHED_TASKS = [
     "Contain | take the Elastic IPs off (ec2_public_ip)",
     "Contain | cut the instance credentials (ec2_instance_credentials)",
     "Scan | start a GuardDuty malware scan of each instance (guardduty_malware_scan)",
-    "Triage | recommend how to stop the reported activity (guardduty_triage)",
+    "Find the source | recommend how to stop the reported activity (guardduty_find_source)",
 ]
 ONLY_NETWORK = {"isolate_protection": False, "isolate_snapshots": False, "isolate_evidence": False, "isolate_detach": False,
                 "isolate_public_ip": False, "isolate_credentials": False, "isolate_scan": False, "isolate_triage": False,

@@ -32,7 +32,7 @@ def instances():
             "scan": {"changed": True, "scan_id": "scan-1", "status": "COMPLETED", "result": "INFECTED",
                      "threats": [{"name": HOSTILE, "file_path": "/tmp/eicar.com", "hash": "275a02", "severity": "HIGH"}]},
             "triage": {"changed": False, "recommendations": [
-                {"kind": "close_exposure", "finding": "f1", "summary": "close port 22", "module": "cloudsec.guardduty.guardduty_triage"}]},
+                {"kind": "close_exposure", "finding": "f1", "summary": "close port 22", "module": "cloudsec.guardduty.guardduty_find_source"}]},
         }},
         APP: {"host": "app-1", "account_id": "123456789012", "region": "us-east-1", "stages": {
             "snapshots": {"changed": False, "error": {"instance_id": APP, "action": "CreateSnapshots",

@@ -6,7 +6,7 @@
 
 DOCUMENTATION = r"""
 ---
-module: guardduty_triage
+module: guardduty_find_source
 version_added: 1.0.0
 short_description: Recommend, per instance, how to stop the activity GuardDuty reported, and optionally close the exposing rules
 description:
@@ -58,12 +58,12 @@ extends_documentation_fragment:
 
 EXAMPLES = r"""
 - name: What should we do about each instance's findings?
-  cloudsec.guardduty.guardduty_triage:
+  cloudsec.guardduty.guardduty_find_source:
     instance_ids: "{{ compromised_instance_ids }}"
-  register: triage
+  register: found_source
 
 - name: Close the rules that exposed SSH/RDP to the internet
-  cloudsec.guardduty.guardduty_triage:
+  cloudsec.guardduty.guardduty_find_source:
     instance_ids: "{{ compromised_instance_ids }}"
     apply_network: true
 """
@@ -111,7 +111,7 @@ from ansible_collections.amazon.aws.plugins.module_utils.botocore import is_boto
 from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
 
 from ansible_collections.cloudsec.guardduty.plugins.module_utils.aws_calls import describe_call, module_client
-from ansible_collections.cloudsec.guardduty.plugins.module_utils import find_the_source as triage
+from ansible_collections.cloudsec.guardduty.plugins.module_utils import guardduty_find_source as find_source
 from ansible_collections.cloudsec.guardduty.plugins.module_utils.batch_runner import (
     failing_on_error, finish, missing_problems, validate_ids)
 from ansible_collections.cloudsec.guardduty.plugins.module_utils.instances import describe_instances, problem_from_error
@@ -128,7 +128,7 @@ def isolation_record(tags):
 def attribute(findings, valid):
     by_instance = {i: [] for i in valid}
     for finding in findings:
-        normalized = triage.normalize(finding)
+        normalized = find_source.normalize(finding)
         instance_id = normalized["instance_id"] or (valid[0] if len(valid) == 1 else None)
         if instance_id in by_instance:
             by_instance[instance_id].append(normalized)
@@ -150,25 +150,25 @@ def main():
     with failing_on_error(module, "could not describe the instances; nothing was changed"):
         found, missing = describe_instances(ec2, valid)
         nic_ids = [n["NetworkInterfaceId"] for i in found.values() for n in i.get("NetworkInterfaces") or []]
-        nic_tags = triage.describe_interface_tags(ec2, nic_ids) if nic_ids else {}
+        nic_tags = find_source.describe_interface_tags(ec2, nic_ids) if nic_ids else {}
     findings = params["findings"]
     if findings is None and params["state"] == "present" and found:
         with failing_on_error(module, "could not fetch the instances' GuardDuty findings; nothing was changed"):
-            findings = triage.fetch_findings(module_client(module, "guardduty"), list(found), params["include_archived"])
+            findings = find_source.fetch_findings(module_client(module, "guardduty"), list(found), params["include_archived"])
     by_instance = attribute(findings or [], valid)
 
     results, problems = {}, {}
     groups_of = {}
     for instance_id in [i for i in valid if i in found]:
-        groups, isolated = triage.instance_groups(found[instance_id], nic_tags, isolation_record)
+        groups, isolated = find_source.instance_groups(found[instance_id], nic_tags, isolation_record)
         groups_of[instance_id] = groups
-        recommendations = [r for f in by_instance[instance_id] for r in triage.recommend(f)]
+        recommendations = [r for f in by_instance[instance_id] for r in find_source.recommend(f)]
         results[instance_id] = {"changed": False, "isolated": isolated, "findings": [f["id"] for f in by_instance[instance_id]],
                                 "recommendations": recommendations, "exposing_rules": [], "calls": []}
     all_groups = sorted({g for gs in groups_of.values() for g in gs})
     with failing_on_error(module, "could not describe the instances' security groups; nothing was changed"):
-        rules = triage.describe_rules(ec2, all_groups) if all_groups else []
-        group_tags = triage.describe_group_tags(ec2, all_groups) if all_groups else {}
+        rules = find_source.describe_rules(ec2, all_groups) if all_groups else []
+        group_tags = find_source.describe_group_tags(ec2, all_groups) if all_groups else {}
 
     # Plan, per group: the rules to revoke (present) or authorize again (released), and the instances concerned.
     per_group = {}
@@ -176,7 +176,7 @@ def main():
         mine = [r for r in rules if r["GroupId"] in groups_of[instance_id]]
         for rec in result["recommendations"]:
             if rec["kind"] == "close_exposure" and rec.get("ports"):
-                for rule in triage.exposing_rules(mine, rec["ports"], rec.get("protocol", "tcp")):
+                for rule in find_source.exposing_rules(mine, rec["ports"], rec.get("protocol", "tcp")):
                     if rule not in result["exposing_rules"]:
                         result["exposing_rules"].append(rule)
         if params["state"] == "present" and params["apply_network"]:
@@ -187,9 +187,9 @@ def main():
         elif params["state"] == "released":
             for group_id in groups_of[instance_id]:
                 for key, value in (group_tags.get(group_id) or {}).items():
-                    if key.startswith(triage.RECORD_PREFIX):
+                    if key.startswith(find_source.RECORD_PREFIX):
                         try:
-                            owner, permission = triage.permission_from_record(value)
+                            owner, permission = find_source.permission_from_record(value)
                         except (ValueError, KeyError):
                             continue
                         if owner == instance_id:
@@ -204,7 +204,7 @@ def main():
     for group_id, plan in sorted(per_group.items()):
         if params["state"] == "present":
             # The record goes first: a revoked rule is always recorded.
-            tags = [{"Key": k, "Value": v} for k, v in (triage.rule_record(r, i) for r, i in plan["rules"].values())]
+            tags = [{"Key": k, "Value": v} for k, v in (find_source.rule_record(r, i) for r, i in plan["rules"].values())]
             calls = [("CreateTags", {"Resources": [group_id], "Tags": tags}),
                      ("RevokeSecurityGroupIngress", {"GroupId": group_id, "SecurityGroupRuleIds": sorted(plan["rules"])})]
         else:
@@ -214,7 +214,7 @@ def main():
         for action, call_params in calls:
             if not module.check_mode:
                 try:
-                    triage.ec2_call(ec2, action, call_params)
+                    find_source.ec2_call(ec2, action, call_params)
                 except is_boto3_error_code("InvalidPermission.Duplicate"):
                     pass  # already authorized again: the goal is reached
                 except Exception as exc:  # pylint: disable=duplicate-except

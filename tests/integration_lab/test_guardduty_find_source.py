@@ -1,6 +1,6 @@
-"""guardduty_triage against the lab: recommendations from the demo's findings, and the exposing rules revoked and restored."""
+"""guardduty_find_source (step 3, find the source) against the lab: recommendations from the demo's findings, and the exposing rules revoked and restored."""
 
-MODULE = "cloudsec.guardduty.guardduty_triage"
+MODULE = "cloudsec.guardduty.guardduty_find_source"
 
 
 def ingress(lab, group_id, account="123456789012"):
@@ -86,3 +86,11 @@ def test_every_instance_finding_of_the_demo_gets_specific_advice(demo):
                 kinds[recommendation["finding_type"]] = recommendation["kind"]
     assert len(kinds) >= 6
     assert "investigate" not in kinds.values(), kinds
+
+
+def test_the_module_s_first_name_still_works(demo):
+    """guardduty_triage, the module's first name, redirects (meta/runtime.yml) to the same module."""
+    web = demo.instance("web-1")["id"]
+    result = demo.run_module("cloudsec.guardduty.guardduty_triage", {"instance_ids": [web]})
+    assert result["changed"] is False and web in result["instances"], result
+    assert result["instances"][web]["recommendations"], result["instances"][web]

@@ -89,12 +89,12 @@ def recommend(finding):
         ports = f["local_ports"] or [DEFAULT_PORTS[ftype]]
         return [_base(f, "close_exposure", f"close the security-group rules exposing port(s) {', '.join(map(str, ports))} "
                       f"to the internet (attempts from {remote}); use a bastion, SSM Session Manager or a narrow CIDR",
-                      "cloudsec.guardduty.guardduty_triage", ports=ports, protocol=(f["protocol"] or "TCP").lower())]
+                      "cloudsec.guardduty.guardduty_find_source", ports=ports, protocol=(f["protocol"] or "TCP").lower())]
     if ftype.startswith("Recon:EC2/PortProbe"):
         ports = f["local_ports"]
         return [_base(f, "close_exposure", f"close the security-group rules exposing probed port(s) "
                       f"{', '.join(map(str, ports)) or '(none reported)'} to the internet",
-                      "cloudsec.guardduty.guardduty_triage", ports=ports, protocol="tcp")]
+                      "cloudsec.guardduty.guardduty_find_source", ports=ports, protocol="tcp")]
     if family in REBUILD_FAMILIES or ftype in REBUILD_TYPES:
         context = ", ".join(f["domains"] + f["remote_ips"])
         return [_base(f, "rebuild", f"{family} activity{' (' + context + ')' if context else ''}: the instance cannot be "
