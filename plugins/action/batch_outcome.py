@@ -7,7 +7,7 @@
 from ansible.plugins.action import ActionBase
 
 from ansible_collections.cloudsec.guardduty.plugins.action.batch_stage import forget_credentials, plain, run_state
-from ansible_collections.cloudsec.guardduty.plugins.module_utils import batches as engine
+from ansible_collections.cloudsec.guardduty.plugins.module_utils import batch_engine as engine
 
 
 class ActionModule(ActionBase):

@@ -5,7 +5,7 @@
 """One stage of a run: a module once per account/region/role batch, each instance's part in the run's record.
 
 Documented in plugins/modules/batch_stage.py. The decisions (which batches, which options, which part for
-which instance) are plain functions in module_utils/batches.py; this plugin does the I/O: it reads and
+which instance) are plain functions in module_utils/batch_engine.py; this plugin does the I/O: it reads and
 returns the run state (one host fact), runs the modules (the batches in parallel) and keeps the responder
 roles' credentials in a 0600 file of the controller, never in facts, results or logs.
 """
@@ -24,7 +24,7 @@ from ansible.module_utils.common.text.converters import to_text
 from ansible.plugins.action import ActionBase
 from ansible.vars.clean import remove_internal_keys
 
-from ansible_collections.cloudsec.guardduty.plugins.module_utils import batches as engine
+from ansible_collections.cloudsec.guardduty.plugins.module_utils import batch_engine as engine
 
 try:  # ansible-core 2.19
     from ansible.executor.module_common import _apply_action_arg_defaults as _with_defaults
@@ -59,7 +59,7 @@ def shown_result(batch, result):
 
 
 def run_state(task_vars):
-    """The run's state (module_utils/batches.py RUN_FACT) as this host holds it, or None."""
+    """The run's state (module_utils/batch_engine.py RUN_FACT) as this host holds it, or None."""
     facts = task_vars.get("ansible_facts") or {}
     state = facts.get(engine.RUN_FACT) or task_vars.get(engine.RUN_FACT)
     return plain(state) if state else None

@@ -6,9 +6,9 @@
 
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.cloudsec.guardduty.plugins.module_utils.batches import BatchError
-from ansible_collections.cloudsec.guardduty.plugins.module_utils.batches import account_batches as _account_batches
-from ansible_collections.cloudsec.guardduty.plugins.module_utils import batches as _batches
+from ansible_collections.cloudsec.guardduty.plugins.module_utils.batch_engine import BatchError
+from ansible_collections.cloudsec.guardduty.plugins.module_utils.batch_engine import account_batches as _account_batches
+from ansible_collections.cloudsec.guardduty.plugins.module_utils import batch_engine as _batches
 from ansible_collections.cloudsec.guardduty.plugins.module_utils import guards as _guards
 
 

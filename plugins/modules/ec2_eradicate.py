@@ -117,7 +117,7 @@ from ansible_collections.cloudsec.guardduty.plugins.module_utils import ec2_erad
 from ansible_collections.cloudsec.guardduty.plugins.module_utils import guards
 from ansible_collections.cloudsec.guardduty.plugins.module_utils import records
 from ansible_collections.cloudsec.guardduty.plugins.module_utils.aws_calls import describe_call, module_client
-from ansible_collections.cloudsec.guardduty.plugins.module_utils.batch_runner import (
+from ansible_collections.cloudsec.guardduty.plugins.module_utils.module_skeleton import (
     failing_on_error, finish, run_per_instance, validate_ids, with_result)
 from ansible_collections.cloudsec.guardduty.plugins.module_utils.ec2_instance_detach import RECORD_TAG as DETACH_RECORD_TAG
 from ansible_collections.cloudsec.guardduty.plugins.module_utils.instances import (

@@ -147,7 +147,7 @@ from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleA
 
 from ansible_collections.cloudsec.guardduty.plugins.module_utils import guards
 from ansible_collections.cloudsec.guardduty.plugins.module_utils.aws_calls import caller_identity, error_message, module_client
-from ansible_collections.cloudsec.guardduty.plugins.module_utils.batch_runner import (
+from ansible_collections.cloudsec.guardduty.plugins.module_utils.module_skeleton import (
     failing_on_error, finish, missing_problems, run_per_instance, validate_ids, with_result)
 from ansible_collections.cloudsec.guardduty.plugins.module_utils.ec2_instance_evidence import (
     FILE_MANIFEST, capture_dir, collect, describe_by_instance, evidence_files, planned_files,

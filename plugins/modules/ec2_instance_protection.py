@@ -120,7 +120,7 @@ errors:
 from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
 
 from ansible_collections.cloudsec.guardduty.plugins.module_utils.aws_calls import module_client
-from ansible_collections.cloudsec.guardduty.plugins.module_utils.batch_runner import (
+from ansible_collections.cloudsec.guardduty.plugins.module_utils.module_skeleton import (
     apply_with_partial_result, failing_on_error, finish, missing_problems, run_per_instance, validate_ids)
 from ansible_collections.cloudsec.guardduty.plugins.module_utils.instances import (
     InstanceProblem, describe_instances, problem_from_error)

@@ -392,7 +392,7 @@ from ansible_collections.cloudsec.guardduty.plugins.module_utils import guards
 from ansible_collections.cloudsec.guardduty.plugins.module_utils import incident_store
 from ansible_collections.cloudsec.guardduty.plugins.module_utils import instance_lock
 from ansible_collections.cloudsec.guardduty.plugins.module_utils import isolation
-from ansible_collections.cloudsec.guardduty.plugins.module_utils.batch_runner import batch_output, exit_batch
+from ansible_collections.cloudsec.guardduty.plugins.module_utils.module_skeleton import batch_output, exit_batch
 from ansible_collections.cloudsec.guardduty.plugins.module_utils.instances import InstanceProblem
 from ansible_collections.cloudsec.guardduty.plugins.module_utils.instances import describe_instances
 from ansible_collections.cloudsec.guardduty.plugins.module_utils.instances import error_code

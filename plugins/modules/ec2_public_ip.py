@@ -129,7 +129,7 @@ errors:
 
 from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
 
-from ansible_collections.cloudsec.guardduty.plugins.module_utils.batch_runner import (
+from ansible_collections.cloudsec.guardduty.plugins.module_utils.module_skeleton import (
     apply_with_partial_result, batch_output, exit_batch, failing_on_describe_error, failing_on_error, missing_problems,
     run_per_instance, validate_ids)
 from ansible_collections.cloudsec.guardduty.plugins.module_utils import records

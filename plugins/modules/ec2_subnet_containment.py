@@ -121,7 +121,7 @@ errors:
 
 from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
 
-from ansible_collections.cloudsec.guardduty.plugins.module_utils.batch_runner import (
+from ansible_collections.cloudsec.guardduty.plugins.module_utils.module_skeleton import (
     batch_output, exit_batch, failing_on_describe_error, failing_on_error, missing_problems, validate_ids)
 from ansible_collections.cloudsec.guardduty.plugins.module_utils.aws_calls import (
     PlanProblem, call, error_code, error_message, module_client)

@@ -112,7 +112,7 @@ from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleA
 
 from ansible_collections.cloudsec.guardduty.plugins.module_utils.aws_calls import describe_call, module_client
 from ansible_collections.cloudsec.guardduty.plugins.module_utils import guardduty_find_source as find_source
-from ansible_collections.cloudsec.guardduty.plugins.module_utils.batch_runner import (
+from ansible_collections.cloudsec.guardduty.plugins.module_utils.module_skeleton import (
     failing_on_error, finish, missing_problems, validate_ids)
 from ansible_collections.cloudsec.guardduty.plugins.module_utils.instances import describe_instances, problem_from_error
 from ansible_collections.cloudsec.guardduty.plugins.module_utils.isolation import PlanError, decode_record

@@ -134,7 +134,7 @@ errors:
 from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
 
 from ansible_collections.cloudsec.guardduty.plugins.module_utils.aws_calls import module_client
-from ansible_collections.cloudsec.guardduty.plugins.module_utils.batch_runner import failing_on_error, finish, validate_ids
+from ansible_collections.cloudsec.guardduty.plugins.module_utils.module_skeleton import failing_on_error, finish, validate_ids
 from ansible_collections.cloudsec.guardduty.plugins.module_utils.guardduty import find_detector
 from ansible_collections.cloudsec.guardduty.plugins.module_utils.instances import InstanceProblem
 from ansible_collections.cloudsec.guardduty.plugins.module_utils.securityhub import (

@@ -1,6 +1,6 @@
-"""The run's decisions (module_utils/batches.py): batches in, module calls out, a part per instance, each host's outcome."""
+"""The run's decisions (module_utils/batch_engine.py): batches in, module calls out, a part per instance, each host's outcome."""
 
-from ansible_collections.cloudsec.guardduty.plugins.module_utils import batches
+from ansible_collections.cloudsec.guardduty.plugins.module_utils import batch_engine as batches
 
 ROLE = "arn:aws:iam::111122223333:role/GuardDutyResponder"
 HOSTVARS = {

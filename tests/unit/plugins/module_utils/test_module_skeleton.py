@@ -7,7 +7,7 @@ from botocore.exceptions import ClientError
 
 from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
 
-from ansible_collections.cloudsec.guardduty.plugins.module_utils import batch_runner as br
+from ansible_collections.cloudsec.guardduty.plugins.module_utils import module_skeleton as br
 from ansible_collections.cloudsec.guardduty.plugins.module_utils.aws_calls import DescribeError
 from ansible_collections.cloudsec.guardduty.plugins.module_utils.instances import InstanceProblem
 

@@ -1,7 +1,7 @@
 import pytest
 
-from ansible_collections.cloudsec.guardduty.plugins.module_utils import batches
-from ansible_collections.cloudsec.guardduty.plugins.module_utils.batches import BatchError, account_batches, result_for
+from ansible_collections.cloudsec.guardduty.plugins.module_utils import batch_engine as batches
+from ansible_collections.cloudsec.guardduty.plugins.module_utils.batch_engine import BatchError, account_batches, result_for
 
 ROLE_A = "arn:aws:iam::111122223333:role/GuardDutyResponder"
 
