@@ -25,6 +25,7 @@ from collections import Counter, defaultdict
 
 import pytest
 
+from tests.bench.bench_isolate import compromised, vpcs
 from tests.bench.bench_slicing import awx_slice, slice_inventory
 from tests.integration_lab.playbook_results import task
 from tests.integration_lab.reliability_lab import recorded_groups, tags_of
@@ -47,17 +48,6 @@ NETWORK_ONLY = {"isolate_preflight_summary": False, "isolate_protection": False,
 RELEASE_NETWORK_ONLY = {"release_triage": False, "release_subnet_containment": False, "release_credentials": False,
                         "release_public_ip": False, "release_network": True, "release_detach": False,
                         "release_protection": False, "release_archive_findings": False, "release_report": True}
-
-
-def compromised(resources):
-    return {name: inst for name, inst in resources["instances"].items() if name.startswith("compromised")}
-
-
-def vpcs(resources):
-    """{(account, region): vpc_id} of the generated lab (one VPC per account and region)."""
-    return {(account, region): region_res["vpcs"]["bench"]
-            for account, account_res in resources["accounts"].items()
-            for region, region_res in account_res["regions"].items()}
 
 
 def run_slices(lab, playbook, inventories, extra_vars):
