@@ -61,6 +61,7 @@ try:  # ansible-rulebook runs this file by its path: the collection's own code i
 except ImportError:
     sys.path.insert(0, _collection_root())
     from ansible_collections.cloudsec.guardduty.plugins.module_utils import event_sources
+from ansible_collections.cloudsec.guardduty.plugins.module_utils import aws_calls
 from ansible_collections.cloudsec.guardduty.plugins.module_utils import findings as finding_filters
 from ansible_collections.cloudsec.guardduty.plugins.module_utils import guardduty
 
@@ -86,8 +87,11 @@ class Poller:
         self.clients = {}
 
     def _client(self, session, service, region):
+        # GuardDuty's calls go through the floor (module_utils/guardduty.py, aws_calls.py), which retries them:
+        # its clients have botocore's retries off, or a throttled call would go out 10 x 10 times (docs/aws_calls.md)
+        config = aws_calls.client_config() if service == "guardduty" else self.config
         return session.client(service, region_name=region, endpoint_url=self.options["aws"]["endpoint_url"],
-                              config=self.config)
+                              config=config)
 
     def targets(self):
         """[(account, session)] to poll: the credentials' own account, then each listed account's role."""
