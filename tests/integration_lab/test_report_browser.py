@@ -62,7 +62,7 @@ def report(lab, tmp_path_factory):
     snapshots = lab.run_module("cloudsec.guardduty.ec2_forensic_snapshot", {"instance_ids": ids, "incident_id": "INC-88"})
     scan = lab.run_module("cloudsec.guardduty.guardduty_malware_scan", {"instance_ids": ids, "wait": True, "wait_timeout": 120})
     isolation = lab.run_module("cloudsec.guardduty.ec2_isolation", {"instance_ids": ids})
-    by_id = {i["instance_id"]: i for i in isolation["instances"]}
+    by_id = isolation["instances"]  # ec2_isolation answers per instance id, as every module
     instances = {iid: {"host": name, "account_id": "123456789012", "region": "us-east-1",
                        "tags": {"Name": name, "Team": "payments"},
                        "findings": [{"id": "f-" + name, "type": "Backdoor:EC2/C&CActivity.B", "severity": 8.0,
