@@ -153,7 +153,7 @@ class ActionModule(ActionBase):
     def _preflight(self, run, args, task_vars, hosts):
         """Each responder role assumed once for the run, each batch's credentials proven (sts:GetCallerIdentity)."""
         run = dict(run, current=engine.remaining_batches(run["current"], run["record"], hosts, run.get("by_leader", False),
-                                                        tuple(run.get("evidence_stages") or ())))
+                                                         tuple(run.get("evidence_stages") or ())))
         credentials = read_credentials(run.get("credentials_file"))
         name = engine.session_name(args.get("session_name"), run["incident"])
         assumed = self._run_modules("amazon.aws.sts_assume_role", [
@@ -201,7 +201,7 @@ class ActionModule(ActionBase):
                                        bool(args.get("per_account", False)))
         except engine.BatchError as exc:
             raise AnsibleActionFail(f"cloudsec.guardduty.batch_stage: {exc}") from None
-        outcomes = [(batch, result) for batch, result in self._run_modules(module_name, calls, task_vars)]
+        outcomes = list(self._run_modules(module_name, calls, task_vars))
         if args.get("parts") == "findings":
             parts = engine.finding_parts(outcomes, hostvars)
         elif args.get("parts") == "records":

@@ -27,6 +27,7 @@ attributes:
   diff_mode:
     support: none
   platform:
+    support: full
     platforms: posix
 options:
   gather_from:
@@ -45,6 +46,8 @@ notes:
     An action plugin on the controller.
 seealso:
   - module: cloudsec.guardduty.batch_stage
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
 """
 
 EXAMPLES = r"""

@@ -40,6 +40,7 @@ attributes:
     support: full
     details: The modules' diffs, one per batch.
   platform:
+    support: full
     platforms: posix
 options:
   stage:
@@ -75,7 +76,7 @@ options:
   per_instance:
     description:
       - >-
-        Give the module the batch's instances as O(instance_ids). Off for a module over findings, not instances; such a stage is
+        Give the module the batch's instances as C(instance_ids). Off for a module over findings, not instances; such a stage is
         not run for a batch whose hosts have no finding.
     type: bool
     default: true
@@ -88,17 +89,17 @@ options:
   answered:
     description:
       - >-
-        Instances whose part is known without asking, C({instance_id: part}); the module is not given them.
+        Instances whose part is known without asking, C(instance_id: part) pairs; the module is not given them.
     type: dict
   per_account:
     description:
       - One call per account, for all of its current instances, with the first batch's role (an AWS API that is global, such
-        as Support's); no O(region) is given.
+        as Support's); no C(region) is given.
     type: bool
     default: false
   recorded:
     description:
-      - Without O(module), the parts a role decided itself, C({instance_id: part}), recorded under O(stage).
+      - Without O(module), the parts a role decided itself, a dict of instance id to part, recorded under O(stage).
     type: dict
   record_tags:
     description:
@@ -176,6 +177,8 @@ notes:
     An action plugin on the controller; the modules run on the controller too (C(connection=local)).
 seealso:
   - module: cloudsec.guardduty.batch_outcome
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
 """
 
 EXAMPLES = r"""

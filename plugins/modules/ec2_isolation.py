@@ -748,7 +748,6 @@ class Isolation:
             return None, None, failure(step["resource"], "ModifyNetworkInterfaceAttribute", exc)
 
 
-
 def build_argument_spec():
     return dict(
         instance_ids=dict(type="list", elements="str", required=True),
@@ -943,6 +942,8 @@ def plan_recovery(state, batch, plans, groups):
         view["in_run"] = eni_id in in_run
         stuck.append(view)
     return isolation.plan_conversion_recovery(state, stuck, handled, groups)
+
+
 def warn_recovery(module, plans, recovery, groups, names):
     """Each ENI found on a conversion group, named in the run's warnings (and in its instance's, if in the run)."""
     for finding in recovery:
@@ -1151,8 +1152,6 @@ def forget_store(store, region, instances, plans, workers):
 def _in_pool(worker, function, items):
     with ThreadPoolExecutor(worker.workers) as pool:
         return list(pool.map(function, items))
-
-
 
 
 # -- 4. run, then finish ------------------------------------------------------------------------------------

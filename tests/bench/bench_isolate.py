@@ -17,6 +17,8 @@ Contenders (each from the same freshly reset lab):
   over both regions; AWS_ENDPOINT_URL points it at the lab (its calls are checked in the journal);
 - naive: tests/bench/playbooks/naive_isolate.yml, per host ec2_instance_info then amazon.aws.ec2_eni per
   ENI (forks 20 from ansible.cfg);
+- playbook_baseline: playbook_network with the collection as it was at `--baseline REF` (git archive): a change's
+  playbook and the one before it, side by side in one run
 - playbook_throttled: playbook_network again with the lab's EC2-like token buckets on (per account,
   region, service and category: mutating 200 burst / 5 per s, describes 100 / 20 per s), printed beside
   the floor those buckets allow for the calls it made; module_throttled: the same for `module` (opt-in);
@@ -60,7 +62,7 @@ HERE = pathlib.Path(__file__).resolve().parent
 OUR_GROUP = "guardduty-isolation"
 OUR_CONVERSION_GROUP = "guardduty-isolation-conversion"
 THEIR_GROUP = "bench-isolation"
-ALL_CONTENDERS = ("playbook_network", "playbook_evidence", "module", "c7n", "naive", "playbook_throttled",
+ALL_CONTENDERS = ("playbook_network", "playbook_baseline", "playbook_evidence", "module", "c7n", "naive", "playbook_throttled",
                   "module_throttled", "playbook_latency", "module_latency", "c7n_latency")
 QUICK_CONTENDERS = ("playbook_network", "module", "c7n", "naive", "playbook_throttled", "module_latency", "c7n_latency")
 LATENCY_MS = (80, 200)
@@ -245,6 +247,23 @@ def naive_inventory(lab, resources, groups, path):
     path.write_text(yaml.safe_dump({"all": {"children": {"compromised": {"hosts": hosts}}}}))
 
 
+BASELINE = {"ref": None}  # --baseline REF: the playbook_baseline contender runs the collection as it was at REF
+
+
+def baseline_collection(ref):
+    """A collections path holding this collection as it was at git `ref` (git archive, under .build/bench-baseline/),
+    so that a change's playbook and the one before it run side by side in one run, on one lab."""
+    sha = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--verify", f"{ref}^{{commit}}"], capture_output=True,
+                         text=True, check=True).stdout.strip()
+    root = REPO / ".build" / "bench-baseline" / sha[:12]
+    target = root / "ansible_collections" / "cloudsec" / "guardduty"
+    if not (target / "galaxy.yml").exists():
+        target.mkdir(parents=True, exist_ok=True)
+        archive = subprocess.run(["git", "-C", str(REPO), "archive", sha], capture_output=True, check=True).stdout
+        subprocess.run(["tar", "-x", "-C", str(target)], input=archive, check=True)
+    return root, target
+
+
 def ansible_command(playbook, inventory, extra_vars_file):
     return [str(pathlib.Path(sys.executable).parent / "ansible-playbook"), str(playbook), "-i", str(inventory),
             "-e", f"@{extra_vars_file}"]
@@ -286,13 +305,19 @@ def run_contender(name, lab, scenario, enis, size, tmp, logs, latency_ms=LATENCY
     incident = f"bench-{size}"
     extra = tmp / "vars.json"
     group_name = OUR_GROUP
-    if kind in ("playbook_network", "playbook_evidence"):
+    if kind in ("playbook_network", "playbook_evidence", "playbook_baseline"):
         inventory = tmp / "ours.yml"
         ours_inventory(resources, inventory)
         variables = dict(WITH_EVIDENCE if kind == "playbook_evidence" else NETWORK_ONLY, incident_id=incident,
                          isolate_evidence_dir=str(tmp / "evidence"))
         extra.write_text(json.dumps(variables))
-        commands, env = [ansible_command(REPO / "playbooks" / "isolate.yml", inventory, extra)], ansible_env(lab)
+        collection, env = REPO, ansible_env(lab)
+        if kind == "playbook_baseline":
+            if not BASELINE["ref"]:
+                raise SystemExit("playbook_baseline needs --baseline REF")
+            collections_path, collection = baseline_collection(BASELINE["ref"])
+            env["ANSIBLE_COLLECTIONS_PATH"] = str(collections_path)
+        commands = [ansible_command(collection / "playbooks" / "isolate.yml", inventory, extra)]
     elif kind == "module":
         inventory = tmp / "module.yml"
         module_inventory(lab, resources, inventory)
@@ -442,6 +467,12 @@ def print_size(size, results):
         if ours in results and theirs in results:
             ratios[f"{ours}_contained_over_{theirs}"] = ratio(results[ours].get("contained_seconds"),
                                                               results[theirs].get("contained_seconds"))
+    if "module" in results and "playbook_baseline" in results:
+        ratios["playbook_baseline_over_module"] = ratio(results["playbook_baseline"]["wall_seconds"],
+                                                        results["module"]["wall_seconds"])
+    if "playbook_baseline" in results and "playbook_network" in results:
+        ratios["playbook_network_over_baseline"] = ratio(results["playbook_network"]["wall_seconds"],
+                                                         results["playbook_baseline"]["wall_seconds"])
     if "module" in results and "playbook_network" in results:
         ratios["playbook_network_over_module"] = ratio(results["playbook_network"]["wall_seconds"],
                                                        results["module"]["wall_seconds"])
@@ -481,13 +512,20 @@ def main(argv=None):
     parser.add_argument("--regions", type=int, default=2)
     parser.add_argument("--latency-ms", default=",".join(map(str, LATENCY_MS)),
                         help="LOW,HIGH: the *_latency contenders' AWS-like answer time (default %(default)s)")
+    parser.add_argument("--baseline", default=None, metavar="REF",
+                        help="git ref of the collection the playbook_baseline contender runs (before/after in one run)")
     parser.add_argument("--out", default=str(OUT), help=f"the JSON written (default {OUT.relative_to(REPO)})")
     args = parser.parse_args(argv)
+    BASELINE["ref"] = args.baseline
     out = pathlib.Path(args.out).resolve()
     sizes = [int(s) for s in args.sizes.split(",") if s.strip()]
     latency_ms = tuple(float(v) for v in args.latency_ms.split(","))
     contenders = (args.contenders.split(",") if args.contenders else
                   list(QUICK_CONTENDERS if args.quick else ALL_CONTENDERS))
+    if not args.contenders and not args.baseline:
+        contenders = [c for c in contenders if c != "playbook_baseline"]
+    elif args.baseline and "playbook_baseline" not in contenders:
+        contenders.insert(1, "playbook_baseline")
     unknown = set(contenders) - set(ALL_CONTENDERS)
     if unknown:
         parser.error(f"unknown contenders: {', '.join(sorted(unknown))}")

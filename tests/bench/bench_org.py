@@ -53,7 +53,6 @@ import yaml
 from tests.bench.bench_isolate import (BENCH_VENV, NETWORK_ONLY, OUR_GROUP, THEIR_GROUP, c7n_commands, check_isolated,
                                        compromised, create_their_groups, vpcs)
 from tests.lab.faults import DEFAULT_BUCKETS, category
-from tests.lab.generator import ACCOUNTS, REGIONS
 from tests.lab.pytest_plugin import LabClient, start_lab, stop_lab
 
 REPO = pathlib.Path(__file__).resolve().parents[2]

@@ -111,8 +111,8 @@ def test_a_support_case_is_one_call_per_account_for_all_its_instances_without_a_
         ("111122223333", ["i-3"], False), ("123456789012", ["i-4", "i-1", "i-2"], False)]
     assert calls[1][1]["finding_types"] == ["Backdoor:EC2/C&CActivity.B"] and calls[0][1]["access_key"] == "AK"
     parts = batches.support_parts([(calls[1][0], {"created": True, "case": "case-1", "message": "opened"})])
-    assert set(parts) == {"i-4", "i-1", "i-2"} and parts["i-1"] == {"changed": True, "case": "case-1", "message": "opened", "re_post": None,
-                                                          "error": None}
+    assert set(parts) == {"i-4", "i-1", "i-2"}
+    assert parts["i-1"] == {"changed": True, "case": "case-1", "message": "opened", "re_post": None, "error": None}
     # a case that could not be opened fails every instance of its account, with the module's message
     denied = batches.support_parts([(calls[0][0], {"failed": True, "msg": "CreateCase: AccessDeniedException"})])
     assert denied == {"i-3": {"changed": False, "case": None, "message": "CreateCase: AccessDeniedException", "re_post": None,

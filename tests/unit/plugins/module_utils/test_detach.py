@@ -56,7 +56,7 @@ def test_detach_records_first_then_load_balancers_then_auto_scaling():
 def test_standby_decrements_and_refuses_to_go_below_min():
     calls, _unused1, predicted, _unused2 = plan_detach(ID, found(), None, [], "standby")
     assert calls[-1] == ("EnterStandby", {"AutoScalingGroupName": "web-asg", "InstanceIds": [ID],
-                                              "ShouldDecrementDesiredCapacity": True})
+                                          "ShouldDecrementDesiredCapacity": True})
     assert predicted["autoscaling"]["desired_capacity"] == 1
     at_min = found()
     at_min["autoscaling"]["min_size"] = 2

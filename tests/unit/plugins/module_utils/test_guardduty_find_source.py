@@ -103,7 +103,7 @@ def test_rule_record_round_trip():
     key, value = find_source.rule_record(dict(RULES[1], Description="ssh from anywhere"), "i-1")
     assert key == "guardduty:revoked-rule:sgr-ssh6" and len(value) <= 256
     assert find_source.permission_from_record(value) == ("i-1", {"IpProtocol": "tcp", "FromPort": 22, "ToPort": 22,
-                                                            "Ipv6Ranges": [{"CidrIpv6": "::/0", "Description": "ssh from anywhere"}]})
+                                                                 "Ipv6Ranges": [{"CidrIpv6": "::/0", "Description": "ssh from anywhere"}]})
     dummy_key, value = find_source.rule_record(dict(RULES[0], Description="d" * 300), "i-1")
     assert len(value) <= 256 and "Description" not in json.dumps(find_source.permission_from_record(value))
 

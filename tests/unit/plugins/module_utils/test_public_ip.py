@@ -50,7 +50,7 @@ def test_reassociate_never_takes_an_address_back():
     free = {"eipalloc-1": {"AllocationId": "eipalloc-1", "PublicIp": "198.51.100.1"}}
     calls, _unused1 = plan_reassociate(ID, record, [RECORD_TAG], free, {"eni-1", "eni-2"})
     assert calls[0] == ("AssociateAddress", {"AllocationId": "eipalloc-1", "NetworkInterfaceId": "eni-1",
-                                                 "PrivateIpAddress": "10.0.1.5", "AllowReassociation": False})
+                                             "PrivateIpAddress": "10.0.1.5", "AllowReassociation": False})
     assert calls[-1][0] == "DeleteTags"
     taken = {"eipalloc-1": dict(free["eipalloc-1"], AssociationId="eipassoc-7", NetworkInterfaceId="eni-other",
                                 PrivateIpAddress="10.0.9.9")}
