@@ -61,8 +61,8 @@ def shown_result(batch, result):
 def run_state(task_vars):
     """The run's state (module_utils/batch_engine.py RUN_FACT) as this host holds it, or None."""
     facts = task_vars.get("ansible_facts") or {}
-    state = facts.get(engine.RUN_FACT) or task_vars.get(engine.RUN_FACT)
-    return plain(state) if state else None
+    state = engine.decode_run(plain(facts.get(engine.RUN_FACT) or task_vars.get(engine.RUN_FACT)))
+    return state or None
 
 
 # -- the responder roles' credentials: a 0600 file of the controller, for the run's lifetime -------------
@@ -155,28 +155,33 @@ class ActionModule(ActionBase):
         run = dict(run, current=engine.remaining_batches(run["current"], run["record"], hosts, run.get("by_leader", False),
                                                          tuple(run.get("evidence_stages") or ())))
         credentials = read_credentials(run.get("credentials_file"))
-        name = engine.session_name(args.get("session_name"), run["incident"])
-        assumed = self._run_modules("amazon.aws.sts_assume_role", [
-            (role_arn, {"role_arn": role_arn, "role_session_name": name, "region": region,
-                        "duration_seconds": int(args.get("session_duration") or 3600)})
-            for role_arn, region in engine.roles_to_assume(run["current"], credentials).items()],
-            task_vars, check_mode=False, no_log=True)  # assuming a role changes nothing; check mode needs the credentials too
-        role_errors = {}
-        for role_arn, result in assumed:
-            creds = result.get("sts_creds")
-            if creds:
-                credentials[role_arn] = {k: creds.get(k) for k in ("access_key", "secret_key", "session_token")}
-            else:
-                role_errors[role_arn] = result.get("msg") or "no credentials returned"
-        if assumed and credentials:
-            run["credentials_file"] = write_credentials(run.get("credentials_file"), credentials)
         verify = bool(args.get("verify_identity", True))
-        callers = []
-        if verify:
-            checks = [(i, dict(engine.batch_credentials(batch, credentials), region=batch["region"]))
-                      for i, batch in enumerate(run["current"]) if not batch.get("role_arn") or batch["role_arn"] in credentials]
-            answers = self._run_modules("amazon.aws.aws_caller_info", checks, task_vars, check_mode=False)
-            callers = [{"results": [dict(result, item=run["current"][i]) for i, result in answers]}]
+        roles = engine.roles_to_assume(run["current"], credentials)
+        # One module process for the whole preflight: the roles assumed, then every batch's credentials proven
+        # (sts:GetCallerIdentity), each phase's calls in parallel (plugins/modules/sts_responder_sessions.py).
+        batches = [{"key": str(i), "region": batch["region"], "role_arn": batch.get("role_arn")}
+                   for i, batch in enumerate(run["current"])] if verify else []
+        sessions = {}
+        if roles or batches:
+            options = {"session_name": engine.session_name(args.get("session_name"), run["incident"]),
+                       "duration_seconds": int(args.get("session_duration") or 3600),
+                       "roles": [{"role_arn": arn, "region": region} for arn, region in roles.items()],
+                       "credentials": {arn: credentials[arn] for arn in {b["role_arn"] for b in batches} if arn in credentials},
+                       "batches": batches}
+            # assuming a role changes nothing; check mode needs the credentials too
+            ((_key, sessions),) = self._run_modules("cloudsec.guardduty.sts_responder_sessions", [(None, options)], task_vars,
+                                                    check_mode=False, no_log=True)
+            if sessions.get("failed"):  # the module itself could not run: every role and batch fails by its cause
+                cause = sessions.get("msg") or "no answer"
+                sessions = {"role_errors": {arn: cause for arn in roles},
+                            "identities": [dict(batch, account=None, msg=cause) for batch in batches]}
+        role_errors = dict(sessions.get("role_errors") or {})
+        for role_arn, creds in (sessions.get("credentials") or {}).items():
+            credentials[role_arn] = {k: creds.get(k) for k in ("access_key", "secret_key", "session_token")}
+        if sessions.get("credentials"):
+            run["credentials_file"] = write_credentials(run.get("credentials_file"), credentials)
+        answers = {int(entry["key"]): entry for entry in sessions.get("identities") or []}
+        callers = [{"results": [dict(answers[i], item=batch) for i, batch in enumerate(run["current"]) if i in answers]}]
         parts = engine.preflight_parts(run["current"], role_errors, callers, verify)
         shown = [{"item": batch, "account": (parts.get(batch["instance_ids"][0]) or {}).get("account_id"),
                   "error": (parts.get(batch["instance_ids"][0]) or {}).get("error")} for batch in run["current"]]
@@ -237,7 +242,8 @@ class ActionModule(ActionBase):
             else:
                 run, shown = self._stage(run, stage, args, task_vars, hosts)
         result.update(changed=any(r.get("changed") for r in shown), results=shown, stage=stage,
-                      failures=run["failures"], ansible_facts={engine.RUN_FACT: run})
+                      failures=run["failures"], ansible_facts={engine.RUN_FACT: engine.encode_run(run),
+                                                                       engine.OUTCOMES_FACT: ""})  # outcomes of an earlier state
         diffs = [d for r in shown for d in (r.get("diff") if isinstance(r.get("diff"), list) else [r.get("diff")]) if d]
         if diffs:
             result["diff"] = diffs

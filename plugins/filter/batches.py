@@ -20,7 +20,15 @@ def account_batches(hosts, hostvars, size=None):
 
 
 def run_summary(run, steps, check_mode=False):
-    return _batches.run_summary(run, list(steps or []), bool(check_mode))
+    return _batches.run_summary(_batches.decode_run(run), list(steps or []), bool(check_mode))
+
+
+def run(value):
+    """The run's state from its fact (ansible_facts.cloudsec_guardduty_run, JSON text: module_utils/batch_engine.py)."""
+    try:
+        return _batches.decode_run(value) or {}
+    except ValueError as exc:
+        raise AnsibleFilterError(f"cloudsec.guardduty.run: the run's fact is not a run: {exc}") from None
 
 
 def host_parts(hosts, hostvars, variable):
@@ -43,4 +51,4 @@ def option_problems(values, checks):
 class FilterModule:
     def filters(self):
         return {"account_batches": account_batches, "option_problems": option_problems, "run_summary": run_summary,
-                "host_parts": host_parts}
+                "host_parts": host_parts, "run": run}

@@ -10,6 +10,7 @@ with `account_id` (optional) and the role to assume in that account with `respon
 without it the batch runs with the play's own credentials).
 """
 
+import json
 import re
 
 ROLE_ARN = re.compile(r"^arn:aws[a-z-]*:iam::(\d{12}):role/[\w+=,.@/-]{1,512}$")
@@ -278,6 +279,46 @@ def preflight_parts(batches, role_errors, callers, verify):
 # it: they are kept in a 0600 file of the controller named by `credentials_file` (plugins/action/batch_stage.py).
 
 RUN_FACT = "cloudsec_guardduty_run"
+OUTCOMES_FACT = "cloudsec_guardduty_outcomes"
+# The run's state is kept in its fact as JSON text, not as a dict: ansible-core deep-copies a host's facts on
+# every task of every host (VariableManager.get_vars: clean_facts, INJECT_FACTS_AS_VARS; namespace_facts), so a
+# dict fact holding a record of N instances costs O(N) per host and task, O(N^2) a run: 48 ms a host at 1,000
+# hosts. Text is immutable and is not copied. Templates read it through the cloudsec.guardduty.run filter.
+
+
+def encode_run(run):
+    """The run's fact value: its state as compact JSON text."""
+    return json.dumps(run, separators=(",", ":"))
+
+
+def decode_run(value):
+    """The run's state from its fact value: JSON text, or a mapping (a fact set by an earlier version); None if unset."""
+    if not value:
+        return None
+    if isinstance(value, (str, bytes)):
+        return json.loads(value)
+    return value
+
+
+def run_outcomes(run):
+    """{instance_id: [failed, changed, cause]} of every instance of the run: each host's outcome computed once,
+    for the per-host task to look up (host_outcome's answers without its per-call cost over the whole run)."""
+    run = run or {}
+    unfinished = run_failures(run.get("placed"), run.get("current"), run.get("failures"))
+    outcomes = {}
+    for instance_id, parts in (run.get("record") or {}).items():
+        changed = any(isinstance(part, dict) and part.get("changed") for part in (parts or {}).values())
+        outcomes[instance_id] = [False, changed, ""]
+    for instance_id, cause in unfinished.items():
+        outcomes[instance_id] = [True, False, cause]
+    return outcomes
+
+
+def outcome_of(outcomes, host, instance_id):
+    """One host's (failed, changed, message) from run_outcomes' answer; an instance not in it did not fail a stage."""
+    label = f"{host} ({instance_id or '-'})"
+    failed, changed, cause = (outcomes or {}).get(instance_id) or [False, False, ""]
+    return (True, False, f"{label}: {cause}") if failed else (False, bool(changed), f"{label}: no stage failed")
 SESSION_NAME_UNSAFE = re.compile(r"[^\w+=,.@-]")
 
 
@@ -505,14 +546,7 @@ def record_run(run, stage, parts, hosts=None):
 
 def host_outcome(run, host, instance_id):
     """One host's outcome: (failed, changed, message), from the run's record and batches."""
-    run = run or {}
-    unfinished = run_failures(run.get("placed"), run.get("current"), run.get("failures"))
-    label = f"{host} ({instance_id or '-'})"
-    if instance_id and instance_id in unfinished:
-        return True, False, f"{label}: {unfinished[instance_id]}"
-    parts = (run.get("record") or {}).get(instance_id) or {}
-    changed = any(isinstance(part, dict) and part.get("changed") for part in parts.values())
-    return False, changed, f"{label}: no stage failed"
+    return outcome_of(run_outcomes(run), host, instance_id)
 
 
 def run_summary(run, steps, check_mode=False):

@@ -19,8 +19,9 @@ description:
     changed their instance. Every host has its own line in the recap and in AWX's host view.
   - >-
     With O(gather_from), once for the play (C(run_once)) first: the run's state as the hosts that ran the stages left it (the
-    leaders' play of the isolate playbook) is set on every host of this play, and the responder roles' credentials file of the
-    run is removed.
+    leaders' play of the isolate playbook) is set on every host of this play with every instance's outcome computed once
+    (C(ansible_facts.cloudsec_guardduty_outcomes)), and the responder roles' credentials file of the run is removed. Each
+    host's task then only looks its outcome up.
 attributes:
   check_mode:
     support: full

@@ -17,10 +17,12 @@ description:
     it works for every host of the play at once and sets the run's state on each of them.
   - >-
     The run's state is one host fact, C(ansible_facts.cloudsec_guardduty_run) (the incident, the batches placed and still
-    current, the record C({instance_id: {stage: part}}), the failures). O(stage=place) starts it; every other stage reads it.
+    current, the record C({instance_id: {stage: part}}), the failures), as JSON text read with the P(cloudsec.guardduty.run#filter)
+    filter. O(stage=place) starts it; every other stage reads it.
   - >-
     O(stage=preflight) without O(module) assumes each responder role once for the run (O(session_name), O(session_duration)),
-    proves each batch's credentials with sts:GetCallerIdentity (O(verify_identity)), and records each instance's preflight.
+    proves each batch's credentials with sts:GetCallerIdentity (O(verify_identity)), and records each instance's preflight,
+    in one M(cloudsec.guardduty.sts_responder_sessions) process.
     The credentials are kept in a file of the controller readable by its owner only (0600, in a 0700 directory made for the
     run) for the later stages, never in facts, results or logs; M(cloudsec.guardduty.batch_outcome) removes it at the end.
   - >-
@@ -208,6 +210,12 @@ ansible_facts:
   type: dict
   contains:
     cloudsec_guardduty_run:
-      description: The incident, hosts, batches C(placed) and C(current), C(leaders), C(record), C(failures) (no credentials).
-      type: dict
+      description:
+        - The incident, hosts, batches C(placed) and C(current), C(leaders), C(record), C(failures) (no credentials), as
+          JSON text; read it with the P(cloudsec.guardduty.run#filter) filter.
+        - Text, not a dictionary, because ansible-core copies every dictionary fact for every host on every task.
+      type: str
+    cloudsec_guardduty_outcomes:
+      description: Emptied by each stage; set by M(cloudsec.guardduty.batch_outcome) to every instance's outcome.
+      type: str
 """

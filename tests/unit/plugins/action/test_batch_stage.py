@@ -29,3 +29,8 @@ def test_the_run_is_read_from_the_hosts_facts_as_plain_data():
     run = {"incident": "INC-1", "current": ({"instance_ids": ("i-1",)},)}
     assert batch_stage.run_state({"ansible_facts": {"cloudsec_guardduty_run": run}}) == {"incident": "INC-1", "current": [{"instance_ids": ["i-1"]}]}
     assert batch_stage.run_state({}) is None
+
+
+def test_the_run_is_read_from_its_fact_as_text():
+    assert batch_stage.run_state({"ansible_facts": {"cloudsec_guardduty_run": '{"incident":"INC-1","record":{}}'}}) == {
+        "incident": "INC-1", "record": {}}

@@ -128,3 +128,19 @@ def test_check_mode_shows_the_termination_a_real_run_makes_after_its_own_snapsho
     assert batches.planned_termination(refused, {"snapshots": []}) == refused
     protected = {"error": {"code": "Refused", "message": "termination protection is on"}}
     assert batches.planned_termination(protected, {"snapshots": [{}]}) == protected
+
+
+def test_every_hosts_outcome_computed_once_is_the_outcome_computed_for_that_host_alone():
+    run = batches.record_run(placed(by_leader=True), "isolation", {"i-1": {"changed": False, "error": "gone"},
+                                                                   "i-2": {"changed": True}}, hosts=["worker-1"])
+    outcomes = batches.run_outcomes(run)
+    for host, instance_id in (("web-1", "i-1"), ("app-1", "i-2"), ("worker-1", "i-3"), ("nobody", None)):
+        assert batches.outcome_of(outcomes, host, instance_id) == batches.host_outcome(run, host, instance_id)
+    assert outcomes["i-1"][0] is True and outcomes["i-2"][0] is True  # i-2's leader left the play: not finished
+
+
+def test_the_runs_fact_is_text_that_gives_the_run_back():
+    run = batches.record_run(placed(), "isolation", {"i-2": {"changed": True, "note": "{{ lookup('pipe', 'id') }}"}})
+    text = batches.encode_run(run)
+    assert isinstance(text, str) and batches.decode_run(text) == run
+    assert batches.decode_run(run) is run and batches.decode_run("") is None and batches.decode_run(None) is None
