@@ -1,0 +1,65 @@
+"""The run's preflight (batch_stage stage=preflight, one cloudsec.guardduty.sts_responder_sessions process): each
+responder role assumed once, each batch's credentials proven with sts:GetCallerIdentity in its region, and nothing
+else read; an instance whose credentials are another account's leaves the run, its host failing by name."""
+
+import pathlib
+
+import yaml
+
+from tests.integration_lab.playbook_results import responder_sessions, writes
+
+REPO = pathlib.Path(__file__).resolve().parents[2]
+ROLE = "arn:aws:iam::{account}:role/GuardDutyResponder"
+MEMBER = "111122223333"
+NETWORK_ONLY = {"isolate_protection": False, "isolate_snapshots": False, "isolate_evidence": False, "isolate_detach": False,
+                "isolate_public_ip": False, "isolate_credentials": False, "isolate_scan": False, "isolate_triage": False,
+                "isolate_report": False}
+
+
+def inventory(lab, path, hosts, account_of=None):
+    """A static inventory of the lab's instances; `account_of` overrides the account a host claims."""
+    entries = {}
+    for name in hosts:
+        instance = lab.instance(name)
+        account = (account_of or {}).get(name, instance["account"])
+        entries[name] = {"instance_id": instance["id"], "region": instance["region"], "account_id": account}
+        if instance["account"] == MEMBER:
+            entries[name]["responder_role_arn"] = ROLE.format(account=MEMBER)
+    path.write_text(yaml.safe_dump({"all": {"children": {"compromised": {"hosts": entries}}}}))
+    return str(path)
+
+
+def test_each_role_is_assumed_once_and_each_batch_proven_by_its_caller_identity_alone(lab, tmp_path):
+    lab.reset("demo")
+    hosts = ["web-1", "api-1", "worker-1", "worker-2", "idle-1"]  # 4 batches: 2 accounts x 2 regions, one role
+    mark = lab.mark()
+    run = lab.run_playbook(str(REPO / "playbooks/isolate.yml"), inventory=inventory(lab, tmp_path / "hosts.yml", hosts),
+                           check=True, extra_vars=dict(NETWORK_ONLY, incident_id="INC-PREFLIGHT"))
+    journal = lab.journal(mark)
+    sessions = responder_sessions(journal)
+    assert [s["params"].get("RoleArn") for s in sessions] == [ROLE.format(account=MEMBER)]
+    assert sessions[0]["params"].get("RoleSessionName") == "cloudsec-guardduty-INC-PREFLIGHT"
+    proven = sorted((e["account"], e["region"]) for e in journal if e["action"] == "GetCallerIdentity")
+    assert proven == sorted({(lab.instance(h)["account"], lab.instance(h)["region"]) for h in hosts})
+    assert not [e for e in journal if e["service"] == "iam"]  # no ListAccountAliases (aws_caller_info read it)
+    assert writes(journal) == []  # check mode
+    assert all(s["failures"] == 0 for s in run["stats"].values()), run["stats"]
+
+
+def test_an_instance_claimed_by_another_account_than_its_credentials_fails_by_name_and_is_left_alone(lab, tmp_path):
+    lab.reset("demo")
+    wrong = "999999999999"
+    mark = lab.mark()
+    run = lab.run_playbook(str(REPO / "playbooks/isolate.yml"), expect_rc=(2,),
+                           inventory=inventory(lab, tmp_path / "hosts.yml", ["web-1", "app-1"], account_of={"web-1": wrong}),
+                           extra_vars=dict(NETWORK_ONLY, incident_id="INC-PREFLIGHT"))
+    assert run["stats"]["web-1"]["failures"] == 1 and run["stats"]["app-1"]["failures"] == 0, run["stats"]
+    outcome = [r for task, results in run["tasks"].items() if task.endswith("fail the instances whose stage failed")
+               for host, r in results.items() if host == "web-1"][0]
+    assert outcome["msg"] == (f"web-1 ({lab.instance('web-1')['id']}): preflight failed: the credentials are account "
+                              f"123456789012's, the instance is in account {wrong}"), outcome["msg"]
+    moved = {e["params"].get("NetworkInterfaceId") for e in lab.journal(mark) if e["action"] == "ModifyNetworkInterfaceAttribute"}
+    web, app = (lab.client("ec2").describe_instances(InstanceIds=[lab.instance(h)["id"]])["Reservations"][0]["Instances"][0]
+                for h in ("web-1", "app-1"))
+    assert not {eni["NetworkInterfaceId"] for eni in web["NetworkInterfaces"]} & moved  # web-1 left alone
+    assert {eni["NetworkInterfaceId"] for eni in app["NetworkInterfaces"]} <= moved  # app-1 contained
