@@ -18,7 +18,7 @@ description:
     without one with the task's own credentials.
   - A role that cannot be assumed or a batch that cannot be proven does not fail the module; it is reported in
     RV(role_errors) or in the batch's RV(identities) entry, so that only the instances behind it leave the run.
-  - Reads nothing else: no C(iam:ListAccountAliases) (C(aws_caller_info) reads it), which would leave an C(AccessDenied)
+  - Reads nothing else, not C(iam:ListAccountAliases) (C(aws_caller_info) reads it), which would leave an C(AccessDenied)
     in CloudTrail of every account whose role does not allow it.
   - Changes nothing in AWS; the new credentials are returned, so run it with C(no_log).
 options:

@@ -8,16 +8,20 @@ short_description: The linear strategy, with each host's outcome of a run given 
 version_added: 0.2.0
 author: cloudsec.guardduty contributors (@cloudsec)
 description:
-  - Ansible's C(linear) strategy, except for one task: the per-host M(cloudsec.guardduty.batch_outcome) (without
+  - >-
+    Ansible's C(linear) strategy, except for one task: the per-host M(cloudsec.guardduty.batch_outcome) (without
     C(gather_from)). Its result is looked up in the outcomes the play's first task computed once for the whole run
     (C(ansible_facts.cloudsec_guardduty_outcomes)), in the controller, and handed to Ansible as a worker's result would
     be: the host is ok, changed or failed by the same message, in the recap, the callbacks and AWX's host view.
-  - Why. Ansible runs every task of every host in a forked worker, about 15 to 30 ms a host on two cores; the outcome
+  - >-
+    Why. Ansible runs every task of every host in a forked worker, about 15 to 30 ms a host on two cores; the outcome
     play, where no AWS call is made, then cost more than the containment itself at thousands of hosts (docs/benchmarks.md,
     C(make bench-org)). Here a host's outcome costs its variables and one lookup.
-  - A task with C(when), C(loop), C(register), C(delegate_to), C(failed_when), C(changed_when), C(until) or C(run_once), a
+  - >-
+    A task with C(when), C(loop), C(register), C(delegate_to), C(failed_when), C(changed_when), C(until) or C(run_once), a
     host without the outcomes fact, or an ansible-core older than 2.19 (whose internals differ), is run by C(linear) as usual.
-  - The isolate, release, scan and eradicate playbooks use it for their outcome plays. It changes nothing else.
+  - >-
+    The isolate, release, scan and eradicate playbooks use it for their outcome plays. It changes nothing else.
 """
 
 import json
@@ -36,7 +40,20 @@ OUTCOME_ACTIONS = frozenset(("cloudsec.guardduty.batch_outcome",))
 NEEDS_EXECUTOR = ("when", "loop", "loop_with", "register", "delegate_to", "failed_when", "changed_when", "until", "run_once")
 
 
-def looked_up_outcome(task_action, task_args, task_keywords, task_vars):
+class ParsedOutcomes:
+    """The outcomes fact parsed once: every host holds the same text, and parsing it for each host would make the
+    play quadratic again (10 ms a host at 5,000 hosts)."""
+
+    def __init__(self):
+        self.text, self.parsed = None, None
+
+    def __call__(self, text):
+        if text is not self.text and text != self.text:
+            self.text, self.parsed = text, json.loads(text)
+        return self.parsed
+
+
+def looked_up_outcome(task_action, task_args, task_keywords, task_vars, parse=json.loads):
     """The per-host outcome task's result, {"changed", "msg"[, "failed"]}, from the outcomes fact; None when the task
     is not that task, has a keyword only a worker applies, or the host has no outcomes to look up."""
     if task_action not in OUTCOME_ACTIONS or task_args.get("gather_from") is not None or task_args.get("forget_credentials"):
@@ -46,7 +63,7 @@ def looked_up_outcome(task_action, task_args, task_keywords, task_vars):
     outcomes = (task_vars.get("ansible_facts") or {}).get(engine.OUTCOMES_FACT)
     if not outcomes or not isinstance(outcomes, str):
         return None
-    failed, changed, message = engine.outcome_of(json.loads(outcomes), task_vars.get("inventory_hostname"),
+    failed, changed, message = engine.outcome_of(parse(outcomes), task_vars.get("inventory_hostname"),
                                                  task_vars.get("instance_id"))
     result = {"changed": changed, "msg": message}
     if failed:
@@ -55,11 +72,15 @@ def looked_up_outcome(task_action, task_args, task_keywords, task_vars):
 
 
 class StrategyModule(LinearStrategyModule):
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._parsed_outcomes = ParsedOutcomes()
+
     def _queue_task(self, host, task, task_vars, play_context):
         result = None
         if _RawTaskResult is not None:
             keywords = {keyword: getattr(task, keyword, None) for keyword in NEEDS_EXECUTOR}
-            result = looked_up_outcome(task.action, task.args or {}, keywords, task_vars)
+            result = looked_up_outcome(task.action, task.args or {}, keywords, task_vars, self._parsed_outcomes)
         if result is None:
             return super()._queue_task(host, task, task_vars, play_context)
         result["_ansible_no_log"] = bool(play_context.no_log)

@@ -4,7 +4,7 @@ what cloudsec.guardduty.batch_outcome would have given."""
 import json
 
 from ansible_collections.cloudsec.guardduty.plugins.module_utils import batch_engine as engine
-from ansible_collections.cloudsec.guardduty.plugins.strategy.outcomes import looked_up_outcome
+from ansible_collections.cloudsec.guardduty.plugins.strategy.outcomes import ParsedOutcomes, looked_up_outcome
 
 ACTION = "cloudsec.guardduty.batch_outcome"
 OUTCOMES = {"i-1": [True, False, "isolation failed: AccessDenied"], "i-2": [False, True, ""]}
@@ -40,3 +40,11 @@ def test_any_other_task_or_keyword_or_a_host_without_outcomes_goes_through_a_wor
     for keyword in ("when", "loop", "register", "delegate_to", "failed_when", "changed_when", "until", "run_once"):
         assert looked_up_outcome(ACTION, {}, {keyword: ["x"]}, host_vars("web-1", "i-1")) is None, keyword
     assert looked_up_outcome(ACTION, {}, {}, host_vars("web-1", "i-1", outcomes=None)) is None
+
+
+def test_the_outcomes_every_host_shares_are_parsed_once():
+    parse = ParsedOutcomes()
+    text = json.dumps(OUTCOMES)
+    first = parse(text)
+    assert first == OUTCOMES and parse(text) is first and parse(str(text)) is first
+    assert parse(json.dumps({"i-3": [False, False, ""]})) == {"i-3": [False, False, ""]}  # a new run's outcomes
