@@ -392,7 +392,7 @@ from ansible_collections.cloudsec.guardduty.plugins.module_utils import guards
 from ansible_collections.cloudsec.guardduty.plugins.module_utils import incident_store
 from ansible_collections.cloudsec.guardduty.plugins.module_utils import instance_lock
 from ansible_collections.cloudsec.guardduty.plugins.module_utils import isolation
-from ansible_collections.cloudsec.guardduty.plugins.module_utils.module_skeleton import batch_output, exit_batch
+from ansible_collections.cloudsec.guardduty.plugins.module_utils.module_skeleton import batch_output, exit_batch, long_lived
 from ansible_collections.cloudsec.guardduty.plugins.module_utils.instances import InstanceProblem
 from ansible_collections.cloudsec.guardduty.plugins.module_utils.instances import describe_instances
 from ansible_collections.cloudsec.guardduty.plugins.module_utils.instances import error_code
@@ -1160,7 +1160,8 @@ def run(module, locks):
     state = params["state"]
     names, allowed_rules, tracking_spec = validate_options(module)
     given, valid, problems = validate_ids(params["instance_ids"])
-    client = ec2_client(module)
+    with long_lived():  # the client lasts as long as the process
+        client = ec2_client(module)
     if valid and not module.check_mode:
         valid, refused = take_locks(module, locks, valid)
         problems.update(refused)
