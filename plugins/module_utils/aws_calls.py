@@ -9,6 +9,8 @@ the GuardDuty layer (guardduty.py) import this file; step files never import eac
 
 - One retry policy per service (`retry_for(service)`, `call`): jittered backoff on the error codes the
   service documents as throttling or transient, and on connection errors. Nothing else is retried.
+- One boto3 session for a module's clients (`ModuleClients`): botocore loads its endpoint data and rule sets
+  once per session, and AnsibleAWSModule.client makes a new session for every client.
 - Clients without botocore's own retries (`module_client`, `CLIENT_RETRIES`): botocore's default mode
   (standard: 3 attempts; legacy: 5) retries the same throttling and 5xx answers by itself, so under our
   policy one throttled call was sent up to 10 x 3 times. The floor's policy is the one retry layer, with the
@@ -23,12 +25,17 @@ the GuardDuty layer (guardduty.py) import this file; step files never import eac
 import json
 
 try:
+    import boto3.session
     import botocore.config
+    import botocore.exceptions
     from botocore import xform_name
     from botocore.exceptions import ClientError, ConnectionError as BotoConnectionError, HTTPClientError
 except ImportError:  # the module reports boto3 missing through AnsibleAWSModule
     ClientError = BotoConnectionError = HTTPClientError = type(None)
 
+from ansible_collections.amazon.aws.plugins.module_utils.botocore import enable_placebo
+from ansible_collections.amazon.aws.plugins.module_utils.botocore import get_aws_connection_info
+from ansible_collections.amazon.aws.plugins.module_utils.botocore import _get_user_agent_string
 from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry
 
 # -- retry policy per service ---------------------------------------------------------------------
@@ -102,6 +109,38 @@ def service_of(client):
 def module_client(module, service, **params):
     """`module.client(service)` without botocore's own retries: every call goes through `call` / `pages`."""
     return module.client(service, config=client_config(), **params)
+
+
+class ModuleClients:
+    """A module's clients, made from one boto3 session (from one thread) with what AnsibleAWSModule.client uses:
+    the module's credentials or profile, region, endpoint_url, validate_certs / aws_ca_bundle, the user agent,
+    `config`, then the task's aws_config over it; a client that cannot be made fails the module the same way.
+
+    AnsibleAWSModule.client makes a new boto3 session per client, and each session loads botocore's endpoint
+    data again: 45 ms of CPU for an STS client beside an EC2 one, against 5 ms from the same session."""
+
+    def __init__(self, module):
+        self.module = module
+        self.session = None
+
+    def client(self, service, config=None):
+        region, endpoint_url, params = get_aws_connection_info(self.module)
+        profile = params.pop("profile_name", None)
+        merged = botocore.config.Config(user_agent=_get_user_agent_string())
+        for extra in (config, params.pop("aws_config", None)):
+            if extra:
+                merged = merged.merge(extra if isinstance(extra, botocore.config.Config) else botocore.config.Config(**extra))
+        try:
+            if self.session is None:
+                session = boto3.session.Session(profile_name=profile)
+                enable_placebo(session)
+                self.session = session
+            return self.session.client(service, config=merged, region_name=region, endpoint_url=endpoint_url, **params)
+        except botocore.exceptions.NoRegionError:
+            self.module.fail_json(msg="A region is required and none was found in configuration, environment "
+                                      "variables or module parameters")
+        except (ValueError, botocore.exceptions.BotoCoreError) as exc:
+            self.module.fail_json_aws(exc, msg="Couldn't connect to AWS")
 
 
 def client_config(**options):

@@ -386,13 +386,14 @@ except ImportError:
 
 from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
 
+from ansible_collections.cloudsec.guardduty.plugins.module_utils.aws_calls import ModuleClients
 from ansible_collections.cloudsec.guardduty.plugins.module_utils import connection_tracking
 from ansible_collections.cloudsec.guardduty.plugins.module_utils import ec2_network
 from ansible_collections.cloudsec.guardduty.plugins.module_utils import guards
 from ansible_collections.cloudsec.guardduty.plugins.module_utils import incident_store
 from ansible_collections.cloudsec.guardduty.plugins.module_utils import instance_lock
 from ansible_collections.cloudsec.guardduty.plugins.module_utils import isolation
-from ansible_collections.cloudsec.guardduty.plugins.module_utils.module_skeleton import batch_output, exit_batch
+from ansible_collections.cloudsec.guardduty.plugins.module_utils.module_skeleton import batch_output, exit_batch, long_lived
 from ansible_collections.cloudsec.guardduty.plugins.module_utils.instances import InstanceProblem
 from ansible_collections.cloudsec.guardduty.plugins.module_utils.instances import describe_instances
 from ansible_collections.cloudsec.guardduty.plugins.module_utils.instances import error_code
@@ -420,9 +421,9 @@ RETRIED_CODES = ("RequestLimitExceeded", "Throttling", "ThrottlingException", "T
                  "InternalError", "InternalFailure", "ServiceUnavailable", "Unavailable")
 
 
-def ec2_client(module):
+def ec2_client(clients):
     """The batch's one EC2 client; a user's aws_config still overrides its settings."""
-    return module.client("ec2", config=botocore.config.Config(**EC2_CLIENT_CONFIG))
+    return clients.client("ec2", config=botocore.config.Config(**EC2_CLIENT_CONFIG))
 
 
 class ConversionPacer:
@@ -814,18 +815,18 @@ def validate_ids(instance_ids):
     return given, valid, {i: InstanceProblem(i, "validate", reason) for i, reason in bad.items()}
 
 
-def take_locks(module, locks, instance_ids):
+def take_locks(module, clients, locks, instance_ids):
     """(instance ids this run holds, {instance_id: problem naming the operation that holds it}).
 
     Before the describe: a plan made from a state another run is still changing would be stale."""
     params = module.params
     try:
-        account_id = module.client("sts").get_caller_identity()["Account"]  # once per run: the locks' account
+        account_id = clients.client("sts").get_caller_identity()["Account"]  # once per run: the locks' account
     except AWS_ERRORS as exc:
         fail_batch(module, instance_ids, "GetCallerIdentity", exc, " (the account of the operation locks)")
     try:
         backend = instance_lock.backend_for(instance_lock.store_location(params["incident_store"]),
-                                            lambda: module.client("s3"))
+                                            lambda: clients.client("s3"))
         locks.bind(backend, account_id, module.region)
         held, refused = locks.take(instance_ids, instance_lock.owner(params["state"]), params["lock_timeout"])
     except instance_lock.LockError as exc:
@@ -1160,9 +1161,11 @@ def run(module, locks):
     state = params["state"]
     names, allowed_rules, tracking_spec = validate_options(module)
     given, valid, problems = validate_ids(params["instance_ids"])
-    client = ec2_client(module)
+    clients = ModuleClients(module)  # one boto3 session for the EC2, STS (and S3) clients
+    with long_lived():  # the client lasts as long as the process
+        client = ec2_client(clients)
     if valid and not module.check_mode:
-        valid, refused = take_locks(module, locks, valid)
+        valid, refused = take_locks(module, clients, locks, valid)
         problems.update(refused)
     batch = describe_batch(module, client, valid, names, state)
     problems.update(batch["problems"])

@@ -5,7 +5,11 @@ AWS answers come from botocore's Stubber on real clients (the request parameters
 service model), or from a small fake where the Stubber cannot raise (connection errors).
 """
 
+import contextlib
+import json
+
 import pytest
+from ansible.module_utils.testing import patch_module_args
 
 boto3 = pytest.importorskip("boto3")
 botocore = pytest.importorskip("botocore")
@@ -15,6 +19,7 @@ from botocore.config import Config  # noqa: E402
 from botocore.stub import Stubber  # noqa: E402
 
 from ansible_collections.amazon.aws.plugins.module_utils import cloud  # noqa: E402
+from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule  # noqa: E402
 from ansible_collections.cloudsec.guardduty.plugins.module_utils import aws_calls  # noqa: E402
 
 
@@ -260,3 +265,50 @@ def test_make_calls_stops_at_the_first_failure_and_says_what_was_done(no_sleep):
     assert failed.value.action == "DeleteTags"
     assert failed.value.done == [aws_calls.describe_call(calls[0])]
     stub.assert_no_pending_responses()
+
+
+# -- one boto3 session for a module's clients ------------------------------------------------------
+
+@contextlib.contextmanager
+def aws_module(monkeypatch, **params):
+    """A real AnsibleAWSModule with the common AWS options `params` (no AWS variables from the environment),
+    its arguments in place until the block ends (as until a task's module exits)."""
+    for name in ("AWS_REGION", "AWS_DEFAULT_REGION", "AWS_URL", "AWS_ENDPOINT_URL", "AWS_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent")
+    with patch_module_args(params):
+        yield AnsibleAWSModule(argument_spec={})
+
+
+def test_module_clients_share_one_session_with_the_module_s_connection_options(monkeypatch):
+    with aws_module(monkeypatch, region="eu-west-1", access_key="AKIDEXAMPLE", secret_key="secret",
+                    session_token="token", endpoint_url="http://127.0.0.1:5000",
+                    aws_config={"connect_timeout": 7}) as module:
+        clients = aws_calls.ModuleClients(module)
+        ec2 = clients.client("ec2", config=aws_calls.client_config(read_timeout=11))
+        session = clients.session
+        sts = clients.client("sts")
+    assert clients.session is session  # the second client came from the same session (its loader, its endpoints)
+    for client in (ec2, sts):
+        assert client.meta.region_name == "eu-west-1"
+        assert client.meta.endpoint_url == "http://127.0.0.1:5000"
+        credentials = client._request_signer._credentials
+        assert (credentials.access_key, credentials.secret_key, credentials.token) == ("AKIDEXAMPLE", "secret", "token")
+        assert client.meta.config.connect_timeout == 7  # the task's aws_config
+        assert "APN/1.0 Ansible/" in client.meta.config.user_agent  # amazon.aws's user agent, as module.client sets it
+    assert ec2.meta.config.read_timeout == 11 and ec2.meta.config.retries == aws_calls.CLIENT_RETRIES
+
+
+def test_module_clients_let_the_task_s_aws_config_override_the_module_s_config(monkeypatch):
+    with aws_module(monkeypatch, region="us-east-1", aws_config={"retries": {"mode": "adaptive", "max_attempts": 4}}) as module:
+        ec2 = aws_calls.ModuleClients(module).client("ec2", config=aws_calls.client_config())
+    # botocore counts the first attempt too: max_attempts 4 (retries) is total_max_attempts 5, not the floor's 1
+    assert ec2.meta.config.retries["mode"] == "adaptive" and ec2.meta.config.retries["total_max_attempts"] == 5
+
+
+def test_module_clients_fail_the_module_without_a_region(monkeypatch, capsys):
+    with aws_module(monkeypatch, access_key="AKIDEXAMPLE", secret_key="secret") as module:
+        with pytest.raises(SystemExit):
+            aws_calls.ModuleClients(module).client("ec2")
+    out = json.loads(capsys.readouterr().out)
+    assert out["failed"] and "region is required" in out["msg"]

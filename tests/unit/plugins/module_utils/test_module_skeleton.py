@@ -1,3 +1,4 @@
+import gc
 import json
 import threading
 
@@ -208,3 +209,38 @@ def test_finish_without_diff_mode_or_with_own_failure_word(capsys):
     assert status == 1 and "diff" not in out
     assert out["msg"] == f"1 of 2 instances refused or failed: {A}: Guard: protected (Refused)"
     assert out["instances"] == {A: {"changed": False, "terminated": False, "error": problems[0].as_dict()}}
+
+
+# -- the process's garbage collector -----------------------------------------------------------------------
+
+@pytest.fixture
+def collector():
+    """The collector as a test leaves it: enabled, nothing frozen."""
+    yield
+    gc.unfreeze()
+    gc.enable()
+
+
+def test_long_lived_holds_collection_inside_then_freezes_what_was_made(collector):
+    gc.unfreeze()
+    with br.long_lived():
+        assert not gc.isenabled()
+        made = [{"model": n} for n in range(1000)]  # what a client's service model is made of
+    assert gc.isenabled()
+    assert gc.get_freeze_count() >= len(made)  # out of every later collection's scan
+    assert made[-1] == {"model": 999}  # frozen, not freed
+
+
+def test_long_lived_resumes_collection_when_the_block_fails(collector):
+    with pytest.raises(ValueError):
+        with br.long_lived():
+            raise ValueError("no region")
+    assert gc.isenabled()
+
+
+def test_exit_batch_freezes_the_process_s_objects_before_it_exits(collector, capsys):
+    gc.unfreeze()
+    module = make_module()
+    code, out = output_of(capsys, br.exit_batch, module, [A], [], {"changed": False, "instances": {}, "errors": []})
+    assert code == 0 and out["instances"] == {}
+    assert gc.get_freeze_count() > 0  # the interpreter's shutdown has no collection pass over them
