@@ -123,9 +123,13 @@ class ModuleClients:
         self.module = module
         self.session = None
 
-    def client(self, service, config=None):
-        region, endpoint_url, params = get_aws_connection_info(self.module)
+    def client(self, service, config=None, region=None, **credentials):
+        """`region` and `credentials` (aws_access_key_id, aws_secret_access_key, aws_session_token: an assumed role's
+        session) replace the module's own for this client."""
+        module_region, endpoint_url, params = get_aws_connection_info(self.module)
+        region = region or module_region
         profile = params.pop("profile_name", None)
+        params.update(credentials)
         merged = botocore.config.Config(user_agent=_get_user_agent_string())
         for extra in (config, params.pop("aws_config", None)):
             if extra:

@@ -121,15 +121,9 @@ identities:
 
 from concurrent.futures import ThreadPoolExecutor
 
-try:
-    import boto3
-    import botocore.config
-except ImportError:
-    pass  # handled by AnsibleAWSModule
-
-from ansible_collections.amazon.aws.plugins.module_utils.botocore import get_aws_connection_info
 from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
 
+from ansible_collections.cloudsec.guardduty.plugins.module_utils.aws_calls import ModuleClients
 from ansible_collections.cloudsec.guardduty.plugins.module_utils.aws_calls import call
 from ansible_collections.cloudsec.guardduty.plugins.module_utils.aws_calls import client_config
 from ansible_collections.cloudsec.guardduty.plugins.module_utils.aws_calls import error_code
@@ -150,30 +144,21 @@ def why(exc):
 
 
 class StsClients:
-    """STS clients by (region, credentials), all from one boto3 session. module.client() makes a new session for each
-    client, which loads botocore's endpoint data and the STS model again: about 0.1 s of CPU a client, 10 s for the 99
-    clients of 19 roles and 80 batches. The task's connection options (profile, endpoint, CA bundle, aws_config) apply
-    as module.client() applies them (amazon.aws get_aws_connection_info). Made in the main thread: a session is not
+    """STS clients by (region, credentials), all from the module's one boto3 session (aws_calls.ModuleClients):
+    module.client() makes a new session for each client, which loads botocore's endpoint data and the STS model
+    again, 10 s of CPU for the 99 clients of 19 roles and 80 batches. Made in the main thread: a session is not
     thread-safe, its clients are."""
 
     def __init__(self, module):
-        unused_region, self.endpoint, connect = get_aws_connection_info(module)
-        self.connect = dict(connect)
-        self.session = boto3.session.Session(profile_name=self.connect.pop("profile_name", None))
-        self.config = client_config()
-        for key in ("config", "aws_config"):
-            extra = self.connect.pop(key, None)
-            if extra:
-                self.config = self.config.merge(extra if isinstance(extra, botocore.config.Config) else botocore.config.Config(**extra))
-        self.clients = {}
+        self.clients = ModuleClients(module)
+        self.made = {}
 
     def get(self, region, credentials=None):
         key = (region, tuple(sorted((credentials or {}).items())))
-        if key not in self.clients:
-            params = dict(self.connect, **(session_params(credentials) if credentials else {}))
-            self.clients[key] = self.session.client("sts", config=self.config, region_name=region, endpoint_url=self.endpoint,
-                                                    **params)
-        return self.clients[key]
+        if key not in self.made:
+            self.made[key] = self.clients.client("sts", config=client_config(), region=region,
+                                                 **(session_params(credentials) if credentials else {}))
+        return self.made[key]
 
 
 def assume(sts, role, session_name, duration):

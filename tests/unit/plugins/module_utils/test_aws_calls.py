@@ -312,3 +312,15 @@ def test_module_clients_fail_the_module_without_a_region(monkeypatch, capsys):
             aws_calls.ModuleClients(module).client("ec2")
     out = json.loads(capsys.readouterr().out)
     assert out["failed"] and "region is required" in out["msg"]
+
+
+def test_module_clients_give_an_assumed_roles_session_its_own_region_and_credentials_from_the_same_session(monkeypatch):
+    with aws_module(monkeypatch, region="us-east-1", access_key="AKIDEXAMPLE", secret_key="secret") as module:
+        clients = aws_calls.ModuleClients(module)
+        own = clients.client("sts")
+        role = clients.client("sts", region="eu-west-1", aws_access_key_id="ASIAROLE", aws_secret_access_key="rolesecret",
+                              aws_session_token="roletoken")
+    assert own.meta.region_name == "us-east-1" and role.meta.region_name == "eu-west-1"
+    signed = role._request_signer._credentials
+    assert (signed.access_key, signed.secret_key, signed.token) == ("ASIAROLE", "rolesecret", "roletoken")
+    assert own._request_signer._credentials.access_key == "AKIDEXAMPLE"
