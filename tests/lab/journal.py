@@ -31,6 +31,11 @@ class Journal:
             self._entries.append(entry)
         return entry
 
+    def seq(self):
+        """The last sequence number given, journal cleared or not: a mark taken on an empty journal is still a place."""
+        with self._lock:
+            return self._seq
+
     def entries(self, since=0):
         with self._lock:
             return [e for e in self._entries if e["seq"] > since]

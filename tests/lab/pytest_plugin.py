@@ -32,6 +32,7 @@ class LabClient:
         self.process = process
         self.resources = {}
         self._creds = {}
+        self._mark_times = {}  # journal position -> when mark() gave it (journal's `since`)
         self.incident_store = None
         self.new_incident_store()
 
@@ -64,14 +65,19 @@ class LabClient:
         return self.resources
 
     def journal(self, since=0, action=None, service=None):
+        """The requests answered after position `since`; after a mark, only those that also started after it: a
+        request in flight at the mark (an earlier test's SQS long poll, 20 s) is not what came after it."""
         entries = self._call("GET", f"/_lab/journal?since={since}")["entries"]
+        started_after = self._mark_times.get(since, 0) if since else 0
         return [e for e in entries if (action is None or e["action"] == action)
-                and (service is None or e["service"] == service)]
+                and (service is None or e["service"] == service) and e["started"] >= started_after]
 
     def mark(self):
         """The journal position now: pass it as `since` to see only what came after."""
-        entries = self._call("GET", "/_lab/journal")["entries"]
-        return entries[-1]["seq"] if entries else 0
+        answer = self._call("GET", f"/_lab/journal?since={1 << 62}")  # the position, not the entries
+        seq = answer.get("seq", 0)
+        self._mark_times.setdefault(seq, time.time())
+        return seq
 
     def clear_journal(self):
         self._call("DELETE", "/_lab/journal")

@@ -140,7 +140,7 @@ class Lab:
         if path == "/_lab/health":
             out = {"ready": True, "scenario": self.scenario_name}
         elif path == "/_lab/journal" and method == "GET":
-            out = {"entries": self.journal.entries(int(query.get("since", 0)))}
+            out = {"entries": self.journal.entries(int(query.get("since", 0))), "seq": self.journal.seq()}
         elif path == "/_lab/journal" and method == "DELETE":
             self.journal.clear()
             out = {"cleared": True}

@@ -246,6 +246,21 @@ def test_latency_holds_each_answer_within_the_range_and_concurrent_calls_overlap
     assert demo.faults()["latency_ms"] == [1000.0, 1000.0]
 
 
+def test_a_request_in_flight_at_a_mark_is_not_in_the_journal_after_it(demo):
+    # A test's journal is what its own run asked: a long poll an earlier test left in flight (SQS, 20 s) is
+    # answered after the next test's mark but was not asked by it.
+    demo.faults({"latency_ms": [800, 800]})
+    ec2 = demo.client("ec2")
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        earlier = pool.submit(ec2.describe_vpcs)
+        time.sleep(0.3)  # the call is in the lab, held
+        mark = demo.mark()
+        ec2.describe_subnets()
+        earlier.result()
+    assert [e["action"] for e in demo.journal(mark) if e["action"] in ("DescribeVpcs", "DescribeSubnets")] == ["DescribeSubnets"]
+    assert [e["action"] for e in demo.journal() if e["action"] == "DescribeVpcs"] == ["DescribeVpcs"]  # still journaled
+
+
 def test_latency_rejects_a_reversed_range(demo):
     with pytest.raises(Exception, match="latency_ms"):
         demo.faults({"latency_ms": [200, 100]})
