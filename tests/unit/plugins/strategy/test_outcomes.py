@@ -4,7 +4,7 @@ what cloudsec.guardduty.batch_outcome would have given."""
 import json
 
 from ansible_collections.cloudsec.guardduty.plugins.module_utils import batch_engine as engine
-from ansible_collections.cloudsec.guardduty.plugins.strategy.outcomes import ParsedOutcomes, looked_up_outcome
+from ansible_collections.cloudsec.guardduty.plugins.strategy.outcomes import ParsedOutcomes, is_end_of_role, looked_up_outcome
 
 ACTION = "cloudsec.guardduty.batch_outcome"
 OUTCOMES = {"i-1": [True, False, "isolation failed: AccessDenied"], "i-2": [False, True, ""]}
@@ -48,3 +48,14 @@ def test_the_outcomes_every_host_shares_are_parsed_once():
     first = parse(text)
     assert first == OUTCOMES and parse(text) is first and parse(str(text)) is first
     assert parse(json.dumps({"i-3": [False, False, ""]})) == {"i-3": [False, False, ""]}  # a new run's outcomes
+
+
+def test_only_the_implicit_end_of_role_task_is_given_no_variables():
+    class Task:
+        def __init__(self, action, raw, implicit):
+            self.action, self.args, self.implicit = action, {"_raw_params": raw}, implicit
+
+    assert is_end_of_role(Task("meta", "role_complete", True))
+    assert not is_end_of_role(Task("meta", "role_complete", False))  # written in a playbook: linear's own way
+    assert not is_end_of_role(Task("meta", "flush_handlers", True))
+    assert not is_end_of_role(Task("cloudsec.guardduty.batch_outcome", "", False)) and not is_end_of_role(None)
