@@ -241,9 +241,9 @@ class ActionModule(ActionBase):
                 run, shown = self._preflight(run, args, task_vars, hosts)
             else:
                 run, shown = self._stage(run, stage, args, task_vars, hosts)
+        facts = {engine.RUN_FACT: engine.encode_run(run), engine.OUTCOMES_FACT: ""}  # the outcomes of an earlier state go
         result.update(changed=any(r.get("changed") for r in shown), results=shown, stage=stage,
-                      failures=run["failures"], ansible_facts={engine.RUN_FACT: engine.encode_run(run),
-                                                                       engine.OUTCOMES_FACT: ""})  # outcomes of an earlier state
+                      failures=run["failures"], ansible_facts=facts)
         diffs = [d for r in shown for d in (r.get("diff") if isinstance(r.get("diff"), list) else [r.get("diff")]) if d]
         if diffs:
             result["diff"] = diffs

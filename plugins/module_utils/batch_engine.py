@@ -319,6 +319,8 @@ def outcome_of(outcomes, host, instance_id):
     label = f"{host} ({instance_id or '-'})"
     failed, changed, cause = (outcomes or {}).get(instance_id) or [False, False, ""]
     return (True, False, f"{label}: {cause}") if failed else (False, bool(changed), f"{label}: no stage failed")
+
+
 SESSION_NAME_UNSAFE = re.compile(r"[^\w+=,.@-]")
 
 

@@ -109,8 +109,8 @@ class StrategyModule(LinearStrategyModule):
         result["_ansible_no_log"] = bool(play_context.no_log)
         # As a worker's result arrives (StrategyBase._queue_task, WorkerProcess): the queued task remembered, the
         # result put on the final queue, read by the results thread and processed by _process_pending_results.
-        self._queued_task_cache[(host.name, task._uuid)] = {"host": host, "task": task, "task_vars": task_vars,
-                                                             "play_context": play_context}
+        queued = {"host": host, "task": task, "task_vars": task_vars, "play_context": play_context}
+        self._queued_task_cache[(host.name, task._uuid)] = queued
         self._tqm.send_callback("v2_runner_on_start", host, task)
         self._final_q.send_task_result(_RawTaskResult(host=host, task=task, return_data=result, task_fields=task.dump_attrs()))
         self._pending_results += 1

@@ -10,7 +10,8 @@ ACTION = "cloudsec.guardduty.batch_outcome"
 OUTCOMES = {"i-1": [True, False, "isolation failed: AccessDenied"], "i-2": [False, True, ""]}
 
 
-def host_vars(host, instance_id, outcomes=OUTCOMES):
+def host_vars(host, instance_id, outcomes=None, none=False):
+    outcomes = None if none else (outcomes or OUTCOMES)
     return {"inventory_hostname": host, "instance_id": instance_id,
             "ansible_facts": {engine.OUTCOMES_FACT: json.dumps(outcomes)} if outcomes is not None else {}}
 
@@ -39,7 +40,7 @@ def test_any_other_task_or_keyword_or_a_host_without_outcomes_goes_through_a_wor
     assert looked_up_outcome(ACTION, {"forget_credentials": True}, {}, host_vars("web-1", "i-1")) is None
     for keyword in ("when", "loop", "register", "delegate_to", "failed_when", "changed_when", "until", "run_once"):
         assert looked_up_outcome(ACTION, {}, {keyword: ["x"]}, host_vars("web-1", "i-1")) is None, keyword
-    assert looked_up_outcome(ACTION, {}, {}, host_vars("web-1", "i-1", outcomes=None)) is None
+    assert looked_up_outcome(ACTION, {}, {}, host_vars("web-1", "i-1", none=True)) is None
 
 
 def test_the_outcomes_every_host_shares_are_parsed_once():
