@@ -99,7 +99,7 @@ class ActionModule(ActionBase):
     _VALID_ARGS = frozenset(("stage", "module", "options", "from_hosts", "per_instance", "use_credentials", "answered",
                              "parts", "max_parallel", "incident", "size", "evidence_stages", "by_leader", "started",
                              "verify_identity", "session_name", "session_duration", "per_account", "planned_by",
-                             "recorded", "record_tags"))
+                             "recorded", "record_tags", "processes"))
 
     # -- running modules, the batches in parallel ---------------------------------------------------------
     def _prepare(self, module_name, args, task_vars, check_mode=None, no_log=False):
@@ -140,6 +140,20 @@ class ActionModule(ActionBase):
             remove_internal_keys(data)
             results.append((key, plain(data)))
         return results
+
+    def _run_batches(self, module_name, calls, task_vars, args):
+        """[(batch, module result)]: a module taking `batches` (batch_engine.MODULES_TAKING_BATCHES), on the
+        controller, gets several batches per process, over at most `processes` processes (by default the smaller
+        of max_parallel and the CPUs, at least 2); any other module runs once per batch."""
+        local = getattr(self._connection, "transport", None) == "local" or "local" in str(self._connection._load_name)
+        if module_name not in engine.MODULES_TAKING_BATCHES or len(calls) < 2 or not local:
+            return list(self._run_modules(module_name, calls, task_vars))
+        processes = int(args.get("processes") or min(self._max_parallel, max(2, os.cpu_count() or 2)))
+        grouped = engine.process_calls(calls, processes)
+        outcomes = []
+        for batches, result in self._run_modules(module_name, grouped, task_vars):
+            outcomes.extend(engine.batch_results(batches, result))
+        return outcomes
 
     # -- the run-wide stages ------------------------------------------------------------------------------
     def _place(self, args, task_vars):
@@ -206,7 +220,7 @@ class ActionModule(ActionBase):
                                        bool(args.get("per_account", False)))
         except engine.BatchError as exc:
             raise AnsibleActionFail(f"cloudsec.guardduty.batch_stage: {exc}") from None
-        outcomes = list(self._run_modules(module_name, calls, task_vars))
+        outcomes = self._run_batches(module_name, calls, task_vars, args)
         if args.get("parts") == "findings":
             parts = engine.finding_parts(outcomes, hostvars)
         elif args.get("parts") == "records":

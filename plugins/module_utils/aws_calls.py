@@ -123,6 +123,12 @@ class ModuleClients:
         self.module = module
         self.session = None
 
+    @staticmethod
+    def _new_session(profile):
+        session = boto3.session.Session(profile_name=profile)
+        enable_placebo(session)
+        return session
+
     def client(self, service, config=None, region=None, **credentials):
         """`region` and `credentials` (aws_access_key_id, aws_secret_access_key, aws_session_token: an assumed role's
         session) replace the module's own for this client."""
@@ -135,10 +141,15 @@ class ModuleClients:
             if extra:
                 merged = merged.merge(extra if isinstance(extra, botocore.config.Config) else botocore.config.Config(**extra))
         try:
+            shared = getattr(self.module, "shared_boto3_session", None)  # module_batches: one for the process's batches
+            if shared is not None:
+                with shared.lock:
+                    if profile not in shared.sessions:
+                        shared.sessions[profile] = self._new_session(profile)
+                    return shared.sessions[profile].client(service, config=merged, region_name=region,
+                                                           endpoint_url=endpoint_url, **params)
             if self.session is None:
-                session = boto3.session.Session(profile_name=profile)
-                enable_placebo(session)
-                self.session = session
+                self.session = self._new_session(profile)
             return self.session.client(service, config=merged, region_name=region, endpoint_url=endpoint_url, **params)
         except botocore.exceptions.NoRegionError:
             self.module.fail_json(msg="A region is required and none was found in configuration, environment "

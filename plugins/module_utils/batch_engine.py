@@ -495,6 +495,46 @@ def stage_calls(batches, options, hostvars, credentials, from_hosts=(), per_inst
     return calls
 
 
+# Modules that take several batches in one process (their `batches` option: module_utils/module_batches.py), and
+# the options that may differ between the batches of one process (module_batches.PER_BATCH).
+MODULES_TAKING_BATCHES = frozenset(("cloudsec.guardduty.ec2_isolation",))
+PER_BATCH_OPTIONS = ("instance_ids", "region", "access_key", "secret_key", "session_token")
+
+
+def process_calls(calls, processes):
+    """The module calls of a stage, [(batch, options)], as at most `processes` calls of a module taking `batches`:
+    [([batch, ...], options with `batches`)]. Calls whose other options differ never share a process. The batches
+    are spread over the processes largest first, each to the one with the fewest instances so far, and keep
+    their order within a process."""
+    kinds = {}
+    for index, (batch, options) in enumerate(calls):
+        shared = {k: v for k, v in options.items() if k not in PER_BATCH_OPTIONS}
+        kinds.setdefault(json.dumps(shared, sort_keys=True, default=str), (shared, []))[1].append((index, batch, options))
+    grouped = []
+    for shared, members in kinds.values():
+        count = max(1, min(processes, len(members)))
+        loads, shares = [0] * count, [[] for _share in range(count)]
+        for member in sorted(members, key=lambda m: (-len(m[2]["instance_ids"]), m[0])):
+            target = loads.index(min(loads))
+            loads[target] += len(member[2]["instance_ids"])
+            shares[target].append(member)
+        for share in shares:
+            share.sort(key=lambda m: m[0])
+            entries = [{k: options[k] for k in PER_BATCH_OPTIONS if options.get(k) is not None} for _i, _b, options in share]
+            grouped.append(([batch for _i, batch, _o in share], dict(shared, batches=entries)))
+    return grouped
+
+
+def batch_results(batches, result):
+    """[(batch, its own result)] from one process's result over `batches`: the process's `batches` answer, or, when
+    the process itself failed (it did not start, or died), its failure for each of its batches."""
+    answers = result.get("batches") if isinstance(result, dict) else None
+    if isinstance(answers, list) and len(answers) == len(batches):
+        return list(zip(batches, answers))
+    cause = (result or {}).get("msg") or "the module process over several batches gave no answer for each"
+    return [(batch, {"failed": True, "msg": cause, "instances": {}}) for batch in batches]
+
+
 def support_parts(outcomes):
     """{instance_id: part} of the support case step: each instance of the account gets its account's case."""
     parts = {}

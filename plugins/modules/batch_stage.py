@@ -28,6 +28,8 @@ description:
   - >-
     Any other stage runs O(module) once per current batch, the batches in parallel (at most O(max_parallel) at a time), with
     O(options), the batch's instances (O(per_instance)), its region and its role's credentials (O(use_credentials)).
+    A module that takes several batches in one process (M(cloudsec.guardduty.ec2_isolation)) runs instead over at most
+    O(processes) processes, each given its share of the batches; every batch still has its own result.
     Each instance's part of the module's C(instances) (or the batch's error, when the module failed for the whole batch) is
     recorded under O(stage). An instance whose part has an error leaves the current batches, so later stages leave it alone,
     unless the stage is one of the run's evidence stages (O(evidence_stages)): containment never waits on evidence.
@@ -127,6 +129,17 @@ options:
     description:
       - >-
         How many batches run at the same time. Default the run's forks, at most 8.
+    type: int
+  processes:
+    description:
+      - >-
+        For a module that takes several batches in one process (its C(batches) option: M(cloudsec.guardduty.ec2_isolation)),
+        how many module processes share the stage's batches, each working on up to eight of its batches at once.
+        Default the smaller of O(max_parallel) and the controller's CPUs, at least 2.
+      - >-
+        One process per batch paid Python's, Ansible's and boto3's start (about 0.45 s of CPU) for each: a third of the
+        controller's CPU at 80 account/region batches (docs/benchmarks.md). A process that dies fails its batches, each by
+        name.
     type: int
   incident:
     description:

@@ -55,9 +55,9 @@ options:
   instance_ids:
     description:
       - The instances to isolate or release, in the module's account and region.
+      - Required unless O(batches) is given.
     type: list
     elements: str
-    required: true
   state:
     description:
       - V(isolated) contains the instances; V(released) restores their original security groups.
@@ -187,6 +187,7 @@ notes:
     operator's own credentials (docs/iam/incident-store-bucket.json)."
 extends_documentation_fragment:
   - cloudsec.guardduty.incident_store
+  - cloudsec.guardduty.batches
   - amazon.aws.common.modules
   - amazon.aws.region.modules
   - amazon.aws.boto3
@@ -217,7 +218,7 @@ instances:
     - One result per instance id given (as given, without surrounding spaces; a duplicate once), by instance id,
       as every instance module of this collection returns them. A malformed, unknown or terminated id has one too,
       failed.
-  returned: always
+  returned: unless O(batches) is given (each batch has it in its result)
   type: dict
   contains:
     changed:
@@ -297,7 +298,7 @@ instances:
       error: null
 errors:
   description: The failures, one per failed instance (the RV(instances.error) of each), in the order given.
-  returned: always
+  returned: unless O(batches) is given (each batch has it in its result)
   type: list
   elements: dict
   sample:
@@ -309,19 +310,19 @@ errors:
         is unchanged)"
 security_groups:
   description: The conversion and isolation group of each VPC involved.
-  returned: always
+  returned: unless O(batches) is given (each batch has it in its result)
   type: dict
   sample: {"vpc-0123456789abcdef0": {"conversion": "sg-01234567890abcdef", "isolation": "sg-0fedcba9876543210"}}
 plan:
   description: The write calls planned from the described state, in order; the same in check mode.
-  returned: always
+  returned: unless O(batches) is given (each batch has it in its result)
   type: list
   elements: dict
 conversion_recovery:
   description:
     - Every ENI found on a conversion group of the batch's VPCs (left there by a run that stopped between
       its two moves), whether or not its instance is in O(instance_ids), and what this run did with it.
-  returned: always
+  returned: unless O(batches) is given (each batch has it in its result)
   type: list
   elements: dict
   contains:
@@ -364,6 +365,14 @@ conversion_recovery:
       isolation_group: sg-0fedcba9876543210
       moved: true
       error: null
+batches:
+  description:
+    - With O(batches), each batch's own result, in the order given, exactly what a run of the module over that batch
+      returns (C(instances), C(errors), C(security_groups), C(plan), C(conversion_recovery)), with C(changed), and
+      C(failed) and C(msg) for a batch that failed.
+  returned: when O(batches) is given
+  type: list
+  elements: dict
 """
 
 import contextlib
@@ -393,6 +402,7 @@ from ansible_collections.cloudsec.guardduty.plugins.module_utils import guards
 from ansible_collections.cloudsec.guardduty.plugins.module_utils import incident_store
 from ansible_collections.cloudsec.guardduty.plugins.module_utils import instance_lock
 from ansible_collections.cloudsec.guardduty.plugins.module_utils import isolation
+from ansible_collections.cloudsec.guardduty.plugins.module_utils import module_batches
 from ansible_collections.cloudsec.guardduty.plugins.module_utils.module_skeleton import batch_output, exit_batch, long_lived
 from ansible_collections.cloudsec.guardduty.plugins.module_utils.instances import InstanceProblem
 from ansible_collections.cloudsec.guardduty.plugins.module_utils.instances import describe_instances
@@ -751,7 +761,8 @@ class Isolation:
 
 def build_argument_spec():
     return dict(
-        instance_ids=dict(type="list", elements="str", required=True),
+        instance_ids=dict(type="list", elements="str"),
+        batches=module_batches.batches_spec(),
         state=dict(type="str", choices=["isolated", "released"], default="isolated"),
         isolation_group_name=dict(type="str", default="guardduty-isolation"),
         conversion_group_name=dict(type="str", default="guardduty-isolation-conversion"),
@@ -1257,13 +1268,20 @@ def finish(module, given, plans, problems, groups, names, group_steps, group_err
     exit_batch(module, given, failed, out)
 
 
-def main():
-    module = AnsibleAWSModule(argument_spec=build_argument_spec(), supports_check_mode=True)
+def run_batch(module):
     locks = instance_lock.OperationLocks()  # taken in run() once the options are checked
     try:
         run(module, locks)
     finally:
         locks.release()
+
+
+def main():
+    module = AnsibleAWSModule(argument_spec=build_argument_spec(), supports_check_mode=True,
+                              required_one_of=[("instance_ids", "batches")], mutually_exclusive=[("instance_ids", "batches")])
+    if module.params["batches"]:  # several account/region batches in this one process, each as below
+        module_batches.run_batches(module, run_batch)
+    run_batch(module)
 
 
 if __name__ == "__main__":

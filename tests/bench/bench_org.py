@@ -246,6 +246,8 @@ def run_ours(lab, resources, tmp, logs, args, tag, faults):
         env["ANSIBLE_FORKS"] = str(args.forks)
     cmd = [str(pathlib.Path(sys.executable).parent / "ansible-playbook"), str(REPO / "playbooks" / "isolate.yml"),
            "-i", str(inventory), "-e", f"@{extra}"]
+    if args.profile:  # where the controller's own CPU goes (the workers are not profiled); slows the run
+        cmd = [sys.executable, "-m", "cProfile", "-o", args.profile] + cmd
     mark = lab.mark()
     lab.faults(faults)
     result = run_processes([cmd], env, str(logs / f"org-ours-{tag}"), lab.process.pid)
@@ -344,6 +346,7 @@ def main(argv=None):
                         help="the inventory's max_concurrency (default: the plugin's)")
     parser.add_argument("--contenders", default=",".join(CONTENDERS), help="comma separated, from %(default)s")
     parser.add_argument("--latency-ms", default=",".join(map(str, LATENCY_MS)), help="LOW,HIGH (default %(default)s)")
+    parser.add_argument("--profile", default=None, help="write a cProfile of ours' controller process to this file")
     parser.add_argument("--out", default=str(OUT), help=f"the JSON written (default {OUT.relative_to(REPO)})")
     args = parser.parse_args(argv)
     args.latency_ms = tuple(float(v) for v in args.latency_ms.split(","))

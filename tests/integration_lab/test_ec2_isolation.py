@@ -478,3 +478,40 @@ def test_documented_iam_policy_is_enough(demo):
             eni(demo, demo.instance("web-1")["enis"][0])["VpcId"]]["isolation"]]
     finally:
         demo.iam_enforcement(False)
+
+
+def test_batches_over_accounts_and_regions_in_one_run(demo):
+    """`batches` (as batch_stage hands them over an organization): one module run works on each account/region
+    batch with its own credentials and region, exactly as a run per batch would; a failing batch fails alone; the
+    batches' secrets are never in the result."""
+    member = demo.credentials("111122223333")
+    stranger = demo.instance("web-1")["id"]  # an instance of 123456789012/us-east-1: not in the member account
+    web_groups = eni_groups(demo, demo.instance("web-1")["enis"][0])
+    mark = demo.mark()
+    result = demo.run_module(MODULE, {"batches": [
+        {"instance_ids": [demo.instance("worker-1")["id"]], "region": "us-east-1",
+         "access_key": member["aws_access_key_id"], "secret_key": member["aws_secret_access_key"],
+         "session_token": member["aws_session_token"]},
+        {"instance_ids": [demo.instance("api-1")["id"]], "region": "eu-west-1"},
+        {"instance_ids": [stranger], "region": "us-east-1",
+         "access_key": member["aws_access_key_id"], "secret_key": member["aws_secret_access_key"],
+         "session_token": member["aws_session_token"]},
+    ]})
+    entries = demo.journal(mark)
+    member_batch, admin_batch, stranger_batch = result["batches"]
+    assert result["changed"] and not result.get("failed"), result
+    assert_converted_then_isolated(demo, member_batch, entries, "worker-1", account="111122223333")
+    assert_converted_then_isolated(demo, admin_batch, entries, "api-1", region="eu-west-1")
+    # each batch's calls went to its own account and region, with its own credentials
+    member_eni = demo.instance("worker-1")["enis"][0]
+    api_eni = demo.instance("api-1")["enis"][0]
+    by_eni = {e["params"]["NetworkInterfaceId"]: e for e in entries if e["action"] == "ModifyNetworkInterfaceAttribute"}
+    assert (by_eni[member_eni]["account"], by_eni[member_eni]["region"]) == ("111122223333", "us-east-1")
+    assert (by_eni[api_eni]["account"], by_eni[api_eni]["region"]) == ("123456789012", "eu-west-1")
+    # the stranger batch failed by itself, naming its instance, and changed nothing of web-1
+    assert stranger_batch["failed"] and not stranger_batch["changed"], stranger_batch
+    assert f"{stranger}: DescribeInstances: instance not found in this account" in stranger_batch["msg"]
+    assert not [e for e in writes(entries) if stranger in json.dumps(e["params"])]
+    assert eni_groups(demo, demo.instance("web-1")["enis"][0]) == web_groups
+    shown = json.dumps(result)
+    assert member["aws_secret_access_key"] not in shown and member["aws_session_token"] not in shown

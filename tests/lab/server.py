@@ -21,6 +21,7 @@ Control endpoints (JSON), for tests and benchmarks:
                                        now; {"recur": FINDING_ID}: its activity is seen again (updatedAt)
 """
 
+import io
 import json
 from email.utils import formatdate
 import threading
@@ -231,10 +232,39 @@ def _error_code(body):
 
 
 class QuietRequestHandler(MotoRequestHandler):
-    """The journal is the lab's log; werkzeug's per-request line would drown the test output."""
+    """The journal is the lab's log; werkzeug's per-request line would drown the test output.
+
+    Keep-alive, as AWS: its endpoints keep an HTTP/1.1 connection open between requests, and botocore (urllib3's
+    pool) sends a client's next request on it. Werkzeug answers every request with `Connection: close`, because
+    Python's http.server cannot drain a body the application left unread before the next request line; every call
+    to the lab then cost a TCP connection and a server thread, the lab's CPU per call doubling for the side that
+    makes more calls (docs/benchmarks.md). Here a request's body (its Content-Length, or none) is read whole first, and
+    the application reads that copy: nothing can be left on the connection, so it stays open. A request without
+    a Content-Length (chunked) is answered as werkzeug does, then the connection closes."""
+
+    # An answer's headers and body are two writes: with Nagle's algorithm on, the body waits for the client's
+    # (delayed, 40 ms) ACK of the headers once the connection stays open: 48 ms a call, one after the other.
+    disable_nagle_algorithm = True
 
     def log_request(self, code="-", size="-"):
         pass
+
+    def run_wsgi(self):
+        length = (self.headers.get("Content-Length") or "0").strip()  # no body at all (a GET): 0
+        self.keep_alive = length.isdigit() and "Transfer-Encoding" not in self.headers and not self.close_connection
+        if not self.keep_alive:
+            return super().run_wsgi()
+        connection = self.rfile
+        self.rfile = io.BytesIO(connection.read(int(length)))  # the whole body, read from the connection now
+        try:
+            return super().run_wsgi()
+        finally:
+            self.rfile = connection  # the next request on this connection is read from it
+
+    def send_header(self, keyword, value):
+        if keyword.lower() == "connection" and value.lower() == "close" and getattr(self, "keep_alive", False):
+            return  # werkzeug's forced close (run_wsgi); an error path that must close sets close_connection itself
+        super().send_header(keyword, value)
 
     def date_time_string(self, timestamp=None):
         # Every AWS answer carries its Date (HTTP semantics, RFC 9110 section 6.6.1); the lab's is its own clock,

@@ -287,3 +287,61 @@ def test_every_answer_carries_its_date_in_the_labs_clock(demo):
         dates = answer["ResponseMetadata"]["HTTPHeaders"]["date"]
         assert dates.count("GMT") == 1, dates   # one Date, not the HTTP server's and the lab's
         assert parsedate_to_datetime(dates).timestamp() >= before + 7200 - 2
+
+
+def test_a_connection_stays_open_between_requests_as_aws_keeps_it(demo):
+    # AWS's endpoints keep an HTTP/1.1 connection alive between requests, and botocore (urllib3's pool) sends a
+    # client's next request on it; the lab answered every request with Connection: close (werkzeug), so every call
+    # to it cost a new connection.
+    ec2 = demo.client("ec2")
+    answers = [ec2.describe_regions(), ec2.describe_vpcs(), ec2.describe_instances()]
+    assert all((a["ResponseMetadata"]["HTTPHeaders"].get("connection") or "").lower() != "close" for a in answers)
+    pool = ec2._endpoint.http_session._manager.connection_from_url(demo.endpoint)
+    assert (pool.num_connections, pool.num_requests) == (1, 3)
+
+
+def test_a_chunked_request_is_still_answered_and_its_connection_closed(demo):
+    # A body without Content-Length cannot be read whole before the application: the lab answers it, then closes.
+    import http.client
+    import urllib.parse
+    endpoint = urllib.parse.urlsplit(demo.endpoint)
+    connection = http.client.HTTPConnection(endpoint.hostname, endpoint.port, timeout=10)
+    try:
+        connection.request("GET", "/_lab/health", body=iter([b""]), encode_chunked=True,
+                           headers={"Transfer-Encoding": "chunked"})
+        answer = connection.getresponse()
+        assert answer.status == 200 and json.loads(answer.read())["ready"] is True
+        assert answer.will_close
+    finally:
+        connection.close()
+
+
+def test_an_answer_is_not_held_back_by_nagles_algorithm():
+    # An AWS answer on a kept-alive connection comes at once. The lab writes an answer's headers and body
+    # separately: with Nagle's algorithm on its socket, the body waited for the client's delayed ACK of the headers,
+    # 40 ms a call (48 ms a sequential call against 3 ms). The lab's handler sets TCP_NODELAY on each connection.
+    import socket
+    import threading
+    from werkzeug.serving import make_server
+    from tests.lab.server import QuietRequestHandler
+
+    seen = []
+
+    class Recording(QuietRequestHandler):
+        def setup(self):
+            super().setup()
+            seen.append(self.connection.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY))
+
+    def app(_environ, start_response):
+        start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", "2")])
+        return [b"ok"]
+
+    server = make_server("127.0.0.1", 0, app, threaded=True, request_handler=Recording)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{server.server_port}/", timeout=10) as answer:
+            assert answer.read() == b"ok"
+    finally:
+        server.shutdown()
+    assert seen and all(seen), seen

@@ -201,3 +201,46 @@ def test_preflight_parts_say_why_an_instance_cannot_be_worked_on(role_errors, ca
     assert parts["i-3"]["error"] == error
     assert parts["i-3"]["role_arn"] == ROLE_A
     assert parts["i-3"]["account_id"] == "111122223333"
+
+
+# -- several batches per module process (module_utils/module_batches.py) ----------------------------------
+def _call(name, ids, region="us-east-1", **options):
+    return ({"name": name}, dict({"instance_ids": ids, "region": region, "state": "isolated"}, **options))
+
+
+def test_process_calls_spread_batches_by_instances_and_keep_their_order():
+    calls = [_call("a", ["i-1"]), _call("b", ["i-2", "i-3", "i-4"], access_key="AK1", secret_key="s1"),
+             _call("c", ["i-5", "i-6"], region="eu-west-1"), _call("d", ["i-7"])]
+    grouped = batches.process_calls(calls, 2)
+    assert [[b["name"] for b in group] for group, _options in grouped] == [["b", "d"], ["a", "c"]]
+    first, second = (options for _group, options in grouped)
+    # largest first, each to the least loaded: b (3) | c (2), a (1) | d (1) to the first of two equal loads
+    assert first == {"state": "isolated", "batches": [
+        {"instance_ids": ["i-2", "i-3", "i-4"], "region": "us-east-1", "access_key": "AK1", "secret_key": "s1"},
+        {"instance_ids": ["i-7"], "region": "us-east-1"}]}
+    assert [e["instance_ids"] for e in second["batches"]] == [["i-1"], ["i-5", "i-6"]]
+    assert "instance_ids" not in second and "region" not in second
+
+
+def test_process_calls_never_mix_batches_whose_other_options_differ():
+    calls = [_call("a", ["i-1"]), _call("b", ["i-2"], state="released"), _call("c", ["i-3"])]
+    grouped = batches.process_calls(calls, 8)
+    assert sorted(([b["name"] for b in group], options["state"]) for group, options in grouped) == [
+        (["a"], "isolated"), (["b"], "released"), (["c"], "isolated")]
+
+
+def test_process_calls_make_no_more_processes_than_batches_or_asked():
+    calls = [_call(n, [f"i-{n}"]) for n in "abcde"]
+    assert len(batches.process_calls(calls, 2)) == 2
+    assert len(batches.process_calls(calls[:1], 4)) == 1
+
+
+def test_batch_results_are_each_batch_own_answer_or_the_process_failure_for_each():
+    group = [{"name": "a"}, {"name": "b"}]
+    answers = [{"changed": True, "instances": {"i-1": {}}}, {"failed": True, "msg": "b: AccessDenied"}]
+    assert batches.batch_results(group, {"changed": True, "batches": answers}) == list(zip(group, answers))
+    died = batches.batch_results(group, {"failed": True, "msg": "MODULE FAILURE: killed"})
+    assert [(b["name"], r["failed"], r["msg"]) for b, r in died] == [
+        ("a", True, "MODULE FAILURE: killed"), ("b", True, "MODULE FAILURE: killed")]
+    short = batches.batch_results(group, {"changed": False, "batches": answers[:1]})
+    assert all(r["failed"] for _b, r in short)
