@@ -232,6 +232,7 @@ from ansible_collections.cloudsec.guardduty.plugins.module_utils.arns import cal
 from ansible_collections.cloudsec.guardduty.plugins.module_utils.aws_calls import error_code
 from ansible_collections.cloudsec.guardduty.plugins.module_utils.aws_calls import error_message
 from ansible_collections.cloudsec.guardduty.plugins.module_utils.instances import describe_instances
+from ansible_collections.cloudsec.guardduty.plugins.module_utils.module_skeleton import long_lived
 
 SESSION_NAME = "cloudsec-guardduty-inventory"
 ACCESS_DENIED = ("AccessDenied", "AccessDeniedException", "UnauthorizedOperation", "UnauthorizedAccess")
@@ -348,14 +349,22 @@ class InventoryModule(AWSInventoryBase):
         except fnd.FilterError as e:
             raise AnsibleError(f"{path}: {e}") from None
 
-        cached, results = self.get_cached_result(path, cache)
-        if not cached or "partition" not in results:  # a cache written before the partition was kept
-            cached, results = False, self._query(selection)
-        self._report(results["problems"], cached)
-        if results.get("loaded", True):
-            # "loaded, no compromised instance" differs from "did not load" (the playbooks' checked_hosts filter)
-            self.inventory.add_group(inventory_check.LOADED_GROUP)
-        self._populate(results["hosts"], results["partition"])
+        self._load(path, cache, selection)
+
+    def _load(self, path, cache, selection):
+        """The findings, from the cache or AWS, made into hosts."""
+        # The findings read and every host's variables (about 250 objects a host) are made without collections (the
+        # collector scanned the growing heap again and again: 19 full collections at 2,000 hosts), then what lives on
+        # is frozen out of ansible-playbook's later scans (docs/benchmarks.md, `make bench-org`).
+        with long_lived():
+            cached, results = self.get_cached_result(path, cache)
+            if not cached or "partition" not in results:  # a cache written before the partition was kept
+                cached, results = False, self._query(selection)
+            self._report(results["problems"], cached)
+            if results.get("loaded", True):
+                # "loaded, no compromised instance" differs from "did not load" (the playbooks' checked_hosts filter)
+                self.inventory.add_group(inventory_check.LOADED_GROUP)
+            self._populate(results["hosts"], results["partition"])
         self.update_cached_result(path, cache, results)
 
     # -- query --------------------------------------------------------------------------------------

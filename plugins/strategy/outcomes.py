@@ -16,14 +16,24 @@ description:
   - >-
     Why. Ansible runs every task of every host in a forked worker, about 15 to 30 ms a host on two cores; the outcome
     play, where no AWS call is made, then cost more than the containment itself at thousands of hosts (docs/benchmarks.md,
-    C(make bench-org)). Here a host's outcome costs its variables and one lookup.
+    C(make bench-org)). Here a host's outcome costs one lookup: the task is given only the host's name, the instance
+    the run placed it with and the outcomes (a host the run did not place, or a task whose name is a template, gets
+    every variable, as in C(linear)).
   - >-
     A task with C(when), C(loop), C(register), C(delegate_to), C(failed_when), C(changed_when), C(until) or C(run_once), a
     host without the outcomes fact, or an ansible-core older than 2.19 (whose internals differ), is run by C(linear) as usual.
   - >-
-    The isolate, release, scan and eradicate playbooks use it for their outcome plays. It changes nothing else.
+    Two costs of C(linear) that grow with the hosts times the hosts are also taken out, for every task, with the same
+    result. The implicit end-of-role task (which reads no variable) is given none instead of every host's. The lists
+    C(ansible_current_hosts) and C(ansible_failed_hosts), which Ansible builds again for each host and task, are built
+    again only when the play's hosts or its failed or unreachable hosts change.
+  - >-
+    The isolate, release, scan and eradicate playbooks use it for their outcome plays, and isolate for its first play.
+    It changes nothing else, except that what exists when a play starts is frozen out of Python's garbage collector
+    (C(gc.freeze)): the hosts' variables were scanned on every full collection, 8 s of CPU at 2,000 hosts.
 """
 
+import gc
 import json
 
 from ansible.plugins.strategy.linear import StrategyModule as LinearStrategyModule
@@ -53,6 +63,27 @@ class ParsedOutcomes:
         return self.parsed
 
 
+class HostLists:
+    """`ansible_current_hosts` and `ansible_failed_hosts`, the two lists Ansible adds to every host's variables on every
+    task (StrategyBase.add_tqm_variables), computed again only when the play's hosts or the failed or unreachable
+    hosts change. Ansible builds both for each host, a walk of every host each time: quadratic in the hosts, 0.5 ms a
+    host and task at 5,000 hosts, the end-of-role tasks included (docs/benchmarks.md, `make bench-org`)."""
+
+    def __init__(self):
+        self._hosts, self._count, self._failed, self._unreachable, self._lists = None, None, None, None, None
+
+    def __call__(self, hosts, failed, unreachable):
+        """(remaining hosts, failed hosts) of `hosts`, the play's host names in order, as new lists."""
+        failed_now, unreachable_now = tuple(failed), tuple(unreachable)
+        if (self._hosts is not hosts or self._count != len(hosts) or self._failed != failed_now
+                or self._unreachable != unreachable_now):
+            ignore = set(failed_now).union(unreachable_now)
+            failed_set = set(failed_now)
+            self._lists = ([host for host in hosts if host not in ignore], [host for host in hosts if host in failed_set])
+            self._hosts, self._count, self._failed, self._unreachable = hosts, len(hosts), failed_now, unreachable_now
+        return list(self._lists[0]), list(self._lists[1])
+
+
 def looked_up_outcome(task_action, task_args, task_keywords, task_vars, parse=json.loads):
     """The per-host outcome task's result, {"changed", "msg"[, "failed"]}, from the outcomes fact; None when the task
     is not that task, has a keyword only a worker applies, or the host has no outcomes to look up."""
@@ -71,6 +102,39 @@ def looked_up_outcome(task_action, task_args, task_keywords, task_vars, parse=js
     return result
 
 
+class PlacedHosts:
+    """{host name: instance id} of the hosts the run placed in its batches (ansible_facts.cloudsec_guardduty_run,
+    `placed`), read once: every host holds the same run."""
+
+    def __init__(self):
+        self.text, self.hosts = None, {}
+
+    def __call__(self, text):
+        if not isinstance(text, str):
+            return {}
+        if text is not self.text and text != self.text:
+            run = engine.decode_run(text) or {}
+            self.text, self.hosts = text, {host: instance_id for batch in run.get("placed") or []
+                                           for instance_id, host in (batch.get("hosts") or {}).items()}
+        return self.hosts
+
+
+def outcome_task_vars(host_name, task_action, task_args, task_keywords, task_name, facts, placed_hosts):
+    """The only variables the per-host outcome task is looked up with (looked_up_outcome): the host's name, the
+    instance the run placed it with, and the outcomes fact. None, for Ansible's every variable instead, when the
+    task is not the plain outcome task, its name is a template, the host has no outcomes or was not placed by the
+    run (a second host of the same instance, a host added since)."""
+    if task_action not in OUTCOME_ACTIONS or task_args.get("gather_from") is not None or task_args.get("forget_credentials"):
+        return None
+    if any(task_keywords.get(keyword) for keyword in NEEDS_EXECUTOR) or "{{" in str(task_name or "") or "{%" in str(task_name or ""):
+        return None
+    outcomes = (facts or {}).get(engine.OUTCOMES_FACT)
+    instance_id = placed_hosts((facts or {}).get(engine.RUN_FACT)).get(host_name)
+    if not isinstance(outcomes, str) or not outcomes or not instance_id:
+        return None
+    return {"inventory_hostname": host_name, "instance_id": instance_id, "ansible_facts": {engine.OUTCOMES_FACT: outcomes}}
+
+
 def is_end_of_role(task):
     """The implicit `meta: role_complete` task Ansible adds at the end of every role (Role.compile): it marks the
     role done for the host and reads no variable."""
@@ -82,16 +146,44 @@ class StrategyModule(LinearStrategyModule):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self._parsed_outcomes = ParsedOutcomes()
+        self._host_lists = HostLists()
+        self._placed_hosts = PlacedHosts()
+
+    def add_tqm_variables(self, vars, play):  # pylint: disable=redefined-builtin  # StrategyBase's signature
+        self._set_hosts_cache(play, refresh=False)
+        remaining, failed = self._host_lists(self._hosts_cache, self._tqm._failed_hosts, self._tqm._unreachable_hosts)
+        vars["ansible_current_hosts"] = remaining
+        vars["ansible_failed_hosts"] = failed
+
+    def _outcome_vars(self, host, task):
+        """outcome_task_vars for this host and task, or None."""
+        if _RawTaskResult is None or host is None or task is None:
+            return None
+        try:
+            facts = self._variable_manager._fact_cache.get(host.name)
+        except KeyError:
+            return None
+        keywords = {keyword: getattr(task, keyword, None) for keyword in NEEDS_EXECUTOR}
+        return outcome_task_vars(host.name, task.action, task.args or {}, keywords, getattr(task, "name", None), facts,
+                                 self._placed_hosts)
 
     def run(self, iterator, play_context):
-        # linear computes every host's variables before it looks at the task, the end-of-role task included: one
-        # VariableManager.get_vars a host and role, 2 to 3 ms each at thousands of hosts (20 s a play of two roles
-        # at 5,000). That task reads none: it gets none.
+        # What exists when a play starts (the inventory's hosts and their variables, the run's facts: 500,000 objects
+        # at 2,000 hosts) lives as long as the run. Python's collector scanned all of it on every full collection,
+        # 8 s of the controller's CPU at 2,000 hosts; frozen, it is still freed by reference counting.
+        gc.freeze()
+        # linear computes every host's variables before it looks at the task: one VariableManager.get_vars a host and
+        # task, 2 to 3 ms each at thousands of hosts. The end-of-role task reads none: it gets none (20 s a play of
+        # two roles at 5,000 hosts). The per-host outcome task reads three: it gets those (12 s at 5,000 hosts).
         manager = self._variable_manager
         every_variable = manager.get_vars
 
         def get_vars(*args, **kwargs):
-            return {} if is_end_of_role(kwargs.get("task")) else every_variable(*args, **kwargs)
+            task = kwargs.get("task")
+            if is_end_of_role(task):
+                return {}
+            slim = self._outcome_vars(kwargs.get("host"), task)
+            return slim if slim is not None else every_variable(*args, **kwargs)
 
         manager.get_vars = get_vars
         try:

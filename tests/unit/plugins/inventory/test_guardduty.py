@@ -10,6 +10,7 @@ parameters, whatever the order the plugin's threads call in.
 """
 
 import copy
+import gc
 import json
 import threading
 
@@ -324,6 +325,30 @@ def populated(**options):
     results = plugin._query(fnd.normalize_selection())
     plugin._populate(results["hosts"], results["partition"])
     return plugin.inventory
+
+
+def test_hosts_are_made_without_collections_then_frozen_and_collection_resumes():
+    plugin = make_plugin(regions=["us-east-1"])
+    clients = Clients()
+    identity(clients)
+    region_with_findings(clients, "us-east-1", demo())
+    clients.install(plugin)
+    read, collecting = plugin._query, []
+
+    def query(selection):
+        collecting.append(gc.isenabled())
+        return read(selection)
+
+    plugin._query = query
+    frozen = gc.get_freeze_count()
+    try:
+        plugin._load("lab.guardduty.yml", False, fnd.normalize_selection())
+        assert collecting == [False] and gc.isenabled()
+        assert gc.get_freeze_count() > frozen  # the hosts and their variables, out of later scans
+        assert sorted(plugin.inventory.hosts) == sorted([WEB, WORKER])
+    finally:
+        gc.enable()
+        gc.unfreeze()
 
 
 def test_populate_hosts_groups_and_vars():

@@ -4,7 +4,8 @@ what cloudsec.guardduty.batch_outcome would have given."""
 import json
 
 from ansible_collections.cloudsec.guardduty.plugins.module_utils import batch_engine as engine
-from ansible_collections.cloudsec.guardduty.plugins.strategy.outcomes import ParsedOutcomes, is_end_of_role, looked_up_outcome
+from ansible_collections.cloudsec.guardduty.plugins.strategy.outcomes import (
+    HostLists, ParsedOutcomes, PlacedHosts, is_end_of_role, looked_up_outcome, outcome_task_vars)
 
 ACTION = "cloudsec.guardduty.batch_outcome"
 OUTCOMES = {"i-1": [True, False, "isolation failed: AccessDenied"], "i-2": [False, True, ""]}
@@ -60,3 +61,66 @@ def test_only_the_implicit_end_of_role_task_is_given_no_variables():
     assert not is_end_of_role(Task("meta", "role_complete", False))  # written in a playbook: linear's own way
     assert not is_end_of_role(Task("meta", "flush_handlers", True))
     assert not is_end_of_role(Task("cloudsec.guardduty.batch_outcome", "", False)) and not is_end_of_role(None)
+
+
+def base_lists(hosts, failed, unreachable):
+    """What StrategyBase.add_tqm_variables gives (get_hosts_remaining, get_failed_hosts)."""
+    ignore = set(failed).union(unreachable)
+    return [h for h in hosts if h not in ignore], [h for h in hosts if h in failed]
+
+
+def test_the_host_lists_are_ansibles_and_follow_every_change_of_the_hosts():
+    lists = HostLists()
+    hosts = [f"h{i}" for i in range(6)]
+    failed, unreachable = {}, {}
+    steps = [lambda: None, lambda: failed.update(h1=True), lambda: unreachable.update(h4=True),
+             lambda: failed.pop("h1"), lambda: failed.update(h2=True),  # as many failed as before, another host
+             lambda: hosts.append("h6"), unreachable.clear]
+    for step in steps:
+        step()
+        assert lists(hosts, failed, unreachable) == base_lists(hosts, failed, unreachable)
+    replaced = list(reversed(hosts))  # the play's hosts refreshed: a new list
+    assert lists(replaced, failed, unreachable) == base_lists(replaced, failed, unreachable)
+
+
+def test_each_host_gets_its_own_copy_of_the_lists():
+    lists, hosts = HostLists(), ["a", "b"]
+    first, _failed = lists(hosts, {}, {})
+    first.append("changed by a task")
+    assert lists(hosts, {}, {}) == (["a", "b"], [])
+
+
+def facts_of(run):
+    return {engine.RUN_FACT: engine.encode_run(run), engine.OUTCOMES_FACT: json.dumps(OUTCOMES)}
+
+
+RUN = {"placed": [{"instance_ids": ["i-1", "i-2"], "hosts": {"i-1": "web-1", "i-2": "app-1"}}]}
+
+
+def test_the_outcome_task_is_given_the_host_the_instance_it_was_placed_with_and_the_outcomes_only():
+    placed = PlacedHosts()
+    task_vars = outcome_task_vars("web-1", ACTION, {}, {}, "Batches | fail the instances whose stage failed",
+                                  facts_of(RUN), placed)
+    assert task_vars == {"inventory_hostname": "web-1", "instance_id": "i-1",
+                         "ansible_facts": {engine.OUTCOMES_FACT: json.dumps(OUTCOMES)}}
+    # and the lookup answers from them as from the host's every variable
+    assert looked_up_outcome(ACTION, {}, {}, task_vars) == looked_up_outcome(ACTION, {}, {}, host_vars("web-1", "i-1"))
+
+
+def test_every_variable_when_the_host_was_not_placed_or_the_task_needs_more():
+    placed, facts = PlacedHosts(), facts_of(RUN)
+    assert outcome_task_vars("web-2", ACTION, {}, {}, "x", facts, placed) is None  # a host the run did not place
+    assert outcome_task_vars("web-1", ACTION, {}, {}, "outcome of {{ instance_id }}", facts, placed) is None
+    assert outcome_task_vars("web-1", ACTION, {}, {"when": ["x"]}, "x", facts, placed) is None
+    assert outcome_task_vars("web-1", ACTION, {"gather_from": []}, {}, "x", facts, placed) is None
+    assert outcome_task_vars("web-1", "ansible.builtin.debug", {}, {}, "x", facts, placed) is None
+    assert outcome_task_vars("web-1", ACTION, {}, {}, "x", {engine.RUN_FACT: facts[engine.RUN_FACT]}, placed) is None
+    assert outcome_task_vars("web-1", ACTION, {}, {}, "x", None, placed) is None
+
+
+def test_a_new_run_is_read_again():
+    placed = PlacedHosts()
+    assert placed(engine.encode_run(RUN)) == {"web-1": "i-1", "app-1": "i-2"}
+    moved = {"placed": [{"instance_ids": ["i-3"], "hosts": {"i-3": "web-1"}}]}
+    assert placed(engine.encode_run(moved)) == {"web-1": "i-3"}
+    assert placed(None) == {}
