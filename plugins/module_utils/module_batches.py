@@ -26,7 +26,7 @@ from ansible_collections.cloudsec.guardduty.plugins.module_utils.batch_engine im
 # What differs between the batches of one process: the rest of the module's options is the same for all of them.
 PER_BATCH = PER_BATCH_OPTIONS
 # Batches worked on at once in one process; each has its own workers for its instances. At 5,000 instances over 80
-# batches and 2 processes, 40 at once gave the same isolation time as 8 (65.8 s, 66.6 s: the CPU bounds it, not the
+# batches and 2 processes, 40 at once gave the same isolation time as 8 (57.1 s, 56.9 s: the CPU bounds it, not the
 # answer time) and 10% more memory (docs/benchmarks.md, `make bench-org`).
 BATCHES_AT_ONCE = 8
 
