@@ -112,6 +112,10 @@ class ActionModule(ActionBase):
         bits, _path = self._configure_module(module_name=module_name, module_args=args, task_vars=task_vars)
         return args, bits
 
+    def _on_controller(self):
+        """The connection is local: modules run on the controller, fed on stdin (_run_local)."""
+        return getattr(self._connection, "transport", None) == "local" or "local" in str(self._connection._load_name)
+
     def _run_local(self, bits):
         """A module on the controller, fed on stdin as Ansible's pipelining does: no temporary files, thread-safe."""
         interpreter = shlex.split(to_text(bits.shebang).replace("#!", "", 1).strip())
@@ -123,7 +127,7 @@ class ActionModule(ActionBase):
         """[(key, module result)] for calls [(key, options)], in the calls' order."""
         if not calls:
             return []
-        if getattr(self._connection, "transport", None) != "local" and "local" not in str(self._connection._load_name):
+        if not self._on_controller():
             results = []
             for key, args in calls:  # a remote connection: one at a time, through Ansible's own path
                 args = _with_defaults(module_name, self._task, dict(args), self._templar)
@@ -145,8 +149,7 @@ class ActionModule(ActionBase):
         """[(batch, module result)]: a module taking `batches` (batch_engine.MODULES_TAKING_BATCHES), on the
         controller, gets several batches per process, over at most `processes` processes (by default the smaller
         of max_parallel and the CPUs, at least 2); any other module runs once per batch."""
-        local = getattr(self._connection, "transport", None) == "local" or "local" in str(self._connection._load_name)
-        if module_name not in engine.MODULES_TAKING_BATCHES or len(calls) < 2 or not local:
+        if module_name not in engine.MODULES_TAKING_BATCHES or len(calls) < 2 or not self._on_controller():
             return list(self._run_modules(module_name, calls, task_vars))
         processes = int(args.get("processes") or min(self._max_parallel, max(2, os.cpu_count() or 2)))
         grouped = engine.process_calls(calls, processes)

@@ -496,7 +496,7 @@ def stage_calls(batches, options, hostvars, credentials, from_hosts=(), per_inst
 
 
 # Modules that take several batches in one process (their `batches` option: module_utils/module_batches.py), and
-# the options that may differ between the batches of one process (module_batches.PER_BATCH).
+# the options that may differ between the batches of one process (module_batches.batch_params).
 MODULES_TAKING_BATCHES = frozenset(("cloudsec.guardduty.ec2_isolation",))
 PER_BATCH_OPTIONS = ("instance_ids", "region", "access_key", "secret_key", "session_token")
 

@@ -50,17 +50,29 @@ OUTCOME_ACTIONS = frozenset(("cloudsec.guardduty.batch_outcome",))
 NEEDS_EXECUTOR = ("when", "loop", "loop_with", "register", "delegate_to", "failed_when", "changed_when", "until", "run_once")
 
 
-class ParsedOutcomes:
-    """The outcomes fact parsed once: every host holds the same text, and parsing it for each host would make the
-    play quadratic again (10 ms a host at 5,000 hosts)."""
+class ReadOnce:
+    """`read(text)` of a fact's text, read again only for another text: every host holds the same text, and reading it
+    for each host would make the play quadratic again (10 ms a host at 5,000 hosts)."""
+
+    _UNREAD = object()
 
     def __init__(self):
-        self.text, self.parsed = None, None
+        self.text, self.value = self._UNREAD, None
 
     def __call__(self, text):
         if text is not self.text and text != self.text:
-            self.text, self.parsed = text, json.loads(text)
-        return self.parsed
+            self.text, self.value = text, self.read(text)
+        return self.value
+
+    @staticmethod
+    def read(text):
+        raise NotImplementedError
+
+
+class ParsedOutcomes(ReadOnce):
+    """The outcomes fact (ansible_facts.cloudsec_guardduty_outcomes) parsed once."""
+
+    read = staticmethod(json.loads)
 
 
 class HostLists:
@@ -84,12 +96,18 @@ class HostLists:
         return list(self._lists[0]), list(self._lists[1])
 
 
+def is_plain_outcome_task(task_action, task_args, task_keywords):
+    """The per-host cloudsec.guardduty.batch_outcome task (not the run-once one gathering the run), without any keyword
+    only a worker applies."""
+    if task_action not in OUTCOME_ACTIONS or task_args.get("gather_from") is not None or task_args.get("forget_credentials"):
+        return False
+    return not any(task_keywords.get(keyword) for keyword in NEEDS_EXECUTOR)
+
+
 def looked_up_outcome(task_action, task_args, task_keywords, task_vars, parse=json.loads):
     """The per-host outcome task's result, {"changed", "msg"[, "failed"]}, from the outcomes fact; None when the task
     is not that task, has a keyword only a worker applies, or the host has no outcomes to look up."""
-    if task_action not in OUTCOME_ACTIONS or task_args.get("gather_from") is not None or task_args.get("forget_credentials"):
-        return None
-    if any(task_keywords.get(keyword) for keyword in NEEDS_EXECUTOR):
+    if not is_plain_outcome_task(task_action, task_args, task_keywords):
         return None
     outcomes = (task_vars.get("ansible_facts") or {}).get(engine.OUTCOMES_FACT)
     if not outcomes or not isinstance(outcomes, str):
@@ -102,21 +120,14 @@ def looked_up_outcome(task_action, task_args, task_keywords, task_vars, parse=js
     return result
 
 
-class PlacedHosts:
+class PlacedHosts(ReadOnce):
     """{host name: instance id} of the hosts the run placed in its batches (ansible_facts.cloudsec_guardduty_run,
-    `placed`), read once: every host holds the same run."""
+    `placed`), read once."""
 
-    def __init__(self):
-        self.text, self.hosts = None, {}
-
-    def __call__(self, text):
-        if not isinstance(text, str):
-            return {}
-        if text is not self.text and text != self.text:
-            run = engine.decode_run(text) or {}
-            self.text, self.hosts = text, {host: instance_id for batch in run.get("placed") or []
-                                           for instance_id, host in (batch.get("hosts") or {}).items()}
-        return self.hosts
+    @staticmethod
+    def read(text):
+        run = (engine.decode_run(text) if isinstance(text, str) else None) or {}
+        return {host: instance_id for batch in run.get("placed") or [] for instance_id, host in (batch.get("hosts") or {}).items()}
 
 
 def outcome_task_vars(host_name, task_action, task_args, task_keywords, task_name, facts, placed_hosts):
@@ -124,9 +135,7 @@ def outcome_task_vars(host_name, task_action, task_args, task_keywords, task_nam
     instance the run placed it with, and the outcomes fact. None, for Ansible's every variable instead, when the
     task is not the plain outcome task, its name is a template, the host has no outcomes or was not placed by the
     run (a second host of the same instance, a host added since)."""
-    if task_action not in OUTCOME_ACTIONS or task_args.get("gather_from") is not None or task_args.get("forget_credentials"):
-        return None
-    if any(task_keywords.get(keyword) for keyword in NEEDS_EXECUTOR) or "{{" in str(task_name or "") or "{%" in str(task_name or ""):
+    if not is_plain_outcome_task(task_action, task_args, task_keywords) or "{{" in str(task_name or "") or "{%" in str(task_name or ""):
         return None
     outcomes = (facts or {}).get(engine.OUTCOMES_FACT)
     instance_id = placed_hosts((facts or {}).get(engine.RUN_FACT)).get(host_name)

@@ -234,8 +234,9 @@ def _error_code(body):
 class QuietRequestHandler(MotoRequestHandler):
     """The journal is the lab's log; werkzeug's per-request line would drown the test output.
 
-    Keep-alive, as AWS: its endpoints keep an HTTP/1.1 connection open between requests, and botocore (urllib3's
-    pool) sends a client's next request on it. Werkzeug answers every request with `Connection: close`, because
+    Keep-alive, as AWS: its endpoints keep an HTTP/1.1 connection open between requests (persistent by default,
+    RFC 9112 section 9.3), and botocore (botocore.httpsession.URLLib3Session, urllib3's pool of Config
+    max_pool_connections) sends a client's next request on it. Werkzeug answers every request with `Connection: close`, because
     Python's http.server cannot drain a body the application left unread before the next request line; every call
     to the lab then cost a TCP connection and a server thread, the lab's CPU per call doubling for the side that
     makes more calls (docs/benchmarks.md). Here a request's body (its Content-Length, or none) is read whole first, and
