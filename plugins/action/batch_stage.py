@@ -25,6 +25,8 @@ from ansible.plugins.action import ActionBase
 from ansible.vars.clean import remove_internal_keys
 
 from ansible_collections.cloudsec.guardduty.plugins.module_utils import batch_engine as engine
+from ansible_collections.cloudsec.guardduty.plugins.module_utils.guards import incident_id_problem
+from ansible_collections.cloudsec.guardduty.plugins.module_utils.incident import incident_plan
 
 try:  # ansible-core 2.19
     from ansible.executor.module_common import _apply_action_arg_defaults as _with_defaults
@@ -47,6 +49,23 @@ def plain(value):
     if isinstance(value, str):
         return to_text(value)
     return value
+
+
+class HostVariablesOnce(dict):
+    """hostvars[host], read once per host. ansible-core computes every variable of a host on each hostvars[host]
+    (VariableManager.get_vars, about 0.5 ms a host): the place stage reads them once for the incident and the batches."""
+
+    def __init__(self, hostvars):
+        super().__init__()
+        self._hostvars = hostvars
+
+    def __missing__(self, host):
+        variables = self[host] = self._hostvars[host]
+        return variables
+
+    def get(self, host, default=None):
+        variables = self[host]
+        return default if variables is None else variables
 
 
 def shown_result(batch, result):
@@ -97,7 +116,7 @@ def forget_credentials(path):
 class ActionModule(ActionBase):
     TRANSFERS_FILES = False
     _VALID_ARGS = frozenset(("stage", "module", "options", "from_hosts", "per_instance", "use_credentials", "answered",
-                             "parts", "max_parallel", "incident", "size", "evidence_stages", "by_leader", "started",
+                             "parts", "max_parallel", "incident", "incident_given", "size", "evidence_stages", "by_leader", "started",
                              "verify_identity", "session_name", "session_duration", "per_account", "planned_by",
                              "recorded", "record_tags", "processes"))
 
@@ -160,12 +179,22 @@ class ActionModule(ActionBase):
 
     # -- the run-wide stages ------------------------------------------------------------------------------
     def _place(self, args, task_vars):
+        """(run, the incident's lines). An incident id the modules would refuse stops the run, and so does an instance
+        contained under another incident when no incident id was given (module_utils/incident.py): nothing placed."""
+        problem = incident_id_problem(args.get("incident"))
+        if problem:
+            raise AnsibleActionFail(f"{problem}: nothing was changed")
+        hosts = list(task_vars["ansible_play_hosts"])
+        hostvars = HostVariablesOnce(task_vars["hostvars"])
+        plan = incident_plan(hosts, hostvars, args.get("incident"), bool(args.get("incident_given")))
+        if plan["refuse"]:
+            raise AnsibleActionFail(plan["refuse"], result={"incident_lines": plan["lines"]})
         try:
-            return engine.place_run(task_vars["ansible_play_hosts"], task_vars["hostvars"], args.get("incident"),
-                                    int(args["size"]) if args.get("size") else None, args.get("evidence_stages") or (),
-                                    bool(args.get("by_leader")), args.get("started"))
+            return engine.place_run(hosts, hostvars, args.get("incident"), int(args["size"]) if args.get("size") else None,
+                                    args.get("evidence_stages") or (), bool(args.get("by_leader")),
+                                    args.get("started")), plan["lines"]
         except engine.BatchError as exc:
-            raise AnsibleActionFail(f"cloudsec.guardduty.batch_stage: {exc}") from None
+            raise AnsibleActionFail(f"cloudsec.guardduty.batch_stage: {exc}", result={"incident_lines": plan["lines"]}) from None
 
     def _preflight(self, run, args, task_vars, hosts):
         """Each responder role assumed once for the run, each batch's credentials proven (sts:GetCallerIdentity)."""
@@ -249,7 +278,8 @@ class ActionModule(ActionBase):
         self._max_parallel = int(args.get("max_parallel") or max(1, min(DEFAULT_PARALLEL, context.CLIARGS.get("forks") or DEFAULT_PARALLEL)))
         hosts = list(task_vars.get("ansible_play_hosts") or [])
         if stage == "place":
-            run, shown = self._place(args, task_vars), []
+            (run, incident_lines), shown = self._place(args, task_vars), []
+            result["incident_lines"] = incident_lines
         else:
             run = run_state(task_vars)
             if not run:

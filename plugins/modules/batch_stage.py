@@ -144,8 +144,18 @@ options:
   incident:
     description:
       - >-
-        O(stage=place) the run's incident id.
+        O(stage=place) the run's incident id. One the modules would refuse (letters, digits, C(.), C(_) and C(-), starting with a
+        letter or digit, at most 128 characters)
+        stops the stage, nothing placed.
     type: str
+  incident_given:
+    description:
+      - >-
+        O(stage=place) the incident id was given (C(-e incident_id)), not named after the day. Not given, the stage stops, nothing
+        placed, when an instance of the play is already contained under another incident (its C(guardduty:incident)
+        tag), and says which (P(cloudsec.guardduty.incident_plan#filter)).
+    type: bool
+    default: false
   size:
     description:
       - >-
@@ -213,6 +223,14 @@ results:
   returned: always
   type: list
   elements: dict
+incident_lines:
+  description:
+    - O(stage=place) the run's incident and whether it was given, then each other incident the play's instances are already
+      contained under, with its hosts; also when the stage stops over them.
+  returned: O(stage=place)
+  type: list
+  elements: str
+  sample: ["incident: INC-42 (given)"]
 failures:
   description: "C({instance_id: 'STAGE failed: CAUSE'}) for every instance of the run with a failed stage so far."
   returned: always

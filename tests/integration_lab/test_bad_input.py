@@ -217,6 +217,18 @@ def test_a_bad_incident_id_makes_no_change_at_all(demo, tmp_path):
         assert not (tmp_path / "evidence").exists() and not (tmp_path / "reports").exists()
 
 
+def test_the_scan_playbook_refuses_a_bad_incident_id_before_any_call(demo, tmp_path):
+    """scan has no option guards of its own: the place stage refuses the incident id, nothing placed."""
+    hosts = {"web-1": {"instance_id": demo.instance("web-1")["id"], "region": "us-east-1", "account_id": ADMIN}}
+    inventory = tmp_path / "hosts.yml"
+    inventory.write_text(json.dumps({"all": {"children": {"compromised": {"hosts": hosts}}}}))
+    mark = demo.mark()
+    run = demo.run_playbook(str(REPO / "playbooks/scan.yml"), inventory=str(inventory), limit="compromised",
+                            extra_vars={"incident_id": "../../etc"}, expect_rc=(2,))
+    assert demo.journal(mark) == []  # not even the preflight's GetCallerIdentity
+    assert "incident_id '../../etc' is not a valid incident id" in refusal(run) and "nothing was changed" in refusal(run)
+
+
 def test_isolate_refuses_public_examiner_access_and_bad_group_names_before_any_change(demo, tmp_path):
     cases = [({"isolate_network_allowed_access": [{"cidr": "0.0.0.0/1", "port": 22}, {"cidr": "128.0.0.0/1", "port": 22}],
                "isolate_network_allowed_access_acknowledge_public": True},

@@ -9,15 +9,19 @@ REPO = pathlib.Path(__file__).resolve().parents[2]
 PLAYBOOK = str(REPO / "playbooks/isolate.yml")
 INVENTORY = str(REPO / "docs/examples/lab.guardduty.yml")
 SAID = "Batches | the incident of this run"
+PLACE = "Batches | place every host in an account, region and role batch"
 
 
 def said(run, host="web-1"):
-    """The incident lines the run printed (the task also shows, skipped, in the leaders' play)."""
+    """The incident lines the run printed: said after the hosts are placed, or in the place task's failure when it
+    stopped the run."""
     for play in run["plays"]:
         for entry in play["tasks"]:
             result = entry["hosts"].get(host) or {}
             if entry["task"]["name"].endswith(SAID) and "msg" in result:
                 return result["msg"]
+            if entry["task"]["name"].endswith(PLACE) and result.get("failed") and "incident_lines" in result:
+                return result["incident_lines"]
     raise AssertionError("the run did not say its incident")
 
 
@@ -34,7 +38,7 @@ def test_run_without_incident_id_stops_over_an_instance_contained_under_another(
                                  extra_vars={"isolate_report_dir": str(tmp_path)})
         lines = said(again)
         assert lines[0].startswith("incident: gd-") and "already under incident 'INC-41'" in lines[1], lines
-        stopped = task(again, "Batches | stop a run without incident_id over instances contained under another incident")
+        stopped = task(again, PLACE)
         assert "give -e incident_id=<that incident>" in stopped["web-1"]["msg"]
         assert writes(lab.journal(mark)) == [], "nothing planned, nothing changed"
 

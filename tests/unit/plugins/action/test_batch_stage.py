@@ -34,3 +34,59 @@ def test_the_run_is_read_from_the_hosts_facts_as_plain_data():
 def test_the_run_is_read_from_its_fact_as_text():
     assert batch_stage.run_state({"ansible_facts": {"cloudsec_guardduty_run": '{"incident":"INC-1","record":{}}'}}) == {
         "incident": "INC-1", "record": {}}
+
+
+class CountingHostvars(dict):
+    """Ansible's hostvars: every read of hostvars[host] computes all of the host's variables."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.reads = {}
+
+    def __getitem__(self, host):
+        self.reads[host] = self.reads.get(host, 0) + 1
+        return super().__getitem__(host)
+
+
+def place(hostvars, given):
+    action = batch_stage.ActionModule.__new__(batch_stage.ActionModule)
+    args = {"incident": "INC-2", "incident_given": given}
+    return action._place(args, {"ansible_play_hosts": list(hostvars), "hostvars": hostvars})
+
+
+def test_the_place_stage_reads_each_hosts_variables_once_for_the_incident_and_the_batches():
+    hostvars = CountingHostvars({
+        "web-1": {"instance_id": "i-1", "region": "us-east-1", "guardduty_tags": {"guardduty:incident": "INC-1"}},
+        "web-2": {"instance_id": "i-2", "region": "us-east-1"}})
+    run, lines = place(hostvars, given=True)
+    assert hostvars.reads == {"web-1": 1, "web-2": 1}
+    assert [b["instance_ids"] for b in run["placed"]] == [["i-1", "i-2"]] and run["incident"] == "INC-2"
+    assert lines == ["incident: INC-2 (given)", "already under incident 'INC-1' (tag guardduty:incident): web-1 (i-1)"]
+
+
+def test_a_run_given_no_incident_stops_before_placing_over_an_instance_of_another_incident():
+    from ansible.errors import AnsibleActionFail
+
+    hostvars = CountingHostvars({"web-1": {"instance_id": "i-1", "region": "us-east-1",
+                                           "guardduty_tags": {"guardduty:incident": "INC-1"}}})
+    try:
+        place(hostvars, given=False)
+    except AnsibleActionFail as exc:
+        assert "give -e incident_id=<that incident>" in exc.message
+        assert exc.result["incident_lines"][1].startswith("already under incident 'INC-1'")
+    else:
+        raise AssertionError("the run went on")
+
+
+def test_the_place_stage_refuses_an_incident_id_the_modules_would_refuse_before_reading_any_host():
+    from ansible.errors import AnsibleActionFail
+
+    hostvars = CountingHostvars({"web-1": {"instance_id": "i-1", "region": "us-east-1"}})
+    action = batch_stage.ActionModule.__new__(batch_stage.ActionModule)
+    try:
+        action._place({"incident": "INC 42/../x", "incident_given": True}, {"ansible_play_hosts": ["web-1"], "hostvars": hostvars})
+    except AnsibleActionFail as exc:
+        assert exc.message.startswith("incident_id 'INC 42/../x' is not a valid incident id: use ")
+        assert exc.message.endswith(": nothing was changed") and hostvars.reads == {}
+    else:
+        raise AssertionError("the run went on")

@@ -5,7 +5,7 @@ import json
 
 from ansible_collections.cloudsec.guardduty.plugins.module_utils import batch_engine as engine
 from ansible_collections.cloudsec.guardduty.plugins.strategy.outcomes import (
-    HostLists, ParsedOutcomes, PlacedHosts, is_end_of_role, looked_up_outcome, outcome_task_vars)
+    ActionClasses, HostLists, ParsedOutcomes, PerTask, PlacedHosts, is_end_of_role, looked_up_outcome, outcome_task_vars)
 
 ACTION = "cloudsec.guardduty.batch_outcome"
 OUTCOMES = {"i-1": [True, False, "isolation failed: AccessDenied"], "i-2": [False, True, ""]}
@@ -124,3 +124,124 @@ def test_a_new_run_is_read_again():
     moved = {"placed": [{"instance_ids": ["i-3"], "hosts": {"i-3": "web-1"}}]}
     assert placed(engine.encode_run(moved)) == {"web-1": "i-3"}
     assert placed(None) == {}
+
+
+def test_a_play_runs_with_what_existed_at_its_start_frozen_and_every_variable_given_back_after(monkeypatch):
+    """run() freezes what exists when the play starts out of the collector (the inventory's hosts and their variables:
+    scanned on every full collection otherwise), runs linear with the slim get_vars, and gives the manager its own
+    get_vars back, even when the play raises."""
+    import gc
+
+    from ansible.plugins.strategy import linear as linear_strategy
+    from ansible.plugins.strategy.linear import StrategyModule as Linear
+    from ansible_collections.cloudsec.guardduty.plugins.strategy.outcomes import StrategyModule
+
+    action_loader = linear_strategy.action_loader
+
+    class Manager:
+        def get_vars(self, *args, **kwargs):
+            return {"every": "variable"}
+
+    hosts_variables = [{"instance_id": f"i-{n}", "tags": {}} for n in range(100)]  # what the inventory built before the play
+    seen = {}
+
+    def linear_run(strategy, iterator, play_context):
+        seen["frozen"] = gc.get_freeze_count()
+        seen["hosts_variables_tracked"] = gc.is_tracked(hosts_variables[0])
+        seen["action_loader"] = linear_strategy.action_loader
+        seen["end_of_role"] = strategy._variable_manager.get_vars(task=type("T", (), {
+            "implicit": True, "action": "meta", "args": {"_raw_params": "role_complete"}})())
+        raise RuntimeError("the play failed")
+
+    monkeypatch.setattr(Linear, "run", linear_run)
+    strategy = StrategyModule.__new__(StrategyModule)
+    strategy._variable_manager = Manager()
+    gc.unfreeze()
+    try:
+        try:
+            strategy.run(None, None)
+        except RuntimeError:
+            pass
+        else:
+            raise AssertionError("the play's error was swallowed")
+        assert seen["frozen"] >= len(hosts_variables)  # the hosts' variables among what was frozen
+        assert seen["hosts_variables_tracked"]  # frozen, not untracked: still freed by reference counting
+        assert seen["end_of_role"] == {}
+        assert strategy._variable_manager.get_vars() == {"every": "variable"}  # the class's own again
+        assert isinstance(seen["action_loader"], ActionClasses) and linear_strategy.action_loader is action_loader
+        assert "get_vars" not in vars(strategy._variable_manager)
+    finally:
+        gc.unfreeze()
+
+
+def test_a_tasks_role_is_looked_up_in_the_play_once_per_role_and_play(monkeypatch):
+    from ansible.plugins.strategy.linear import StrategyModule as Linear
+    from ansible_collections.cloudsec.guardduty.plugins.strategy.outcomes import StrategyModule
+
+    looked_up = []
+
+    def play_lookup(strategy, task, play):
+        looked_up.append((task._role, play))
+        return ("cached", task._role, play)
+
+    monkeypatch.setattr(Linear, "_get_cached_role", play_lookup)
+    strategy = StrategyModule.__new__(StrategyModule)
+    strategy._cached_roles = {}
+
+    class Task:
+        def __init__(self, role):
+            self._role = role
+
+    isolate, batches, play, next_play = object(), object(), object(), object()
+    for _host in range(3):
+        assert strategy._get_cached_role(Task(isolate), play) == ("cached", isolate, play)
+        assert strategy._get_cached_role(Task(batches), play) == ("cached", batches, play)
+    assert strategy._get_cached_role(Task(isolate), next_play) == ("cached", isolate, next_play)
+    assert looked_up == [(isolate, play), (batches, play), (isolate, next_play)]
+
+
+def test_a_tasks_keywords_and_fields_are_read_once_per_task_and_each_result_gets_its_own_fields():
+    class Task:
+        def __init__(self, name):
+            self.name, self.reads, self.dumps = name, 0, 0
+
+        def __getattr__(self, keyword):  # the keywords, looked up through the task's blocks and role
+            self.reads += 1
+            return None
+
+        def dump_attrs(self):
+            self.dumps += 1
+            return {"name": self.name, "action": ACTION}
+
+    per_task, first, second = PerTask(), Task("outcome"), Task("next")
+    fields = []
+    for _host in range(3):
+        assert per_task(first).keywords == {"when": None, "loop": None, "loop_with": None, "register": None,
+                                            "delegate_to": None, "failed_when": None, "changed_when": None,
+                                            "until": None, "run_once": None}
+        fields.append(per_task(first).fields())
+    assert first.reads == 9 and first.dumps == 1
+    assert fields[0] == {"name": "outcome", "action": ACTION} and fields[0] is not fields[1]
+    assert per_task(second).fields()["name"] == "next" and second.reads == 9 and second.dumps == 1
+
+
+def test_an_actions_class_is_looked_up_once_per_collections_list_and_anything_else_goes_to_ansibles_loader():
+    class Loader:
+        def __init__(self):
+            self.lookups = []
+            self.package = "ansible.plugins.action"
+
+        def get(self, name, *args, **kwargs):
+            self.lookups.append((name, args, kwargs))
+            return f"class of {name}" if kwargs.get("class_only") else f"instance of {name}"
+
+    loader = Loader()
+    classes = ActionClasses(loader)
+    for _host in range(3):
+        assert classes.get("meta", class_only=True, collection_list=None) == "class of meta"
+        assert classes.get(ACTION, class_only=True, collection_list=["cloudsec.guardduty"]) == f"class of {ACTION}"
+    assert classes.get(ACTION, class_only=True, collection_list=[]) == f"class of {ACTION}"
+    assert classes.get("debug", task="t") == "instance of debug"  # an action plugin made for a task: every time
+    assert classes.get("debug", task="t") == "instance of debug"
+    assert [name for name, _args, _kwargs in loader.lookups] == ["meta", ACTION, ACTION, "debug", "debug"]
+    assert classes.package == "ansible.plugins.action"
