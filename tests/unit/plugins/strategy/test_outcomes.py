@@ -245,3 +245,27 @@ def test_an_actions_class_is_looked_up_once_per_collections_list_and_anything_el
     assert classes.get("debug", task="t") == "instance of debug"
     assert [name for name, _args, _kwargs in loader.lookups] == ["meta", ACTION, ACTION, "debug", "debug"]
     assert classes.package == "ansible.plugins.action"
+
+
+def test_the_end_of_role_is_run_for_every_host_at_once_and_the_next_task_given(monkeypatch):
+    from ansible.plugins.strategy.linear import StrategyModule as Linear
+    from ansible_collections.cloudsec.guardduty.plugins.strategy.outcomes import StrategyModule
+
+    class Task:
+        def __init__(self, action, raw, implicit):
+            self.action, self.args, self.implicit = action, {"_raw_params": raw}, implicit
+
+    end_of_role, outcome = Task("meta", "role_complete", True), Task(ACTION, "", False)
+    flush = Task("meta", "flush_handlers", True)
+    steps = [[("h1", end_of_role), ("h2", end_of_role)], [("h1", end_of_role)], [("h1", outcome), ("h2", outcome)],
+             [("h1", flush), ("h2", flush)], []]
+    monkeypatch.setattr(Linear, "_get_next_task_lockstep", lambda strategy, hosts, iterator: steps.pop(0))
+    strategy = StrategyModule.__new__(StrategyModule)
+    strategy._tqm = type("TQM", (), {"_terminated": False})()
+    ran = []
+    strategy._execute_meta = lambda task, play_context, iterator, host: ran.append((host, task.args["_raw_params"]))
+    assert strategy._get_next_task_lockstep(["h1", "h2"], None) == [("h1", outcome), ("h2", outcome)]
+    assert ran == [("h1", "role_complete"), ("h2", "role_complete"), ("h1", "role_complete")]
+    # any other meta task (flush_handlers) is linear's, host by host; and the play's end is the play's end
+    assert strategy._get_next_task_lockstep(["h1", "h2"], None) == [("h1", flush), ("h2", flush)]
+    assert strategy._get_next_task_lockstep(["h1", "h2"], None) == [] and len(ran) == 3
