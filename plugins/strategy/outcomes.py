@@ -24,9 +24,10 @@ description:
     host without the outcomes fact, or an ansible-core older than 2.19 (whose internals differ), is run by C(linear) as usual.
   - >-
     Two costs of C(linear) that grow with the hosts times the hosts are also taken out, for every task, with the same
-    result. The implicit end-of-role task (which reads no variable) is given none instead of every host's. The lists
-    C(ansible_current_hosts) and C(ansible_failed_hosts), which Ansible builds again for each host and task, are built
-    again only when the play's hosts or its failed or unreachable hosts change.
+    result. The implicit end-of-role task (which reads no variable) is run for every host at once, as Ansible's own meta
+    action, not prepared host by host with every variable. The lists C(ansible_current_hosts) and C(ansible_failed_hosts),
+    which Ansible builds again for each host and task, are built again only when the play's hosts or its failed or
+    unreachable hosts change.
   - >-
     What every host would read again the same is read once: a task's keywords and fields (once per task), the class of
     its action (once per play), its role in the play (once per role). A looked-up outcome is handed to Ansible's result
