@@ -153,9 +153,13 @@ options:
     type: str
     default: guardduty_
   max_concurrency:
-    description: How many AWS calls (regions, accounts, batches of findings) run at the same time.
+    description:
+      - How many AWS calls (regions, accounts, pages and batches of findings) run at the same time.
+      - A region's findings are listed in three severity bands, each a chain of pages, and each page's
+        GetFindings starts while the next page is asked. With 4 regions, 12 listings are under way at once,
+        so 8 threads kept every GetFindings waiting for the listings (docs/benchmarks.md, C(make bench-org)).
     type: int
-    default: 8
+    default: 16
 """
 
 EXAMPLES = r"""
@@ -387,19 +391,14 @@ class InventoryModule(AWSInventoryBase):
                     continue
                 read += 1
                 for criteria in fnd.listing_criteria(selection):
-                    listings[pool.submit(self._list_findings, account, region, detector_id, criteria)] = \
+                    listings[pool.submit(self._list_findings, pool, account, region, detector_id, criteria)] = \
                         (account, region, detector_id)
             findings, batches = [], []
-            # GetFindings batches start as soon as their listing is done
             for future in as_completed(listings):
-                account, region, detector_id = listings[future]
                 try:
-                    ids = future.result()
+                    batches.extend(future.result())
                 except SourceProblem as e:
                     problems.append(e)
-                    continue
-                for chunk in aws_calls.chunks(ids, gd.GET_FINDINGS_BATCH):
-                    batches.append(pool.submit(self._get_source_findings, account, region, detector_id, chunk))
             for future in batches:
                 try:
                     findings.extend(future.result())
@@ -475,13 +474,22 @@ class InventoryModule(AWSInventoryBase):
             raise SourceProblem(account, region, "GuardDuty has no detector (not enabled); no findings from it")
         return detectors[0]
 
-    def _list_findings(self, account, region, detector_id, criteria):
-        """Every finding id matching `criteria` in one account and region, page after page."""
+    def _list_findings(self, pool, account, region, detector_id, criteria):
+        """The GetFindings (futures) of every finding id matching `criteria` in one account and region, each started
+        as soon as its page of ids is read: a region's pages come one after the other (a page's token is in the page
+        before), and its findings are read meanwhile. A listing that fails drops the pages it read: the source is
+        reported as not read (SourceProblem), never as partly read."""
         client = self._client(self._credentials_for(account), "guardduty", region)
+        started = []
         try:
-            return gd.list_finding_ids(client, detector_id, criteria)
+            for ids in gd.finding_id_pages(client, detector_id, criteria):
+                for chunk in aws_calls.chunks(ids, gd.GET_FINDINGS_BATCH):
+                    started.append(pool.submit(self._get_source_findings, account, region, detector_id, chunk))
         except gd.GuardDutyError as e:
+            for future in started:
+                future.cancel()
             raise _problem(account, region, "guardduty:ListFindings", e) from None
+        return started
 
     def _get_source_findings(self, account, region, detector_id, finding_ids):
         client = self._client(self._credentials_for(account), "guardduty", region)

@@ -129,11 +129,18 @@ def find_detector(client, detector_id=None):
 
 def list_finding_ids(client, detector_id, criteria=None):
     """Every finding id matching the FindingCriteria, all pages."""
+    return [finding_id for page in finding_id_pages(client, detector_id, criteria) for finding_id in page]
+
+
+def finding_id_pages(client, detector_id, criteria=None):
+    """The finding ids matching the FindingCriteria, one page (at most LIST_FINDINGS_PAGE) at a time, so that
+    their GetFindings can start while the next page is asked."""
     kwargs = {"DetectorId": detector_id, "MaxResults": LIST_FINDINGS_PAGE}
     if criteria:
         kwargs["FindingCriteria"] = criteria
     try:
-        return aws_calls.items(client, "ListFindings", "FindingIds", **kwargs)
+        for page in aws_calls.pages(client, "ListFindings", **kwargs):
+            yield page.get("FindingIds") or []
     except Exception as exc:
         raise error_from("ListFindings", exc) from None
 

@@ -267,3 +267,55 @@ def test_bad_option_values_fail_the_source(demo, tmp_path):
     proc, data = run_inventory(demo, tmp_path, BASE + "updated_since: yesterday\n",
                                env={"ANSIBLE_INVENTORY_ANY_UNPARSED_IS_FAILED": "true"})
     assert proc.returncode != 0 and "updated_since" in proc.stderr
+
+
+# -- a region's pages: GetFindings while the next page is asked ------------------------------------
+SAMPLE_INSTANCE = "i-99999999"  # the instance of GuardDuty's sample findings: not one of the lab's
+SECOND_PAGE_TOKEN = "eyJvZmZzZXQiOiA1MH0="  # the lab's NextToken after the first 50 ids: {"offset": 50}
+
+
+def held(lab, account=ADMIN, region="us-east-1"):
+    return lab._call("GET", f"/_lab/guardduty?account={account}&region={region}")
+
+
+def sixty_sample_findings(lab):
+    """60 more medium findings in the administrator's us-east-1: the medium band's listing has two pages."""
+    client = lab.client("guardduty", ADMIN, "us-east-1")
+    detector = lab.resources["accounts"][ADMIN]["regions"]["us-east-1"]["detector_id"]
+    for _ in range(2):
+        client.create_sample_findings(DetectorId=detector, FindingTypes=["Recon:EC2/PortProbeUnprotectedPort"] * 30)
+
+
+def test_get_findings_start_while_the_next_page_is_listed(demo, tmp_path):
+    sixty_sample_findings(demo)
+    # every answer held 300 ms, as AWS takes its time: the second page cannot be in before the first page's findings
+    # are asked, unless they wait for the whole listing
+    demo.faults({"latency_ms": [300, 300]})
+    mark = demo.mark()
+    proc, data = run_inventory(demo, tmp_path, BASE + "check_instances: false\n")
+    assert proc.returncode == 0, proc.stderr
+    assert SAMPLE_INSTANCE in hosts_of(data) and ids(demo, *COMPROMISED) <= hosts_of(data)
+    calls = [e for e in gd_calls(demo, mark) if e["region"] == "us-east-1"]
+    second_pages = [e for e in calls if e["action"] == "ListFindings" and e["params"].get("nextToken")]
+    assert len(second_pages) == 1
+    samples = {f["Id"] for f in held(demo)["findings"] if f["Type"] == "Recon:EC2/PortProbeUnprotectedPort"}
+    # the medium band's first page holds samples; the other bands' one-page listings say nothing here
+    first_get = min(e["started"] for e in calls if e["action"] == "GetFindings" and samples & set(e["params"]["findingIds"]))
+    assert first_get < second_pages[0]["time"]
+    # nothing asked twice: the 60 samples and the demo's medium findings, each id in one GetFindings
+    asked = [i for e in calls if e["action"] == "GetFindings" for i in e["params"]["findingIds"]]
+    assert len(asked) == len(set(asked)) >= 60
+
+
+def test_a_listing_that_fails_on_a_later_page_drops_the_pages_it_read(demo, tmp_path):
+    sixty_sample_findings(demo)
+    demo.faults({"forced": [{"service": "guardduty", "action": "ListFindings", "resource": SECOND_PAGE_TOKEN,
+                             "code": "AccessDeniedException", "status": 403}]})
+    proc, data = run_inventory(demo, tmp_path, BASE + "check_instances: false\n")
+    assert proc.returncode == 0, proc.stderr
+    # the first page's findings were read (GetFindings answered), but the listing is reported as not read
+    assert any(e["action"] == "GetFindings" and e["status"] == 200 for e in gd_calls(demo))
+    assert SAMPLE_INSTANCE not in hosts_of(data)
+    assert f"account {ADMIN} region us-east-1: missing permission for guardduty:ListFindings; its findings are not " \
+        "in this inventory" in " ".join(proc.stderr.split())
+    assert ids(demo, "api-1") <= hosts_of(data)  # eu-west-1 still loads

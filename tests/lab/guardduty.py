@@ -68,6 +68,9 @@ class GuardDutyLab:
         with getattr(self, "_lock", threading.RLock()):
             self.findings = {}  # (account, region) -> {finding id: finding (python form)}
             self._wire = {}  # finding id -> its wire form, what FindingCriteria and SortCriteria read
+            # (account, region, criterion, sort) -> the ids ListFindings selected, in order, until a finding changes:
+            # AWS's own filtering is not on the caller's machine, the lab's is (one pass per listing, not per page)
+            self._listings = {}
             self.scans = {}  # scan id -> {"scan": Scan (python form), "due", "threats", "account", "region"}
             self.client_tokens = {}  # (account, region, token) -> scan id
             self.malware = {}  # (account, region, instance id) -> [threat spec]
@@ -85,6 +88,7 @@ class GuardDutyLab:
         finding = gf.build_finding(account, region, detector_id, spec, now, instance=instance)
         with self._lock:
             self.findings.setdefault((account, region), {})[finding["Id"]] = finding
+            self._listings.clear()
         return finding
 
     def detect(self, account, region, spec):
@@ -112,6 +116,7 @@ class GuardDutyLab:
         with self._lock:
             self.administrator = str(administrator)
             self.members = {str(m) for m in members if str(m) != str(administrator)}
+            self._listings.clear()
 
     def set_malware(self, account, region, instance_id, spec):
         with self._lock:
@@ -157,6 +162,7 @@ class GuardDutyLab:
 
     def _changed(self, finding):
         self._wire.pop(finding["Id"], None)
+        self._listings.clear()
 
     # -- who sees what ------------------------------------------------------------------------
     def _detector_of(self, account, region):
@@ -184,8 +190,13 @@ class GuardDutyLab:
         ids = list(ids or [])
         if len(ids) > 50:
             raise bad_request("The request is rejected because the parameter findingIds has more than 50 items.")
-        visible = {f["Id"]: f for f in self._visible_findings(req)}
-        return [visible[i] for i in ids if i in visible]
+        held = [self.findings.get((account, req.region), {}) for account in self._visible_accounts(req.account)]
+        found = []
+        for finding_id in ids:
+            finding = next((findings[finding_id] for findings in held if finding_id in findings), None)
+            if finding is not None:
+                found.append(finding)
+        return found
 
     # -- findings -----------------------------------------------------------------------------
     def _create_sample_findings(self, req, params):
@@ -196,17 +207,23 @@ class GuardDutyLab:
             instance = gf.sample_instance(req.region) if "resource_type" not in spec else None
             finding = gf.build_finding(req.account, req.region, detector_id, spec, now, instance=instance)
             self.findings.setdefault((req.account, req.region), {})[finding["Id"]] = finding
+        self._listings.clear()
         return {}
 
     def _list_findings(self, req, params):
         self._check_detector(req, params)
         max_results = _max_results(params, 50)
         criterion = (params.get("FindingCriteria") or {}).get("Criterion") or {}
-        wires = [(f, self._wire_of(f)) for f in self._visible_findings(req)]
-        selected = [(f, w) for f, w in wires if gf.matches(w, criterion)]
-        selected = _sorted(selected, params.get("SortCriteria"))
+        key = (req.account, req.region, json.dumps([criterion, params.get("SortCriteria")], sort_keys=True, default=str))
+        selected = self._listings.get(key)
+        if selected is None:
+            wires = [(f, self._wire_of(f)) for f in self._visible_findings(req)]
+            chosen = _sorted([(f, w) for f, w in wires if gf.matches(w, criterion)], params.get("SortCriteria"))
+            if len(self._listings) >= 64:  # a listing's pages come one after the other; old ones are not asked again
+                self._listings.clear()
+            selected = self._listings[key] = [f["Id"] for f, _ in chosen]
         page, token = _page(selected, params.get("NextToken"), max_results)
-        out = {"FindingIds": [f["Id"] for f, _ in page]}
+        out = {"FindingIds": list(page)}
         if token:
             out["NextToken"] = token
         return out
@@ -364,6 +381,7 @@ class GuardDutyLab:
         instance = gf.instance_details(account, region, record["instance_id"])
         finding = gf.build_finding(account, region, scan["DetectorId"], spec, record["due"], instance=instance)
         self.findings.setdefault((account, region), {})[finding["Id"]] = finding
+        self._listings.clear()
 
     def _describe_malware_scans(self, req, params):
         detector_id = self._check_detector(req, params)

@@ -269,3 +269,136 @@ def test_the_end_of_role_is_run_for_every_host_at_once_and_the_next_task_given(m
     # any other meta task (flush_handlers) is linear's, host by host; and the play's end is the play's end
     assert strategy._get_next_task_lockstep(["h1", "h2"], None) == [("h1", flush), ("h2", flush)]
     assert strategy._get_next_task_lockstep(["h1", "h2"], None) == [] and len(ran) == 3
+
+
+# -- every host's next task worked out once when they all stand at the same place ------------------
+ROLE_TASKS = "- {name: r1 first, debug: {msg: one}}\n- {name: r1 second, debug: {msg: two}}\n"
+PLAY = {
+    "hosts": "all", "gather_facts": False, "roles": ["r1", "r1"],  # the second r1 is skipped for a host r1 is done for
+    "handlers": [{"name": "a handler", "debug": {"msg": "handled"}}],
+    "tasks": [
+        {"name": "first", "debug": {"msg": "1"}},
+        {"block": [{"name": "in block", "debug": {"msg": "b"}}, {"name": "in block 2", "debug": {"msg": "b2"}}],
+         "rescue": [{"name": "rescue", "debug": {"msg": "r"}}],
+         "always": [{"name": "always", "debug": {"msg": "a"}}]},
+        {"name": "r1 again", "import_role": {"name": "r1"}},
+        {"meta": "flush_handlers"},
+        {"name": "last", "debug": {"msg": "z"}},
+    ],
+}
+
+
+def _play_iterator(tmp_path, play_source, hosts):
+    from ansible import context
+    from ansible.executor.play_iterator import PlayIterator
+    from ansible.inventory.manager import InventoryManager
+    from ansible.module_utils.common.collections import ImmutableDict
+    from ansible.parsing.dataloader import DataLoader
+    from ansible.playbook.play import Play
+    from ansible.playbook.play_context import PlayContext
+    from ansible.vars.manager import VariableManager
+
+    context.CLIARGS = ImmutableDict(tags=[], skip_tags=[], start_at_task=None)
+    (tmp_path / "roles" / "r1" / "tasks").mkdir(parents=True, exist_ok=True)
+    (tmp_path / "roles" / "r1" / "tasks" / "main.yml").write_text(ROLE_TASKS)
+    loader = DataLoader()
+    loader.set_basedir(str(tmp_path))
+    inventory = InventoryManager(loader=loader, sources=[])
+    for name in hosts:
+        inventory.add_host(name, group="all")
+    manager = VariableManager(loader=loader, inventory=inventory)
+    play = Play.load(play_source, variable_manager=manager, loader=loader)
+    iterator = PlayIterator(inventory=inventory, play=play, play_context=PlayContext(play=play), variable_manager=manager,
+                            all_vars=manager.get_vars(play=play))
+    return iterator, [inventory.get_host(h) for h in hosts]
+
+
+def _walk(iterator, hosts, next_tasks, on_step):
+    """Every step of a play as the strategy gets it: [[(host, task name), ...], ...]; `on_step(step, host_tasks)` plays
+    what the hosts' results would do to the iterator."""
+    from ansible.executor.play_iterator import IteratingStates
+
+    steps, left = [], list(hosts)
+    while left and len(steps) < 40:
+        host_tasks = next_tasks(left, iterator)
+        if not host_tasks:
+            break
+        steps.append([(host.name, task.get_name() or task.action) for host, task in host_tasks])
+        on_step(len(steps) - 1, host_tasks)
+        left = [h for h in left if iterator.get_state_for_host(h.name).run_state != IteratingStates.COMPLETE
+                and not iterator.is_failed(h)]
+    return steps
+
+
+def _results(iterator, host_tasks, step, fail=None, notify=None, role_done_for=None):
+    from ansible.executor.play_iterator import IteratingStates
+
+    for host, task in host_tasks:
+        meta = task._get_meta() if task.action == "meta" else None
+        if meta == "flush_handlers":  # as StrategyBase._execute_meta: the host's notified handlers run next
+            state = iterator.get_state_for_host(host.name)
+            for notification in list(state.handler_notifications):
+                iterator.clear_notification(host.name, notification)
+            state.pre_flushing_run_state, state.run_state = state.run_state, IteratingStates.HANDLERS
+        if meta == "role_complete" and role_done_for and host.name in role_done_for:
+            iterator._play._get_cached_role(task._role)._completed[host.name] = True  # only the host that ran its tasks
+        if fail and (step, host.name) in fail:
+            iterator.mark_host_failed(host)
+        if notify and (step, host.name) in notify:
+            handler = iterator._play.handlers[0].block[0]
+            handler.notify_host(host)
+            iterator.add_notification(host.name, handler.name)
+
+
+def test_the_next_tasks_worked_out_once_are_linears_step_by_step(tmp_path):
+    """Twin plays, one stepped by linear alone, the other by lockstep_when_shared where it answers: the same tasks for
+    the same hosts at every step, whatever the hosts' results do (a host failed in a block and rescued, a handler
+    notified for one host, a role done for only the host that ran its tasks, as after a run_once task)."""
+    from ansible.plugins.strategy.linear import StrategyModule as Linear
+    from ansible_collections.cloudsec.guardduty.plugins.strategy import outcomes
+
+    def linear(hosts, iterator):
+        return Linear._get_next_task_lockstep(None, hosts, iterator)
+
+    answered = []
+
+    def shared_else_linear(hosts, iterator):
+        host_tasks = outcomes.lockstep_when_shared(hosts, iterator)
+        answered.append(host_tasks is not None)
+        return host_tasks if host_tasks is not None else linear(hosts, iterator)
+
+    names = ["h1", "h2", "h3", "h4"]
+    cases = [
+        {},  # every host alike from start to end
+        {"fail": {(3, "h2")}},  # h2 fails in the block: rescued and always for h2 alone, then alike again
+        {"notify": {(1, "h3")}},  # a handler notified for h3 only
+        {"role_done_for": {"h1"}},  # r1 done for h1 only: the second r1 is skipped for h1, not for the others
+        {"fail": {(0, "h4")}, "role_done_for": {"h1", "h2"}},
+    ]
+    for case in cases:
+        by_linear, by_shared = (_play_iterator(tmp_path, PLAY, names), _play_iterator(tmp_path, PLAY, names))
+        expected = _walk(*by_linear, linear, lambda step, ht, it=by_linear[0]: _results(it, ht, step, **case))
+        answered.clear()
+        got = _walk(*by_shared, shared_else_linear, lambda step, ht, it=by_shared[0]: _results(it, ht, step, **case))
+        assert got == expected, case
+        assert any(answered), case  # the shared answer was taken where the hosts stood alike
+        for name in names:
+            # the positions, run and fail states and nested states (HostState's text), each twin over its own blocks
+            assert str(by_shared[0].get_state_for_host(name)) == str(by_linear[0].get_state_for_host(name))
+        if case.get("notify"):
+            assert [("h3", "a handler")] in got  # the handler runs for h3 alone
+        if case.get("role_done_for") == {"h1"}:
+            assert [("h2", "r1 : r1 first"), ("h3", "r1 : r1 first"), ("h4", "r1 : r1 first")] in got  # h1 skips it
+            assert not all(answered)  # where h1's next task differs, linear's host-by-host answer
+    assert by_shared[0].get_state_for_host("h1") is not by_shared[0].get_state_for_host("h2")  # each its own state
+
+
+def test_a_play_that_gathers_facts_or_one_host_is_left_to_linear(tmp_path):
+    from ansible_collections.cloudsec.guardduty.plugins.strategy import outcomes
+
+    iterator, hosts = _play_iterator(tmp_path, dict(PLAY, gather_facts=True), ["h1", "h2"])
+    assert outcomes.lockstep_when_shared(hosts, iterator) is None
+    iterator, hosts = _play_iterator(tmp_path, PLAY, ["h1", "h2"])
+    assert outcomes.lockstep_when_shared(hosts[:1], iterator) is None
+    assert [(h.name, t.get_name()) for h, t in outcomes.lockstep_when_shared(hosts, iterator)] == \
+        [("h1", "r1 : r1 first"), ("h2", "r1 : r1 first")]
