@@ -477,8 +477,9 @@ class InventoryModule(AWSInventoryBase):
     def _list_findings(self, pool, account, region, detector_id, criteria):
         """The GetFindings (futures) of every finding id matching `criteria` in one account and region, each started
         as soon as its page of ids is read: a region's pages come one after the other (a page's token is in the page
-        before), and its findings are read meanwhile. A listing that fails drops the pages it read: the source is
-        reported as not read (SourceProblem), never as partly read."""
+        before), and its findings are read meanwhile. A listing that fails keeps none of its findings, as when a
+        listing was read whole before its findings: its account and region are reported (SourceProblem), never read in
+        part."""
         client = self._client(self._credentials_for(account), "guardduty", region)
         started = []
         try:
