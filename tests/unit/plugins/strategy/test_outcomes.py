@@ -338,16 +338,16 @@ def _results(iterator, host_tasks, step, fail=None, notify=None, role_done_for=N
         if meta == "flush_handlers":  # as StrategyBase._execute_meta: the host's notified handlers run next
             state = iterator.get_state_for_host(host.name)
             for notification in list(state.handler_notifications):
+                for handler in (h for b in iterator._play.handlers for h in b.block if h.name == notification):
+                    handler.notify_host(host)
                 iterator.clear_notification(host.name, notification)
             state.pre_flushing_run_state, state.run_state = state.run_state, IteratingStates.HANDLERS
         if meta == "role_complete" and role_done_for and host.name in role_done_for:
             iterator._play._get_cached_role(task._role)._completed[host.name] = True  # only the host that ran its tasks
         if fail and (step, host.name) in fail:
             iterator.mark_host_failed(host)
-        if notify and (step, host.name) in notify:
-            handler = iterator._play.handlers[0].block[0]
-            handler.notify_host(host)
-            iterator.add_notification(host.name, handler.name)
+        if notify and (task.get_name(), host.name) in notify:  # as a result that notifies: flushing runs it
+            iterator.add_notification(host.name, iterator._play.handlers[0].block[0].name)
 
 
 def test_the_next_tasks_worked_out_once_are_linears_step_by_step(tmp_path):
@@ -371,7 +371,8 @@ def test_the_next_tasks_worked_out_once_are_linears_step_by_step(tmp_path):
     cases = [
         {},  # every host alike from start to end
         {"fail": {(3, "h2")}},  # h2 fails in the block: rescued and always for h2 alone, then alike again
-        {"notify": {(1, "h3")}},  # a handler notified for h3 only
+        {"notify": {("first", "h3")}},  # a handler notified for h3 only, run at the explicit flush
+        {"notify": {("last", "h3")}},  # notified after it: the implicit flush at the end is h3's alone
         {"role_done_for": {"h1"}},  # r1 done for h1 only: the second r1 is skipped for h1, not for the others
         {"fail": {(0, "h4")}, "role_done_for": {"h1", "h2"}},
     ]
@@ -387,6 +388,8 @@ def test_the_next_tasks_worked_out_once_are_linears_step_by_step(tmp_path):
             assert str(by_shared[0].get_state_for_host(name)) == str(by_linear[0].get_state_for_host(name))
         if case.get("notify"):
             assert [("h3", "a handler")] in got  # the handler runs for h3 alone
+        if case.get("notify") == {("last", "h3")}:
+            assert [("h3", "meta")] in got  # the implicit flush, for h3 alone
         if case.get("role_done_for") == {"h1"}:
             assert [("h2", "r1 : r1 first"), ("h3", "r1 : r1 first"), ("h4", "r1 : r1 first")] in got  # h1 skips it
             assert not all(answered)  # where h1's next task differs, linear's host-by-host answer
