@@ -1,7 +1,7 @@
 """The service models' shapes resolved once per reference, not on every answer.
 
 AWS's own work to answer a call is not on the caller's machine; the lab's is, on the controller's cores, and every
-benchmark counts it. botocore 1.40's ShapeResolver makes a new Shape object every time a reference is resolved
+benchmark counts it. botocore 1.44's ShapeResolver makes a new Shape object every time a reference is resolved
 (it has a `_shape_cache` it never fills), so the members of a structure, which botocore keeps per Shape object
 (`CachedProperty`), are worked out again for every structure of every answer: moto's serializer, which writes the
 EC2 answers, and the lab's GuardDuty wire form walk the shapes of each instance, group and finding they write.
