@@ -296,6 +296,19 @@ class OperationLocks:
                 sleep(min(RETRY_SECONDS, max(0.0, deadline - clock())))
         return [i for i in instance_ids if i in self.names], refused
 
+    def try_each(self, instance_ids, me):
+        """(instance ids taken now, {instance_id: its holder}): each lock tried once, never waited for. For the
+        instances of other runs' ENIs: a lock held means a live run is working on that instance now."""
+        holders = {}
+        for instance_id in sorted(set(instance_ids)):
+            name = lock_name(self.account_id, self.region, instance_id)
+            holder = self.backend.try_take(name, me)
+            if holder is None:
+                self.names[instance_id] = name
+            else:
+                holders[instance_id] = holder
+        return [i for i in instance_ids if i in self.names], holders
+
     def release(self):
         if self.backend is None:
             return

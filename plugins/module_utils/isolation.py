@@ -488,7 +488,8 @@ def is_conversion_group(group):
 def plan_conversion_recovery(state, stuck, handled, groups):
     """What to do with each ENI found on a conversion group of the run's VPCs.
 
-    `stuck`: interface views of those ENIs plus `instance_id` (None when detached) and `conversion_group`;
+    `stuck`: interface views of those ENIs plus `instance_id` (None when detached), `conversion_group` and
+    `held_by` (who holds the lock of its instance, when another live run does);
     `handled`: ids of the ENIs the run's own instance plans move off the conversion group (an isolate moves
     them on to the isolation group, a release restores their record); `groups`: {(vpc, role): id or None
     for a group this run creates}. Returns (steps, findings): a move onto the VPC's isolation group for each
@@ -506,6 +507,11 @@ def plan_conversion_recovery(state, stuck, handled, groups):
                    "conversion_group": eni["conversion_group"], "in_run": eni_id in handled or eni.get("in_run", False),
                    "action": None, "isolation_group": None, "error": None}
         findings.append(finding)
+        if eni.get("held_by") and not finding["in_run"]:
+            # its instance's lock is held: a live run (another AWX slice, a second responder) is between this
+            # ENI's two moves and finishes it; a second move here would only race it
+            finding["action"], finding["held_by"] = "left to the run holding its instance's lock", eni["held_by"]
+            continue
         if eni_id in handled:
             finding["action"] = "isolated by this run" if state == ISOLATED else "restored by this run"
             continue

@@ -33,7 +33,10 @@ description:
     that allows all traffic), its own instances' and any other's, names each in a warning and in
     RV(conversion_recovery), and moves it on to the VPC's isolation group (an ENI of the run's instances
     on release is restored from its record instead). An ENI of another instance without a readable record
-    of its original groups was not put there by this module: it is named, not moved."
+    of its original groups was not put there by this module: it is named, not moved. An ENI of another
+    instance whose lock another live run holds (another AWX slice, a second responder, between the ENI's two
+    moves) is that run's to finish: it is left alone, listed with RV(conversion_recovery[].held_by) and not
+    warned about; one whose lock this run takes is described again and moved only if still there."
   - Requester-managed interfaces, and interfaces of another service's type, cannot be changed; they are
     reported per ENI and the instance fails.
   - "O(state=released): restore every ENI's recorded groups, delete the record and mark the instance
@@ -353,6 +356,12 @@ conversion_recovery:
     restored:
       description: Whether this release restored its recorded groups.
       type: bool
+    held_by:
+      description:
+        - The run holding the lock of its instance (operation, pid, host, start), when another live run (another
+          AWX slice, a second responder) is between this ENI's two moves. That run finishes it; this one leaves it
+          alone and does not warn. Absent otherwise.
+      type: str
     error:
       description: Why it was left where it was, if so.
       type: str
@@ -875,7 +884,7 @@ def describe_batch(module, client, instance_ids, names, state):
     vpc_ids = {e["vpc_id"] for views in enis.values() for e in views if isolation.changeable_problem(e) is None}
     batch = {"instances": found, "enis": enis, "interfaces": interfaces, "problems": problems, "vpc_ids": vpc_ids,
              "groups": [], "ipv6": set(), "recorded_groups": {}, "conversion_groups": set(), "on_conversion": {},
-             "recovery_error": None}
+             "held_elsewhere": {}, "recovery_error": None}
     if not vpc_ids:
         return batch
     try:
@@ -899,6 +908,49 @@ def describe_batch(module, client, instance_ids, names, state):
         except AWS_ERRORS as exc:
             fail_batch(module, instance_ids, "DescribeVpcs", exc)
     return batch
+
+
+def claim_stranded(module, client, locks, batch, instance_ids):
+    """Of the ENIs of other instances found on a conversion group, those a live run is moving are left to it.
+
+    Each such instance's lock is tried once, never waited for. One held by another run (another AWX slice,
+    a second responder) means that run is between the ENI's two moves: it finishes it, and the finding says
+    who holds it (`held_by`). The ENIs whose lock this run took are described again, since their run may have
+    finished after the first read; only those still on a conversion group are moved, and the locks are
+    given back with the run's own. When the lock store cannot answer, they are finished as before: an ENI
+    must not stay on the open group."""
+    mine = set(instance_ids)
+    by_instance = {}
+    for eni_id, eni in batch["on_conversion"].items():
+        owner = (eni.get("Attachment") or {}).get("InstanceId")
+        if owner and owner not in mine:
+            by_instance.setdefault(owner, []).append(eni_id)
+    if not by_instance or locks.backend is None:
+        return
+    try:
+        taken, holders = locks.try_each(sorted(by_instance), instance_lock.owner(module.params["state"]))
+    except instance_lock.LockError as exc:
+        module.warn(f"{batch_label(instance_ids)}: the locks of the instances whose ENIs are on a conversion group "
+                    f"could not be read ({exc}): they are finished by this run")
+        return
+    for instance_id, holder in holders.items():
+        for eni_id in by_instance[instance_id]:
+            batch["held_elsewhere"][eni_id] = instance_lock.describe_owner(holder)
+    recheck = [eni_id for instance_id in taken for eni_id in by_instance[instance_id]]
+    if not recheck:
+        return
+    try:
+        now = ec2_network.describe_network_interfaces(client, recheck)
+    except AWS_ERRORS as exc:
+        module.warn(f"{failure(batch_label(instance_ids), 'DescribeNetworkInterfaces', exc)}: the ENIs found on a "
+                    "conversion group were not described again; they are finished by this run")
+        return
+    for eni_id in recheck:
+        groups = {g["GroupId"] for g in (now.get(eni_id) or {}).get("Groups") or []}
+        if eni_id not in now or not groups & batch["conversion_groups"]:
+            del batch["on_conversion"][eni_id]  # its run finished it meanwhile
+        else:
+            batch["on_conversion"][eni_id] = now[eni_id]
 
 
 def describe_recorded_groups(module, client, instance_ids, enis, stored):
@@ -952,6 +1004,7 @@ def plan_recovery(state, batch, plans, groups):
         view["instance_id"] = (eni.get("Attachment") or {}).get("InstanceId")
         view["conversion_group"] = next(g for g in view["security_groups"] if g in conversion)
         view["in_run"] = eni_id in in_run
+        view["held_by"] = batch["held_elsewhere"].get(eni_id)
         stuck.append(view)
     return isolation.plan_conversion_recovery(state, stuck, handled, groups)
 
@@ -959,6 +1012,8 @@ def plan_recovery(state, batch, plans, groups):
 def warn_recovery(module, plans, recovery, groups, names):
     """Each ENI found on a conversion group, named in the run's warnings (and in its instance's, if in the run)."""
     for finding in recovery:
+        if finding.get("held_by"):
+            continue  # not stranded: a live run is moving it
         if finding["isolation_group"] is None and not finding.get("error"):
             finding["isolation_group"] = groups.get((finding["vpc_id"], isolation.ISOLATION)) or \
                 isolation.group_placeholder(names, isolation.ISOLATION)
@@ -1180,6 +1235,8 @@ def run(module, locks):
         problems.update(refused)
     batch = describe_batch(module, client, valid, names, state)
     problems.update(batch["problems"])
+    if not module.check_mode:
+        claim_stranded(module, client, locks, batch, valid)
     if batch["recovery_error"]:
         module.warn(batch["recovery_error"] + ": ENIs left on a conversion group by an earlier run were not looked for")
     store = incident_store.module_store(module)

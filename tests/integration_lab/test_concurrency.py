@@ -189,3 +189,42 @@ def test_module_refuses_an_instance_whose_s3_lease_another_controller_holds(demo
     # (The healthy instance's incident record now also lives in the store, under inc-42/records/.)
     assert s3_leases(demo, "security-incidents", "inc-42/locks/") == [f"inc-42/locks/123456789012/us-east-1/{web}.lock"]
     other.close()
+
+
+def test_an_eni_a_live_run_is_between_its_two_moves_is_left_to_that_run_then_finished_once_it_is_gone(demo):
+    """Another run (an AWX slice, a second responder) holds web-1's lock while web-1's ENI is on the conversion
+    group: a run over app-1, in the same VPC, must not move it a second time nor warn that a run stopped. Once that
+    run is gone (its lock given back), the ENI is stranded: the next run finishes it, once."""
+    web, app = demo.instance("web-1")["id"], demo.instance("app-1")["id"]
+    web_eni = demo.instance("web-1")["enis"][0]
+    assert demo.run_module(MODULE, {"instance_ids": [web], "incident_id": "IR-LIVE"})["instances"][web]["state"] == "isolated"
+    groups = containment_groups(demo)
+    vpc = describe_enis(demo, [web_eni])[web_eni]["VpcId"]
+    conversion, isolation = groups[vpc]["conversion"], groups[vpc]["isolation"]
+    other = il.DirectoryLocks(demo.incident_store)  # the other run: its lock, then its first move (its record stays)
+    assert other.try_take(il.lock_name("123456789012", "us-east-1", web), ISOLATE) is None
+    demo.client("ec2").modify_network_interface_attribute(NetworkInterfaceId=web_eni, Groups=[conversion])
+
+    mark = demo.mark()
+    result = demo.run_module(MODULE, {"instance_ids": [app], "incident_id": "IR-LIVE"})
+    assert result["instances"][app]["state"] == "isolated", result.get("msg")
+    moved = [e["params"]["NetworkInterfaceId"] for e in demo.journal(mark) if e["action"] == "ModifyNetworkInterfaceAttribute"]
+    assert web_eni not in moved and sorted(set(moved)) == sorted(demo.instance("app-1")["enis"])
+    assert eni_groups(demo, [web_eni])[web_eni] == [conversion]  # still the other run's, mid-move
+    (finding,) = [f for f in result["conversion_recovery"] if f["network_interface_id"] == web_eni]
+    assert finding["held_by"] == "isolate, pid 4242 on ctl-1, started 2026-12-05T19:00:00Z"
+    assert finding["action"] == "left to the run holding its instance's lock" and not finding.get("moved")
+    assert web_eni not in " ".join(result.get("warnings") or [])
+
+    other.close()  # that run died between its two moves: now the ENI is stranded
+    mark = demo.mark()
+    again = demo.run_module(MODULE, {"instance_ids": [app], "incident_id": "IR-LIVE"})
+    moves = [e for e in demo.journal(mark) if e["action"] == "ModifyNetworkInterfaceAttribute"]
+    assert [(e["params"]["NetworkInterfaceId"], e["params"]["SecurityGroupId.1"]) for e in moves] == [(web_eni, isolation)]
+    assert eni_groups(demo, [web_eni])[web_eni] == [isolation]
+    (finding,) = [f for f in again["conversion_recovery"] if f["network_interface_id"] == web_eni]
+    assert finding["moved"] and "held_by" not in finding
+    assert any(web_eni in w and "moved on to the isolation group" in w for w in again["warnings"])
+    # web-1's lock was taken for the recovery and given back: a run over web-1 gets it at once
+    assert demo.run_module(MODULE, {"instance_ids": [web], "lock_timeout": 0, "incident_id": "IR-LIVE"})[
+        "instances"][web]["state"] == "isolated"

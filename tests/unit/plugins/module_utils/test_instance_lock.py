@@ -62,6 +62,18 @@ def test_second_run_is_refused_by_name_and_told_who_holds_the_lock(tmp_path):
     second.release()
 
 
+def test_try_each_takes_the_free_locks_at_once_and_names_each_holder(tmp_path):
+    first, second = locks(tmp_path), locks(tmp_path)
+    first.take(["i-2"], ISOLATE, 0)
+    started = time.monotonic()
+    assert second.try_each(["i-3", "i-2", "i-1"], RELEASE) == (["i-3", "i-1"], {"i-2": ISOLATE})
+    assert time.monotonic() - started < 0.2  # never waits for a held lock
+    assert first.take(["i-1"], ISOLATE, 0)[0] == []  # the free ones are held now, and given back with the run's
+    second.release()
+    assert first.take(["i-1", "i-3"], ISOLATE, 0) == (["i-1", "i-3"], {})
+    first.release()
+
+
 def test_store_directories_are_0700_and_lock_files_0600(tmp_path):
     root = tmp_path / "store"
     held = locks(root)

@@ -43,6 +43,20 @@ def test_an_eni_of_another_instance_with_a_record_goes_on_to_the_isolation_group
     assert "moved on to the isolation group sg-isol" in message and "run isolate on it" in message
 
 
+@pytest.mark.parametrize("state", [isolation.ISOLATED, isolation.RELEASED])
+def test_an_eni_of_another_instance_whose_lock_a_live_run_holds_is_left_to_that_run(state):
+    holder = "isolate, pid 4242 on ctl-1, started 2026-12-07T03:00:00Z"
+    held, free = stuck("eni-1", held_by=holder), stuck("eni-2", instance_id="i-crashed")
+    steps, findings = isolation.plan_conversion_recovery(state, [held, free], set(), GROUPS)
+    assert [s["resource"] for s in steps] == ["eni-2"]  # only the ENI whose run is gone
+    assert findings[0]["held_by"] == holder and findings[0]["error"] is None
+    assert findings[0]["action"] == "left to the run holding its instance's lock"
+    assert "held_by" not in findings[1] and findings[1]["action"] == "move to the isolation group"
+    # the run's own instance is its plan's, whoever else looked at it
+    own_steps, own = isolation.plan_conversion_recovery(state, [stuck(in_run=True, held_by=holder)], {"eni-1"}, GROUPS)
+    assert own_steps == [] and "held_by" not in own[0] and own[0]["action"].endswith("by this run")
+
+
 def test_an_eni_without_a_record_was_not_put_there_by_us_and_is_only_reported():
     steps, findings = isolation.plan_conversion_recovery(isolation.ISOLATED, [stuck(tags={})], set(), GROUPS)
     assert steps == [] and "no record of its original groups" in findings[0]["error"]
