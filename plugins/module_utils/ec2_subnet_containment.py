@@ -10,11 +10,15 @@ off (other instances, NAT gateways, load balancer nodes, Lambda ENIs), so this i
 an explicit acknowledgement. Traffic between two addresses of the same subnet never crosses a NACL.
 
 Plans are per subnet (several instances may share one): `plan_contain_subnet`, `plan_release_subnet`
-return (action, parameters) calls (the floor's shape, aws_calls.py). The original ACL id is recorded in the subnet tag
-`guardduty:nacl-record` before the association is replaced.
+return (action, parameters) calls (the floor's shape, aws_calls.py). The original ACL id is recorded before the
+association is replaced: in the incident store (one document per subnet, section `nacl`), the authority, then in
+the subnet tag `guardduty:nacl-record`, a hint anyone with ec2:CreateTags in the member account can rewrite.
+`subnet_record` weighs the two (records.for_change / for_release): release never applies a tag the store does not
+hold, so a forged tag cannot choose the network ACL a released subnet gets.
 """
 
 from ansible_collections.cloudsec.guardduty.plugins.module_utils import aws_calls
+from ansible_collections.cloudsec.guardduty.plugins.module_utils import records
 from ansible_collections.cloudsec.guardduty.plugins.module_utils.aws_calls import PlanProblem
 from ansible_collections.cloudsec.guardduty.plugins.module_utils.aws_calls import describe_by_filter
 from ansible_collections.cloudsec.guardduty.plugins.module_utils.aws_calls import describing
@@ -71,20 +75,39 @@ def plan_containment_acl(vpc_id, existing, name):
     return calls, existing["NetworkAclId"]
 
 
-def plan_contain_subnet(subnet_id, association, containment_acl_id, name):
-    """(calls, before acl id, after acl id). `association` is (association id, acl)."""
+def subnet_record(subnet, stored, releasing, trust_tag_records=False):
+    """(record, problem, warning) for one subnet: the original network ACL id a run keeps or a release applies.
+
+    `stored` is the incident store's `nacl` section for the subnet (None when it has none). Containing, the
+    store's record wins over the tag and, without one, the tag is never adopted (None: the caller records the
+    ACL it describes). Releasing, the store's record is applied only when the tag, if any, says the same; a tag
+    alone only with trust_tag_records. A problem means nothing of this subnet may change."""
+    subject = f"subnet {subnet['SubnetId']}"
+    tagged = tags_of(subnet).get(RECORD_TAG)
+    if not releasing:
+        record, warning = records.for_change(subject, RECORD_TAG, stored, tagged)
+        return record, None, warning
+    return records.for_release(subject, RECORD_TAG, stored, tagged, None, trust_tag_records)
+
+
+def plan_contain_subnet(subnet, association, containment_acl_id, name, original=None):
+    """(calls, before acl id, after acl id). `association` is (association id, acl); `original` the ACL id to
+    record (the store's, see subnet_record), else the one the subnet has now."""
     association_id, acl = association
     if is_containment_acl(acl, name):
         return [], acl["NetworkAclId"], acl["NetworkAclId"]
-    calls = [("CreateTags", {"Resources": [subnet_id], "Tags": [{"Key": RECORD_TAG, "Value": acl["NetworkAclId"]}]}),
-             ("ReplaceNetworkAclAssociation", {"AssociationId": association_id, "NetworkAclId": containment_acl_id})]
+    original = original or acl["NetworkAclId"]
+    calls = []
+    if tags_of(subnet).get(RECORD_TAG) != original:
+        calls.append(("CreateTags", {"Resources": [subnet["SubnetId"]], "Tags": [{"Key": RECORD_TAG, "Value": original}]}))
+    calls.append(("ReplaceNetworkAclAssociation", {"AssociationId": association_id, "NetworkAclId": containment_acl_id}))
     return calls, acl["NetworkAclId"], containment_acl_id
 
 
-def plan_release_subnet(subnet, association, existing_acl_ids, name):
-    """(calls, before acl id, after acl id). Raises PlanProblem if the recorded ACL is gone."""
+def plan_release_subnet(subnet, association, existing_acl_ids, name, recorded):
+    """(calls, before acl id, after acl id); `recorded` is the ACL id subnet_record allows (None: no record, no
+    change). Raises PlanProblem if the recorded ACL is gone."""
     association_id, acl = association
-    recorded = tags_of(subnet).get(RECORD_TAG)
     if not recorded:
         return [], acl["NetworkAclId"], acl["NetworkAclId"]
     calls = []
@@ -96,7 +119,8 @@ def plan_release_subnet(subnet, association, existing_acl_ids, name):
         after = recorded
     else:
         after = acl["NetworkAclId"]  # someone already moved it: keep their choice, drop the record
-    calls.append(("DeleteTags", {"Resources": [subnet["SubnetId"]], "Tags": [{"Key": RECORD_TAG}]}))
+    if RECORD_TAG in tags_of(subnet):
+        calls.append(("DeleteTags", {"Resources": [subnet["SubnetId"]], "Tags": [{"Key": RECORD_TAG}]}))
     return calls, acl["NetworkAclId"], after
 
 

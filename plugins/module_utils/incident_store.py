@@ -10,7 +10,12 @@ against this store. One JSON document per instance:
 
     <root>/records/<account_id>/<region>/<instance_id>.json
     {"version": 1, "account_id": ..., "region": ..., "instance_id": ...,
-     "records": {"network": ..., "credentials": ..., "detach": ..., "eip": ..., "protection": ..., "nacl": ...}}
+     "records": {"network": ..., "credentials": ..., "detach": ..., "eip": ..., "protection": ...}}
+
+and one per subnet put behind the containment network ACL (a subnet is shared by instances, and by runs):
+
+    <root>/records/<account_id>/<region>/<subnet_id>.json
+    {"version": 1, "account_id": ..., "region": ..., "subnet_id": ..., "records": {"nacl": <original ACL id>}}
 
 The root is a controller directory (directories 0700, files 0600, written atomically: a temporary file in
 the same directory, fsync, os.replace) or `s3://BUCKET/PREFIX`, a bucket of the security account read and
@@ -35,7 +40,7 @@ KINDS = ("network", "credentials", "detach", "eip", "protection", "nacl")
 # Every path component comes from AWS (account, region, instance id); checked all the same, so that no value
 # can climb out of the store.
 _COMPONENT = {"account_id": re.compile(r"^\d{12}$"), "region": re.compile(r"^[a-z]{2}(-[a-z]+)+-\d+$"),
-              "instance_id": re.compile(r"^i-[0-9a-f]{8,17}$")}
+              "instance_id": re.compile(r"^(i|subnet)-[0-9a-f]{8,17}$")}
 
 
 class StoreError(Exception):
@@ -54,8 +59,13 @@ def resolve_root(option, environ=None):
     return os.path.abspath(os.path.expanduser(root))
 
 
+def id_field(resource_id):
+    """The document's own id field: `subnet_id` for a subnet's record, `instance_id` for an instance's."""
+    return "subnet_id" if str(resource_id).startswith("subnet-") else "instance_id"
+
+
 def record_name(account_id, region, instance_id):
-    """`records/<account_id>/<region>/<instance_id>.json`, every component checked."""
+    """`records/<account_id>/<region>/<instance_id or subnet_id>.json`, every component checked."""
     values = {"account_id": str(account_id), "region": str(region), "instance_id": str(instance_id)}
     for name, value in values.items():
         if not _COMPONENT[name].match(value):
@@ -187,8 +197,9 @@ class IncidentStore:
         try:
             document = json.loads(text)
             records = document["records"]
-            if document.get("instance_id") != instance_id or not isinstance(records, dict):
-                raise ValueError(f"holds instance {document.get('instance_id')!r}")
+            field = id_field(instance_id)
+            if document.get(field) != instance_id or not isinstance(records, dict):
+                raise ValueError(f"holds {field} {document.get(field)!r}")
         except (ValueError, KeyError, TypeError) as exc:
             raise StoreError(f"incident store {self.backend.describe(name)}: unreadable record: {exc}") from None
         return records
@@ -218,7 +229,7 @@ class IncidentStore:
         if not records:
             self.backend.delete(name)
             return
-        document = {"version": VERSION, "account_id": account_id, "region": region, "instance_id": instance_id,
+        document = {"version": VERSION, "account_id": account_id, "region": region, id_field(instance_id): instance_id,
                     "records": records}
         self.backend.write(name, json.dumps(document, sort_keys=True, indent=1) + "\n")
 

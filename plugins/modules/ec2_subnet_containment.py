@@ -20,10 +20,16 @@ description:
   - "O(state=contained): per VPC, find (by C(Name) and the tag C(guardduty:containment=true)) or create the containment
     network ACL; a new custom network ACL denies all inbound and outbound IPv4 and IPv6 traffic, and rules added to it
     by hand are removed. Then, for every subnet of every network interface of the instances: record the subnet's
-    current network ACL id in the subnet tag C(guardduty:nacl-record), then replace the subnet's association with the
-    containment ACL (C(ReplaceNetworkAclAssociation))."
+    current network ACL id in the incident store (O(incident_store), one document per subnet), then in the subnet
+    tag C(guardduty:nacl-record), then replace the subnet's association with the containment ACL
+    (C(ReplaceNetworkAclAssociation))."
   - "O(state=released): associate each subnet with its recorded network ACL again and delete the record. This
     reopens the whole subnet, for every instance in it. The containment ACL stays, empty, for the next incident."
+  - The incident store's record is the authority; the tag is only a hint, which anyone with C(ec2:CreateTags) in
+    the member account can rewrite. Containing again keeps the store's record (the pre-incident ACL) even if the
+    subnet was put on another ACL meanwhile. O(state=released) refuses by name, changing nothing for that subnet
+    and its instances, a tag that differs from the store's record, and a tag the store does not hold unless
+    O(trust_tag_records=true).
   - Idempotent; supports check mode and diff. Subnets shared by several instances of the batch are changed once;
     a failure names the instance, the subnet, the AWS action and its error code, and never hides the others' results.
 options:
@@ -47,6 +53,13 @@ options:
     description: Name of the containment network ACL, one per VPC.
     type: str
     default: guardduty-containment
+  trust_tag_records:
+    description:
+      - With O(state=released), apply a C(guardduty:nacl-record) tag record the incident store does not know (one
+        written by an earlier version, which kept this record in the subnet tag only). Check the tag first, as anyone
+        with C(ec2:CreateTags) in the member account can write it, and it names the network ACL the subnet gets.
+    type: bool
+    default: false
 author:
   - cloudsec.guardduty contributors (@cloudsec)
 notes:
@@ -56,6 +69,7 @@ notes:
     ec2:CreateNetworkAcl, ec2:DeleteNetworkAclEntry, ec2:ReplaceNetworkAclAssociation, ec2:CreateTags, ec2:DeleteTags
     (policy: docs/iam/containment_paths.json)."
 extends_documentation_fragment:
+  - cloudsec.guardduty.incident_store
   - amazon.aws.common.modules
   - amazon.aws.region.modules
   - amazon.aws.boto3
@@ -126,9 +140,11 @@ from ansible_collections.cloudsec.guardduty.plugins.module_utils.module_skeleton
 from ansible_collections.cloudsec.guardduty.plugins.module_utils.aws_calls import (
     PlanProblem, call, error_code, error_message, module_client)
 from ansible_collections.cloudsec.guardduty.plugins.module_utils.instances import InstanceProblem, describe_instances
+from ansible_collections.cloudsec.guardduty.plugins.module_utils.incident_store import StoreError, module_store
+from ansible_collections.cloudsec.guardduty.plugins.module_utils.records import same
 from ansible_collections.cloudsec.guardduty.plugins.module_utils.ec2_subnet_containment import (
     apply_calls, containment_acls, describe_call, describe_subnet_state, instance_subnets, others_in_subnets, plan_contain_subnet, plan_containment_acl,
-    plan_release_subnet, subnet_associations)
+    plan_release_subnet, subnet_associations, subnet_record)
 
 
 def run(ec2, calls, check_mode):
@@ -138,18 +154,26 @@ def run(ec2, calls, check_mode):
     return apply_calls(ec2, calls)
 
 
+def store_problem(subnet_id, action, exc):
+    return (action, PlanProblem(action, f"subnet {subnet_id}: {exc}; nothing was changed", "IncidentStoreError"))
+
+
 def main():
     argument_spec = dict(
         instance_ids=dict(type="list", elements="str", required=True),
         state=dict(type="str", choices=["contained", "released"], default="contained"),
         acknowledge_subnet_impact=dict(type="bool", default=False),
         nacl_name=dict(type="str", default="guardduty-containment"),
+        incident_store=dict(type="str"),
+        trust_tag_records=dict(type="bool", default=False),
     )
     module = AnsibleAWSModule(argument_spec=argument_spec, supports_check_mode=True)
     params = module.params
     name = params["nacl_name"]
     valid = validate_ids(module, params["instance_ids"], require_some=True)
     ec2 = module_client(module, "ec2")
+    store = module_store(module)
+    releasing = params["state"] == "released"
     with failing_on_error(module, "could not describe the instances; nothing was changed"):
         found, missing = describe_instances(ec2, valid)
     ordered = [i for i in valid if i in found]
@@ -170,7 +194,8 @@ def main():
     subnet_by_id = {s["SubnetId"]: s for s in subnets}
     existing = containment_acls(acls, name)
     acl_ids = {a["NetworkAclId"] for a in acls}
-    subnet_results = {}   # subnet id -> {"before", "after", "calls", "error"}
+    owner_of = {s: found[i].get("OwnerId") for i in ordered for s in subnets_of[i]}
+    subnet_results = {}   # subnet id -> {"before", "after", "calls", "error", "warning"}
     vpc_acl = {}
     vpc_problem = {}
     if params["state"] == "contained":
@@ -193,21 +218,49 @@ def main():
             subnet_results[subnet_id] = {"error": ("DescribeNetworkAcls", PlanProblem(
                 "DescribeNetworkAcls", f"subnet {subnet_id} has no network ACL association", "InvalidAssociationID.NotFound")), "calls": []}
             continue
+        subnet = subnet_by_id.get(subnet_id) or {"SubnetId": subnet_id}
+        owner = subnet.get("OwnerId") or owner_of.get(subnet_id) or ""  # a shared VPC's subnet is its owner's
         try:
-            if params["state"] == "contained":
-                calls, before, after = plan_contain_subnet(subnet_id, associations[subnet_id], vpc_acl[vpc_id], name)
-            else:
-                calls, before, after = plan_release_subnet(subnet_by_id[subnet_id], associations[subnet_id], acl_ids, name)
-        except PlanProblem as exc:
-            subnet_results[subnet_id] = {"error": (exc.action, exc), "calls": []}
+            stored = store.section(owner, module.region, subnet_id, "nacl")
+        except StoreError as exc:
+            subnet_results[subnet_id] = {"error": store_problem(subnet_id, "ReadIncidentStore", exc), "calls": []}
             continue
-        result = {"before": before, "after": after, "calls": [describe_call(c) for c in calls]}
+        record, problem, warning = subnet_record(subnet, stored, releasing, params["trust_tag_records"])
+        if problem:
+            subnet_results[subnet_id] = {"error": ("CheckNaclRecord", PlanProblem("CheckNaclRecord", problem, "RecordRefused")),
+                                         "calls": [], "warning": warning}
+            continue
+        try:
+            if not releasing:
+                calls, before, after = plan_contain_subnet(subnet, associations[subnet_id], vpc_acl[vpc_id], name, record)
+            else:
+                calls, before, after = plan_release_subnet(subnet, associations[subnet_id], acl_ids, name, record)
+        except PlanProblem as exc:
+            subnet_results[subnet_id] = {"error": (exc.action, exc), "calls": [], "warning": warning}
+            continue
+        if releasing and record and before == after:
+            warning = (f"subnet {subnet_id}: already off the containment network ACL (on {before}), left as it is; "
+                       "its record is dropped")
+        result = {"before": before, "after": after, "calls": [describe_call(c) for c in calls], "warning": warning}
+        original = record or before
+        if not releasing and calls and not module.check_mode and not same(original, stored):
+            try:  # the store's record first: before the tag and before the association changes
+                store.put(owner, module.region, subnet_id, "nacl", original)
+            except StoreError as exc:
+                subnet_results[subnet_id] = dict(result, after=before, calls=[], error=store_problem(
+                    subnet_id, "WriteIncidentStore", exc))
+                continue
         try:
             run(ec2, calls, module.check_mode)
         except Exception as exc:
             done = getattr(exc, "done", [])
             result.update(after=before if not done else None, calls=done, error=(getattr(exc, "action", "apply"), exc))
             result["changed"] = bool(done)
+        if releasing and stored is not None and record and not result.get("error") and not module.check_mode:
+            try:  # restored (or someone else's choice kept): the record has served
+                store.drop(owner, module.region, subnet_id, "nacl")
+            except StoreError as exc:
+                result["warning"] = f"subnet {subnet_id}: released, but its record stays in the incident store: {exc}"
         subnet_results[subnet_id] = result
 
     results, problems = {}, missing_problems(missing)
@@ -216,7 +269,8 @@ def main():
         result = {"changed": any(r.get("changed", bool(r.get("calls"))) for r in mine.values()),
                   "subnets": {s: {"before": r.get("before"), "after": r.get("after")} for s, r in mine.items()},
                   "calls": [c for r in mine.values() for c in r.get("calls", [])],
-                  "warnings": [f"subnet {s}: also cuts off {', '.join(affected[s])}" for s in mine if affected.get(s)]}
+                  "warnings": [f"subnet {s}: also cuts off {', '.join(affected[s])}" for s in mine if affected.get(s)] +
+                              [r["warning"] for r in mine.values() if r.get("warning")]}
         failed = [(s, r["error"]) for s, r in mine.items() if r.get("error")]
         if failed:
             subnet_id, (action, exc) = failed[0]

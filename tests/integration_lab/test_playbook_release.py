@@ -128,3 +128,26 @@ def test_release_of_an_instance_never_isolated_is_a_noop_with_a_note(demo, tmp_p
     assert "Release | put every network interface back on its recorded groups (ec2_isolation)" not in result["tasks"] or \
         all(r.get("skipped") or not r.get("results") for r in
             task(result, "Release | put every network interface back on its recorded groups (ec2_isolation)").values())
+
+
+def test_subnet_containment_is_recorded_in_the_role_s_incident_store_and_released_from_it(demo, tmp_path):
+    """The isolate and release roles hand their incident store to ec2_subnet_containment: the subnet's original
+    network ACL is recorded there (not only in the tag the member account can rewrite) and given back from it."""
+    store = tmp_path / "store"
+    hosts = inventory(demo, tmp_path, ["web-1"])
+    subnet_id = demo.resources["accounts"]["123456789012"]["regions"]["us-east-1"]["subnets"]["app-a"]
+    ec2 = demo.client("ec2")
+
+    def acl_id():
+        acls = ec2.describe_network_acls(Filters=[{"Name": "association.subnet-id", "Values": [subnet_id]}])["NetworkAcls"]
+        return acls[0]["NetworkAclId"]
+
+    original = acl_id()
+    record = store / "records" / "123456789012" / "us-east-1" / f"{subnet_id}.json"
+    demo.run_playbook(REPO / "playbooks/isolate.yml", dict(ISOLATE_VARS, isolate_subnet_containment=True,
+                                                             isolate_incident_store=str(store)), inventory=hosts)
+    assert acl_id() != original
+    assert json.loads(record.read_text())["records"] == {"nacl": original}
+    demo.run_playbook(REPO / "playbooks/release.yml", dict(RELEASE_VARS, release_subnet_containment=True,
+                                                             release_incident_store=str(store)), inventory=hosts)
+    assert acl_id() == original and not record.exists()

@@ -48,6 +48,24 @@ def test_sections_are_kept_side_by_side_with_private_modes(tmp_path):
     assert not path.exists()
 
 
+def test_a_subnet_has_its_own_document_which_no_instance_document_can_stand_for(tmp_path):
+    subnet = "subnet-0123456789abcdef0"
+    store = store_lib.open_store(str(tmp_path))
+    store.put(ACCOUNT, REGION, subnet, "nacl", "acl-0123456789abcdef0")
+    path = tmp_path / "records" / ACCOUNT / REGION / f"{subnet}.json"
+    document = json.loads(path.read_text())
+    assert document["subnet_id"] == subnet and "instance_id" not in document
+    assert document["records"] == {"nacl": "acl-0123456789abcdef0"}
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    # an instance's document copied over the subnet's is refused, and the other way round
+    store.put(ACCOUNT, REGION, INSTANCE, "eip", [["eipalloc-1", "eni-1", "10.0.0.1"]])
+    path.write_text((tmp_path / "records" / ACCOUNT / REGION / f"{INSTANCE}.json").read_text())
+    with pytest.raises(store_lib.StoreError, match="holds subnet_id None"):
+        store.section(ACCOUNT, REGION, subnet, "nacl")
+    with pytest.raises(store_lib.StoreError, match="cannot name a record"):
+        store_lib.record_name(ACCOUNT, REGION, "subnet-../../x")
+
+
 def test_an_unreadable_or_misplaced_document_is_an_error(tmp_path):
     store = store_lib.open_store(str(tmp_path))
     store.put(ACCOUNT, REGION, INSTANCE, "detach", {"a": None, "t": [], "e": []})
