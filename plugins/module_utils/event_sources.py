@@ -105,6 +105,36 @@ def session_arguments(aws):
     return {"profile_name": aws["profile"]} if aws["profile"] else {}
 
 
+# What AWS answers a request signed with temporary credentials past their Expiration (tests/lab/sts_sessions.py)
+EXPIRED_CREDENTIALS = ("ExpiredToken", "ExpiredTokenException")
+
+
+def assumed_role_session(sts, role_arn, session_name):
+    """A boto3 Session holding the role's credentials and renewing them itself with sts:AssumeRole before they
+    expire (botocore's RefreshableCredentials: from 15 minutes before the Expiration AssumeRole gives, and at
+    10 minutes at the latest). The first AssumeRole is made here, so a role that cannot be assumed fails now."""
+    import boto3
+    import botocore.session
+    from botocore.credentials import CredentialProvider, CredentialResolver, RefreshableCredentials
+
+    def fetch():
+        creds = sts.assume_role(RoleArn=role_arn, RoleSessionName=session_name)["Credentials"]
+        return {"access_key": creds["AccessKeyId"], "secret_key": creds["SecretAccessKey"],
+                "token": creds["SessionToken"], "expiry_time": creds["Expiration"].isoformat()}
+
+    class AssumedRole(CredentialProvider):
+        METHOD = "cloudsec-guardduty-assume-role"
+
+        def load(self):
+            return RefreshableCredentials.create_from_metadata(fetch(), fetch, self.METHOD)
+
+    core = botocore.session.get_session()
+    core.register_component("credential_provider", CredentialResolver([AssumedRole()]))
+    session = boto3.Session(botocore_session=core)
+    session.get_credentials().get_frozen_credentials()  # the first AssumeRole, now
+    return session
+
+
 def sqs_options(args, environ):
     """The SQS source's arguments, validated (see the source's documentation)."""
     source = "cloudsec.guardduty.sqs"

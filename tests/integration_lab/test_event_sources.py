@@ -112,6 +112,16 @@ def test_sqs_unknown_queue_fails_naming_it(demo):
         raise AssertionError("the source read a queue that does not exist")
 
 
+def started_poller(module, args):
+    """What the source's main() sets up before its loop: (a pass over every account and region, the engine's queue)."""
+    options = module["event_sources"].poller_options(args, {})
+    ledger = module["event_sources"].FindingLedger(options["state_file"], options["overlap_ms"]).load()
+    poller = module["Poller"](options)
+    targets = poller.targets()
+    engine = asyncio.Queue()
+    return (lambda: module["poll_once"](engine, poller, ledger, targets, options)), engine
+
+
 def test_poller_emits_new_and_updated_findings_once_across_restarts(demo, tmp_path):
     module = source("guardduty_findings")
     state_file = tmp_path / "state" / "findings.json"
@@ -120,13 +130,9 @@ def test_poller_emits_new_and_updated_findings_once_across_restarts(demo, tmp_pa
 
     def poll(times=1):
         async def run():
-            options = module["event_sources"].poller_options(args, {})
-            ledger = module["event_sources"].FindingLedger(options["state_file"], options["overlap_ms"]).load()
-            poller = module["Poller"](options)
-            targets = poller.targets()
-            engine = asyncio.Queue()
+            poll_once, engine = started_poller(module, args)
             for _ in range(times):
-                await module["poll_once"](engine, poller, ledger, targets, options)
+                await poll_once()
             return [engine.get_nowait() for _ in range(engine.qsize())]
         return asyncio.run(run())
 
@@ -148,3 +154,29 @@ def test_poller_emits_new_and_updated_findings_once_across_restarts(demo, tmp_pa
     assert [e["body"]["detail"]["id"] for e in again] == [high["Id"]]
     assert again[0]["body"]["detail"]["service"]["count"] == 2
 
+
+
+def test_poller_reading_a_member_through_its_role_outlives_the_role_s_session(demo, tmp_path):
+    """The source runs for days; the role's credentials end after an hour (the lab refuses them then, as AWS
+    does: ExpiredTokenException). The poller assumes the role again and the next finding is still emitted."""
+    module = source("guardduty_findings")
+    args = dict(lab_args(demo), regions=[REGION], min_severity=4, updated_since="0s", accounts=[MEMBER],
+                use_current_credentials=False, state_file=str(tmp_path / "findings.json"))
+    worker = demo.instance("worker-1")
+    mark = demo.mark()
+
+    async def run():
+        poll_once, engine = started_poller(module, args)
+        first = await poll_once()
+        demo.advance_clock(3600 + 60)  # past the session's Expiration (AssumeRole's default 1 hour)
+        found = demo.detect_finding(MEMBER, REGION, {"type": "Backdoor:EC2/C&CActivity.B", "severity": 8.0,
+                                                     "instance_id": worker["id"]})
+        second = await poll_once()
+        return first, second, found, [engine.get_nowait() for _ in range(engine.qsize())]
+
+    first, second, found, events = asyncio.run(run())
+    assert first == 0 and second == 1 and [e["body"]["detail"]["id"] for e in events] == [found["Id"]]
+    journal = demo.journal(mark)
+    assert [e["outcome"] for e in journal if e["action"] == "AssumeRole"] == ["ok", "ok"]  # once at start, once renewed
+    refused = [e for e in journal if e.get("outcome") == "ExpiredTokenException"]
+    assert len(refused) == 1 and refused[0]["service"] == "guardduty"  # one refusal, then the renewed session

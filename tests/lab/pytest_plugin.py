@@ -108,6 +108,7 @@ class LabClient:
         return self._call("POST", "/_lab/flows", {"touch": list(ids)})
 
     def advance_clock(self, seconds):
+        self._creds.clear()  # assumed-role credentials end on the lab's clock (tests/lab/sts_sessions.py)
         return self._call("POST", "/_lab/clock", {"advance": seconds})
 
     def detect_finding(self, account, region, spec):

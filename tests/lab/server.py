@@ -33,7 +33,7 @@ from moto.moto_api._internal.models import moto_api_backend
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
 from werkzeug.serving import make_server
 
-from tests.lab import fixes, protocol, sts_roles
+from tests.lab import fixes, protocol, sts_roles, sts_sessions
 from tests.lab.conntrack import FlowTable
 from tests.lab.faults import Faults
 from tests.lab.guardduty import GuardDutyLab
@@ -63,6 +63,7 @@ class Lab:
         self.faults = Faults(faults)
         self.iam = IamEnforcement()
         self.clock = LabClock()
+        sts_sessions.install(self.clock)
         self.guardduty = GuardDutyLab(self.clock)
         self.securityhub = SecurityHubLab(self.guardduty)
         self.flows = FlowTable(self.clock)
@@ -92,7 +93,7 @@ class Lab:
             status, headers, body = protocol.error_response(req, status, code, message)
             self.journal.record(req, status, code, started, injected="iam")
             return _respond(start_response, status, headers, body)
-        missing = sts_roles.check(req)
+        missing = sts_roles.check(req) or sts_sessions.expired(req, self.clock.now())
         if missing is not None:
             status, code, message = missing
             status, headers, body = protocol.error_response(req, status, code, message)

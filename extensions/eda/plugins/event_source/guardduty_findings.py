@@ -74,8 +74,12 @@ def in_thread(function, *args, **kwargs):
 
 
 class Poller:
-    """The AWS side: one session per account (assumed roles renewed when they expire), one client per
-    account and region, each keeping GetFindings' own JSON (the finding as GuardDuty sends it)."""
+    """The AWS side: one session per account, one client per account and region, each keeping GetFindings' own
+    JSON (the finding as GuardDuty sends it).
+
+    An assumed role's credentials end (1 hour by default) while the source runs for days: its session renews
+    them itself before they expire (event_sources.assumed_role_session), and a poll refused because they
+    expired anyway (a clock off by more than the renewal margin) assumes the role again and polls once more."""
 
     def __init__(self, options):
         import boto3
@@ -85,6 +89,8 @@ class Poller:
         self.config = Config(retries={"mode": "standard", "max_attempts": 10})
         self.base = boto3.Session(**event_sources.session_arguments(options["aws"]))
         self.clients = {}
+        self.roles = {}     # account -> the role ARN read through
+        self.sessions = {}  # account -> its current session
 
     def _client(self, session, service, region):
         # GuardDuty's calls go through the floor (module_utils/guardduty.py, aws_calls.py), which retries them:
@@ -100,16 +106,23 @@ class Poller:
         if self.options["use_current_credentials"]:
             out.append((sts.get_caller_identity()["Account"], self.base))
         for entry in self.options["accounts"]:
-            try:
-                creds = sts.assume_role(RoleArn=entry["role_arn"], RoleSessionName=SESSION_NAME)["Credentials"]
-            except Exception as exc:
-                raise RuntimeError(f"cloudsec.guardduty.guardduty_findings: account {entry['account_id']}: "
-                                   f"AssumeRole {entry['role_arn']} failed: {exc}") from None
-            import boto3
-            out.append((entry["account_id"], boto3.Session(aws_access_key_id=creds["AccessKeyId"],
-                                                           aws_secret_access_key=creds["SecretAccessKey"],
-                                                           aws_session_token=creds["SessionToken"])))
+            self.roles[entry["account_id"]] = entry["role_arn"]
+            out.append((entry["account_id"], self.assume(entry["account_id"])))
         return out
+
+    def assume(self, account):
+        """A new session of the account's role; its clients are made again from it."""
+        role_arn = self.roles[account]
+        sts = self._client(self.base, "sts", self.options["regions"][0])
+        try:
+            session = event_sources.assumed_role_session(sts, role_arn, SESSION_NAME)
+        except Exception as exc:
+            raise RuntimeError(f"cloudsec.guardduty.guardduty_findings: account {account}: "
+                               f"AssumeRole {role_arn} failed: {exc}") from None
+        self.sessions[account] = session
+        for key in [k for k in self.clients if k[0] == account]:
+            del self.clients[key]
+        return session
 
     def guardduty(self, account, session, region):
         key = (account, region)
@@ -128,6 +141,18 @@ class Poller:
 
     def poll(self, account, session, region, since):
         """(findings in python form, {id: GuardDuty's JSON}) updated at or after `since` (epoch ms)."""
+        session = self.sessions.get(account, session)
+        try:
+            return self._poll(account, session, region, since)
+        except Exception as exc:
+            code = getattr(exc, "code", None) or aws_calls.error_code(exc)  # GuardDutyError carries AWS's code
+            if account not in self.roles or code not in event_sources.EXPIRED_CREDENTIALS:
+                raise
+            logger.info("cloudsec.guardduty.guardduty_findings: account %s: the role's credentials expired (%s); "
+                        "assuming %s again", account, code, self.roles[account])
+            return self._poll(account, self.assume(account), region, since)
+
+    def _poll(self, account, session, region, since):
         client, wire, detector_id = self.guardduty(account, session, region)
         wire.clear()
         criteria = finding_filters.finding_criteria(dict(self.options["selection"], updated_since=since))

@@ -205,3 +205,29 @@ def test_batch_never_hands_an_instance_over_twice_within_dedupe_within():
     assert {i["finding_id"] for i in later[1]["body"]["ignored"]} == {f"f{3:031d}", f"f{4:031d}"}
     # past the window, a is handed over again
     assert planner.plan([message(6, "Backdoor:EC2/C&CActivity.B", 8.0, a)], now=62.0)[0]["body"]["action"] == "isolate"
+
+
+class FakeSts:
+    """sts:AssumeRole answering credentials that end `lifetimes` seconds from now, one after the other."""
+
+    def __init__(self, *lifetimes):
+        self.lifetimes, self.calls = list(lifetimes), []
+
+    def assume_role(self, RoleArn, RoleSessionName):
+        import datetime
+        self.calls.append((RoleArn, RoleSessionName))
+        n = len(self.calls)
+        end = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(seconds=self.lifetimes[n - 1])
+        return {"Credentials": {"AccessKeyId": f"ASIA{n}", "SecretAccessKey": "s", "SessionToken": "t", "Expiration": end}}
+
+
+def test_an_assumed_role_session_renews_its_credentials_before_they_expire():
+    role = "arn:aws:iam::111122223333:role/GuardDutyResponder"
+    lasting = FakeSts(3600)
+    session = es.assumed_role_session(lasting, role, "cloudsec-guardduty-eda")
+    assert lasting.calls == [(role, "cloudsec-guardduty-eda")]  # the first AssumeRole is made at once
+    assert session.get_credentials().get_frozen_credentials().access_key == "ASIA1"
+    assert len(lasting.calls) == 1  # an hour left: nothing to renew
+    ending = FakeSts(300, 3600)  # five minutes left: inside botocore's refresh margin
+    session = es.assumed_role_session(ending, role, "cloudsec-guardduty-eda")
+    assert session.get_credentials().get_frozen_credentials().access_key == "ASIA2" and len(ending.calls) == 2
