@@ -15,6 +15,7 @@ import os
 import shlex
 import subprocess
 import tempfile
+import time
 from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Mapping
 
@@ -101,6 +102,11 @@ def write_credentials(path, credentials):
         json.dump(credentials, handle)
     os.replace(path + ".new", path)
     return path
+
+
+def session_entry(creds):
+    """What the run keeps of an assumed role's session: its keys and when it ends."""
+    return {k: creds.get(k) for k in ("access_key", "secret_key", "session_token", "expiration")}
 
 
 def forget_credentials(path):
@@ -223,7 +229,9 @@ class ActionModule(ActionBase):
                             "identities": [dict(batch, account=None, msg=cause) for batch in batches]}
         role_errors = dict(sessions.get("role_errors") or {})
         for role_arn, creds in (sessions.get("credentials") or {}).items():
-            credentials[role_arn] = {k: creds.get(k) for k in ("access_key", "secret_key", "session_token")}
+            # with what AssumeRole needs again, for a run that outlives the session (_renewed)
+            credentials[role_arn] = dict(session_entry(creds), region=roles.get(role_arn), session_name=options["session_name"],
+                                         duration_seconds=options["duration_seconds"])
         if sessions.get("credentials"):
             run["credentials_file"] = write_credentials(run.get("credentials_file"), credentials)
         answers = {int(entry["key"]): entry for entry in sessions.get("identities") or []}
@@ -232,6 +240,30 @@ class ActionModule(ActionBase):
         shown = [{"item": batch, "account": (parts.get(batch["instance_ids"][0]) or {}).get("account_id"),
                   "error": (parts.get(batch["instance_ids"][0]) or {}).get("error")} for batch in run["current"]]
         return engine.record_run(run, "preflight", parts, hosts), shown
+
+    def _renewed(self, path, task_vars):
+        """The run's credentials, each responder role whose session ends within RENEW_BEFORE_SECONDS assumed again
+        first (one sts_responder_sessions process). A role that cannot be assumed again keeps its session: while it
+        lasts its instances go on, after it their calls fail by name (ExpiredToken), as any refusal does."""
+        credentials = read_credentials(path)
+        due = engine.sessions_to_renew(credentials, time.time())
+        if not due:
+            return credentials
+        by_session = {}
+        for entry in due:
+            by_session.setdefault((entry["session_name"], entry["duration_seconds"]), []).append(
+                {"role_arn": entry["role_arn"], "region": entry["region"]})
+        for (name, duration), roles in sorted(by_session.items()):
+            options = {"session_name": name, "duration_seconds": duration, "roles": roles, "credentials": {}, "batches": []}
+            ((_key, sessions),) = self._run_modules("cloudsec.guardduty.sts_responder_sessions", [(None, options)], task_vars,
+                                                    check_mode=False, no_log=True)
+            for role_arn, creds in (sessions.get("credentials") or {}).items():
+                credentials[role_arn] = dict(credentials[role_arn], **session_entry(creds))
+            for role_arn, cause in (sessions.get("role_errors") or {}).items():
+                self._warnings.append(f"{role_arn}: the session ends at {credentials[role_arn].get('expiration')} and could "
+                                      f"not be assumed again: {cause}")
+        write_credentials(path, credentials)
+        return credentials
 
     # -- a module's stage ---------------------------------------------------------------------------------
     def _stage(self, run, stage, args, task_vars, hosts):
@@ -245,9 +277,10 @@ class ActionModule(ActionBase):
             return engine.record_run(run, stage, parts, hosts), []
         hostvars = task_vars["hostvars"]
         answered = plain(args.get("answered") or {})
+        credentials = self._renewed(run.get("credentials_file"), task_vars) if args.get("use_credentials", True) else {}
         try:
             calls = engine.stage_calls(run["current"], plain(args.get("options") or {}), hostvars,
-                                       read_credentials(run.get("credentials_file")), args.get("from_hosts") or (),
+                                       credentials, args.get("from_hosts") or (),
                                        bool(args.get("per_instance", True)), answered, bool(args.get("use_credentials", True)),
                                        bool(args.get("per_account", False)))
         except engine.BatchError as exc:
@@ -277,6 +310,7 @@ class ActionModule(ActionBase):
             raise AnsibleActionFail("cloudsec.guardduty.batch_stage: stage is required")
         self._max_parallel = int(args.get("max_parallel") or max(1, min(DEFAULT_PARALLEL, context.CLIARGS.get("forks") or DEFAULT_PARALLEL)))
         hosts = list(task_vars.get("ansible_play_hosts") or [])
+        self._warnings = []
         if stage == "place":
             (run, incident_lines), shown = self._place(args, task_vars), []
             result["incident_lines"] = incident_lines
@@ -291,6 +325,8 @@ class ActionModule(ActionBase):
         facts = {engine.RUN_FACT: engine.encode_run(run), engine.OUTCOMES_FACT: ""}  # the outcomes of an earlier state go
         result.update(changed=any(r.get("changed") for r in shown), results=shown, stage=stage,
                       failures=run["failures"], ansible_facts=facts)
+        if self._warnings:
+            result["warnings"] = self._warnings
         diffs = [d for r in shown for d in (r.get("diff") if isinstance(r.get("diff"), list) else [r.get("diff")]) if d]
         if diffs:
             result["diff"] = diffs

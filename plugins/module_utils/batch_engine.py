@@ -10,6 +10,7 @@ with `account_id` (optional) and the role to assume in that account with `respon
 without it the batch runs with the play's own credentials).
 """
 
+import datetime
 import json
 import re
 
@@ -348,6 +349,29 @@ def roles_to_assume(batches, known=()):
         if batch.get("role_arn") and batch["role_arn"] not in known:
             roles.setdefault(batch["role_arn"], batch["region"])
     return roles
+
+
+# A responder role's session is assumed again before a stage when it ends within this many seconds: a run longer
+# than the session (batches_session_duration, 1 hour by default) keeps working. botocore's own refreshable
+# credentials renew from 15 minutes before the end too.
+RENEW_BEFORE_SECONDS = 900
+
+
+def sessions_to_renew(credentials, now, before=RENEW_BEFORE_SECONDS):
+    """[{"role_arn", "region", "session_name", "duration_seconds"}] of the run's assumed roles whose session ends
+    within `before` seconds of `now` (epoch seconds), by the Expiration AWS gave. Entries without one (or
+    without what AssumeRole needs again) are left as they are."""
+    due = []
+    for role_arn, creds in sorted((credentials or {}).items()):
+        try:
+            ends = datetime.datetime.fromisoformat(str(creds["expiration"])).timestamp()
+            again = {"role_arn": role_arn, "region": creds["region"], "session_name": creds["session_name"],
+                     "duration_seconds": int(creds["duration_seconds"])}
+        except (KeyError, TypeError, ValueError):
+            continue
+        if ends - now < before:
+            due.append(again)
+    return due
 
 
 def batch_credentials(batch, credentials):

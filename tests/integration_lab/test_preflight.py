@@ -63,3 +63,21 @@ def test_an_instance_claimed_by_another_account_than_its_credentials_fails_by_na
                 for h in ("web-1", "app-1"))
     assert not {eni["NetworkInterfaceId"] for eni in web["NetworkInterfaces"]} & moved  # web-1 left alone
     assert {eni["NetworkInterfaceId"] for eni in app["NetworkInterfaces"]} <= moved  # app-1 contained
+
+
+def test_a_run_outliving_its_responder_session_assumes_the_role_again_before_a_stage(lab, tmp_path):
+    """A session that ends within 15 minutes of a stage (here the shortest AWS allows, 900 s) is assumed again
+    before that stage, and the stage works with the new one; a one-hour session is assumed once (the test above)."""
+    lab.reset("demo")
+    hosts = ["worker-1", "worker-2", "web-1"]  # worker-*: the member account, through its role
+    mark = lab.mark()
+    run = lab.run_playbook(str(REPO / "playbooks/isolate.yml"), inventory=inventory(lab, tmp_path / "hosts.yml", hosts),
+                           extra_vars=dict(NETWORK_ONLY, incident_id="INC-RENEW", batches_session_duration=900))
+    assert all(s["failures"] == 0 for s in run["stats"].values()), run["stats"]
+    journal = lab.journal(mark)
+    sessions = responder_sessions(journal)
+    assert [s["params"].get("RoleArn") for s in sessions] == [ROLE.format(account=MEMBER)] * len(sessions)
+    assert len(sessions) >= 2 and all(s["params"].get("DurationSeconds") == "900" for s in sessions)
+    moved = [e for e in journal if e["action"] == "ModifyNetworkInterfaceAttribute" and e["account"] == MEMBER]
+    assert moved and moved[0]["seq"] > sessions[1]["seq"]  # the member's containment ran on the renewed session
+    assert all(e["status"] < 400 for e in moved)

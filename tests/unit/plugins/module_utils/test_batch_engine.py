@@ -244,3 +244,24 @@ def test_batch_results_are_each_batch_own_answer_or_the_process_failure_for_each
         ("a", True, "MODULE FAILURE: killed"), ("b", True, "MODULE FAILURE: killed")]
     short = batches.batch_results(group, {"changed": False, "batches": answers[:1]})
     assert all(r["failed"] for _b, r in short)
+
+
+def test_a_responder_session_ending_within_the_margin_is_assumed_again_and_only_that_one():
+    import datetime
+    now = datetime.datetime(2026, 12, 7, 4, 0, tzinfo=datetime.timezone.utc)
+
+    def session(minutes_left, **extra):
+        ends = now + datetime.timedelta(minutes=minutes_left)
+        return dict({"access_key": "ASIA", "secret_key": "s", "session_token": "t", "expiration": str(ends),
+                     "region": "eu-west-1", "session_name": "cloudsec-guardduty-INC-1", "duration_seconds": 3600}, **extra)
+
+    credentials = {"arn:aws:iam::111122223333:role/R": session(14),   # inside the 15 minutes: renewed
+                   "arn:aws:iam::444455556666:role/R": session(16),   # not yet
+                   "arn:aws:iam::777788889999:role/R": session(-5),   # already over: renewed
+                   "arn:aws:iam::222233334444:role/R": {"access_key": "ASIA"}}  # no Expiration kept: left alone
+    due = batches.sessions_to_renew(credentials, now.timestamp())
+    assert due == [{"role_arn": "arn:aws:iam::111122223333:role/R", "region": "eu-west-1",
+                    "session_name": "cloudsec-guardduty-INC-1", "duration_seconds": 3600},
+                   {"role_arn": "arn:aws:iam::777788889999:role/R", "region": "eu-west-1",
+                    "session_name": "cloudsec-guardduty-INC-1", "duration_seconds": 3600}]
+    assert batches.RENEW_BEFORE_SECONDS == 900
