@@ -46,6 +46,23 @@ OPERATOR_ACCESS_KEYS = frozenset(["testing"])
 # IAM's action prefix where it differs from the SigV4 signing name
 ACTION_PREFIX = {"elasticloadbalancing": "elasticloadbalancing", "monitoring": "cloudwatch"}
 ALWAYS_ALLOWED = frozenset(["sts:GetCallerIdentity"])
+# Amazon S3 authorizes some operations with an IAM action of another name (Service Authorization Reference,
+# "Actions defined by Amazon S3", and the S3 API reference's "Permissions" of each operation): a policy names
+# s3:ListBucket, never s3:ListObjectsV2. Every other operation is its own action (s3:PutObject, s3:GetObject...).
+S3_OPERATION_ACTIONS = {
+    "ListObjectsV2": "s3:ListBucket", "ListObjects": "s3:ListBucket", "HeadBucket": "s3:ListBucket",
+    "HeadObject": "s3:GetObject", "GetObjectAttributes": "s3:GetObject", "DeleteObjects": "s3:DeleteObject",
+    "CreateMultipartUpload": "s3:PutObject", "UploadPart": "s3:PutObject", "CompleteMultipartUpload": "s3:PutObject",
+    "ListObjectVersions": "s3:ListBucketVersions", "ListMultipartUploads": "s3:ListBucketMultipartUploads",
+    "ListParts": "s3:ListMultipartUploadParts",
+}
+
+
+def iam_action(req):
+    """The IAM action a request is authorized as: `service:Operation`, except S3's renamed ones."""
+    if req.signing_name == "s3" and req.action in S3_OPERATION_ACTIONS:
+        return S3_OPERATION_ACTIONS[req.action]
+    return f"{ACTION_PREFIX.get(req.signing_name, req.signing_name)}:{req.action}"
 PARTITION = "aws"
 # The lab's organization management account: SCPs never apply to it (AWS Organizations).
 MANAGEMENT_ACCOUNT = "123456789012"
@@ -75,7 +92,7 @@ class IamEnforcement:
         """None when allowed; (status, code, message) when the caller's policies do not allow it."""
         if not self.enabled or not req.action or req.access_key in OPERATOR_ACCESS_KEYS:
             return None
-        action = f"{ACTION_PREFIX.get(req.signing_name, req.signing_name)}:{req.action}"
+        action = iam_action(req)
         principal, documents = caller_policies(req.account, req.access_key)
         if principal is None:
             # An access key no user or session owns is refused before any policy, GetCallerIdentity included:
@@ -606,7 +623,7 @@ DESCRIBES_ON_STAR = ("ec2:Describe", "autoscaling:Describe", "elasticloadbalanci
 def request_resources(req):
     """[(ARN, tags)] the request is authorized on; [("*", None)] for actions without resource-level
     permissions; None when the lab does not know (any Resource matches)."""
-    action = f"{ACTION_PREFIX.get(req.signing_name, req.signing_name)}:{req.action}"
+    action = iam_action(req)
     builder = RESOURCE_BUILDERS.get(action)
     if builder is not None:
         try:

@@ -349,3 +349,26 @@ def test_source_instance_arn_is_set_on_sessions_issued_to_an_instance(enforced):
         stolen.describe_vpcs()
     assert "explicit deny" in denied.value.response["Error"]["Message"]
     assert other.describe_vpcs()["Vpcs"]
+
+
+def test_s3_operations_are_authorized_by_s3_s_own_action_names(enforced):
+    """AWS: ListObjectsV2 and HeadBucket need s3:ListBucket on the bucket, HeadObject needs s3:GetObject on the
+    object (Service Authorization Reference, Amazon S3); a policy naming s3:ListObjectsV2 grants nothing."""
+    enforced.client("s3").create_bucket(Bucket="store")
+    enforced.client("s3").put_object(Bucket="store", Key="records/a.json", Body=b"{}")
+    iam = enforced.client("iam")
+    right = _user_client(enforced, iam, "reader", {"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Action": "s3:ListBucket", "Resource": "arn:aws:s3:::store"},
+        {"Effect": "Allow", "Action": "s3:GetObject", "Resource": "arn:aws:s3:::store/*"}]}, "s3")
+    wrong = _user_client(enforced, iam, "misnamed", {"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Action": ["s3:ListObjectsV2", "s3:HeadBucket", "s3:HeadObject"], "Resource": "*"}]}, "s3")
+    enforced.iam_enforcement(True)
+    assert [o["Key"] for o in right.list_objects_v2(Bucket="store")["Contents"]] == ["records/a.json"]
+    right.head_bucket(Bucket="store")
+    assert right.head_object(Bucket="store", Key="records/a.json")["ContentLength"] == 2
+    for call in (lambda: wrong.list_objects_v2(Bucket="store"), lambda: wrong.head_object(Bucket="store", Key="records/a.json")):
+        with pytest.raises(botocore.exceptions.ClientError) as refused:
+            call()
+        assert refused.value.response["ResponseMetadata"]["HTTPStatusCode"] == 403
+    denied = [e for e in enforced.journal(action="ListObjectsV2") if e["status"] == 403]
+    assert denied and denied[-1]["outcome"] == "AccessDenied"
