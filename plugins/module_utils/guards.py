@@ -128,17 +128,61 @@ def kept_examiner_access(atom):
     return network.prefixlen >= BROADEST_PREFIX[network.version]
 
 
+class AccessError(ValueError):
+    """An allowed_access entry that cannot become a rule on the isolation group."""
+
+
+def allowed_access_atoms(entries, acknowledge_public=False):
+    """The examiner's access as rule atoms. The isolation group is shared: a rule on it opens every instance
+    isolated in the VPC, so public or broad ranges need `acknowledge_public` and open ones are always refused
+    (cidr_problem)."""
+    atoms = set()
+    for index, entry in enumerate(entries or []):
+        where = f"allowed_access[{index}]"
+        try:
+            network = ipaddress.ip_network(str(entry.get("cidr")), strict=False)
+        except ValueError:
+            raise AccessError(f"{where}: cidr {entry.get('cidr')!r} is not an IPv4 or IPv6 network") from None
+        problem = cidr_problem(network, acknowledge_public, where)
+        if problem:
+            raise AccessError(problem)
+        kind = "cidr6" if network.version == 6 else "cidr4"
+        protocol = str(entry.get("protocol") or "tcp").lower()
+        if protocol in ("all", "-1"):
+            protocol, from_port, to_port = "-1", None, None
+        elif protocol in ("tcp", "udp"):
+            if entry.get("port") is None:
+                raise AccessError(f"{where}: protocol {protocol} needs a port")
+            from_port = int(entry["port"])
+            to_port = int(entry.get("to_port") if entry.get("to_port") is not None else from_port)
+            if not 0 <= from_port <= to_port <= 65535:
+                raise AccessError(f"{where}: port range {from_port}-{to_port} is not within 0-65535")
+        elif protocol == "icmp":
+            protocol = "icmpv6" if network.version == 6 else "icmp"
+            from_port = int(entry["port"]) if entry.get("port") is not None else -1
+            to_port = int(entry["to_port"]) if entry.get("to_port") is not None else -1
+            problem = icmp_problem(from_port, to_port, where)
+            if problem:
+                raise AccessError(problem)
+        else:
+            raise AccessError(f"{where}: protocol {protocol!r} is not one of tcp, udp, icmp, all")
+        direction = entry.get("direction") or "ingress"
+        if direction not in ("ingress", "egress"):
+            raise AccessError(f"{where}: direction {direction!r} is not ingress or egress")
+        atoms.add((direction, protocol, from_port, to_port, kind, str(network)))
+    return frozenset(atoms)
+
+
 # -- a role's options ---------------------------------------------------------------------------------
 def allowed_access_problem(entries, acknowledge_public, name="allowed_access"):
-    """The isolation module's own check of examiner access (isolation.allowed_access_rules), for a role."""
-    from ansible_collections.cloudsec.guardduty.plugins.module_utils import isolation  # it imports this module
+    """The isolation module's own check of examiner access (allowed_access_atoms), for a role."""
     if entries in (None, "", []):
         return None
     if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
         return f"{name} must be a list of {{cidr, protocol, port, to_port, direction}}"
     try:
-        isolation.allowed_access_rules(entries, bool(acknowledge_public))
-    except isolation.PlanError as exc:
+        allowed_access_atoms(entries, bool(acknowledge_public))
+    except AccessError as exc:
         return str(exc).replace("allowed_access", name, 1)
     except (TypeError, ValueError) as exc:
         return f"{name}: {exc}"

@@ -154,44 +154,11 @@ def is_open_atom(atom):
 
 # -- allowed_access --------------------------------------------------------------------------------
 def allowed_access_rules(entries, acknowledge_public=False):
-    """The examiner's access as rule atoms. The isolation group is shared: a rule on it opens every instance
-    isolated in the VPC, so public or broad ranges need `acknowledge_public` and open ones are always refused
-    (guards.cidr_problem)."""
-    atoms = set()
-    for index, entry in enumerate(entries or []):
-        where = f"allowed_access[{index}]"
-        try:
-            network = ipaddress.ip_network(str(entry.get("cidr")), strict=False)
-        except ValueError:
-            raise PlanError(f"{where}: cidr {entry.get('cidr')!r} is not an IPv4 or IPv6 network") from None
-        problem = guards.cidr_problem(network, acknowledge_public, where)
-        if problem:
-            raise PlanError(problem)
-        kind = "cidr6" if network.version == 6 else "cidr4"
-        protocol = str(entry.get("protocol") or "tcp").lower()
-        if protocol in ("all", "-1"):
-            protocol, from_port, to_port = "-1", None, None
-        elif protocol in ("tcp", "udp"):
-            if entry.get("port") is None:
-                raise PlanError(f"{where}: protocol {protocol} needs a port")
-            from_port = int(entry["port"])
-            to_port = int(entry.get("to_port") if entry.get("to_port") is not None else from_port)
-            if not 0 <= from_port <= to_port <= 65535:
-                raise PlanError(f"{where}: port range {from_port}-{to_port} is not within 0-65535")
-        elif protocol == "icmp":
-            protocol = "icmpv6" if network.version == 6 else "icmp"
-            from_port = int(entry["port"]) if entry.get("port") is not None else -1
-            to_port = int(entry["to_port"]) if entry.get("to_port") is not None else -1
-            problem = guards.icmp_problem(from_port, to_port, where)
-            if problem:
-                raise PlanError(problem)
-        else:
-            raise PlanError(f"{where}: protocol {protocol!r} is not one of tcp, udp, icmp, all")
-        direction = entry.get("direction") or "ingress"
-        if direction not in ("ingress", "egress"):
-            raise PlanError(f"{where}: direction {direction!r} is not ingress or egress")
-        atoms.add((direction, protocol, from_port, to_port, kind, str(network)))
-    return frozenset(atoms)
+    """The examiner's access as rule atoms (guards.allowed_access_atoms); a bad entry is a PlanError."""
+    try:
+        return guards.allowed_access_atoms(entries, acknowledge_public)
+    except guards.AccessError as exc:
+        raise PlanError(str(exc)) from None
 
 
 # -- security groups per VPC -----------------------------------------------------------------------
