@@ -259,7 +259,10 @@ class ActionModule(ActionBase):
                                                     check_mode=False, no_log=True)
             for role_arn, creds in (sessions.get("credentials") or {}).items():
                 credentials[role_arn] = dict(credentials[role_arn], **session_entry(creds))
-            for role_arn, cause in (sessions.get("role_errors") or {}).items():
+            errors = dict(sessions.get("role_errors") or {})
+            if sessions.get("failed"):  # the module itself could not run: every role keeps its session
+                errors = {role["role_arn"]: sessions.get("msg") or "no answer" for role in roles}
+            for role_arn, cause in errors.items():
                 self._warnings.append(f"{role_arn}: the session ends at {credentials[role_arn].get('expiration')} and could "
                                       f"not be assumed again: {cause}")
         write_credentials(path, credentials)

@@ -81,3 +81,19 @@ def test_a_run_outliving_its_responder_session_assumes_the_role_again_before_a_s
     moved = [e for e in journal if e["action"] == "ModifyNetworkInterfaceAttribute" and e["account"] == MEMBER]
     assert moved and moved[0]["seq"] > sessions[1]["seq"]  # the member's containment ran on the renewed session
     assert all(e["status"] < 400 for e in moved)
+
+
+def test_a_role_that_cannot_be_assumed_again_keeps_its_session_and_says_so(lab, tmp_path):
+    """Renewal refused (the lab answers AccessDenied to every AssumeRole after the preflight's): the stages go on
+    with the session the preflight got, which still lasts, and each renewal that failed is a warning naming the role."""
+    lab.reset("demo", faults={"forced": [{"action": "AssumeRole", "code": "AccessDenied", "status": 403, "skip": 1,
+                                          "message": "User is not authorized to perform: sts:AssumeRole"}]})
+    hosts = ["worker-1", "worker-2"]
+    run = lab.run_playbook(str(REPO / "playbooks/isolate.yml"), inventory=inventory(lab, tmp_path / "hosts.yml", hosts),
+                           extra_vars=dict(NETWORK_ONLY, incident_id="INC-RENEW", batches_session_duration=900))
+    lab.faults({})
+    assert all(s["failures"] == 0 for s in run["stats"].values()), run["stats"]
+    warnings = [w for results in run["tasks"].values() for r in results.values() for w in r.get("warnings") or []]
+    role = ROLE.format(account=MEMBER)
+    assert any(w.startswith(f"{role}: the session ends at ") and "could not be assumed again" in w
+               and "AccessDenied" in w for w in warnings), warnings

@@ -64,7 +64,7 @@ class Faults:
                 "throttle_rate": float(config.get("throttle_rate", 0.0)),
                 "error_rate": float(config.get("error_rate", 0.0)),
                 "token_buckets": self._buckets_config(config.get("token_buckets")),
-                "forced": [dict(f, used=0) for f in config.get("forced", [])],
+                "forced": [dict(f, used=0, seen=0) for f in config.get("forced", [])],
                 "services": config.get("services"),
                 "latency_ms": self._latency_config(config.get("latency_ms")),
             }
@@ -155,7 +155,10 @@ class Faults:
             return False
         if forced.get("region") and forced["region"] != req.region:
             return False
-        return req.mentions(forced.get("resource"))
+        if not req.mentions(forced.get("resource")):
+            return False
+        forced["seen"] += 1  # `skip`: the first N matching calls are answered by AWS, the later ones refused
+        return forced["seen"] > int(forced.get("skip") or 0)
 
 
 def _default_message(code, req):

@@ -133,6 +133,17 @@ def test_forced_error_count_limits_how_often_it_fires(demo):
     assert demo.faults()["counts"]["forced"] == 1
 
 
+def test_forced_error_skip_lets_the_first_matching_calls_through(demo):
+    demo.faults({"forced": [{"action": "DescribeVpcs", "code": "InternalError", "status": 500, "skip": 2, "count": 1}]})
+    ec2 = _no_retry_client(demo, "ec2")
+    ec2.describe_subnets()  # another action: neither skipped nor refused
+    assert ec2.describe_vpcs()["Vpcs"] and ec2.describe_vpcs()["Vpcs"]
+    with pytest.raises(botocore.exceptions.ClientError):
+        ec2.describe_vpcs()
+    assert ec2.describe_vpcs()["Vpcs"]  # count 1: once only
+    assert demo.faults()["counts"]["forced"] == 1
+
+
 def test_forced_access_denied_on_a_json_protocol_names_the_action(demo):
     demo.faults({"forced": [{"service": "guardduty", "action": "ListDetectors", "code": "AccessDeniedException",
                              "status": 403}]})
