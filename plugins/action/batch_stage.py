@@ -220,13 +220,7 @@ class ActionModule(ActionBase):
                        "roles": [{"role_arn": arn, "region": region} for arn, region in roles.items()],
                        "credentials": {arn: credentials[arn] for arn in {b["role_arn"] for b in batches} if arn in credentials},
                        "batches": batches}
-            # assuming a role changes nothing; check mode needs the credentials too
-            ((_key, sessions),) = self._run_modules("cloudsec.guardduty.sts_responder_sessions", [(None, options)], task_vars,
-                                                    check_mode=False, no_log=True)
-            if sessions.get("failed"):  # the module itself could not run: every role and batch fails by its cause
-                cause = sessions.get("msg") or "no answer"
-                sessions = {"role_errors": {arn: cause for arn in roles},
-                            "identities": [dict(batch, account=None, msg=cause) for batch in batches]}
+            sessions = self._responder_sessions(options, task_vars)
         role_errors = dict(sessions.get("role_errors") or {})
         for role_arn, creds in (sessions.get("credentials") or {}).items():
             # with what AssumeRole needs again, for a run that outlives the session (_renewed)
@@ -241,6 +235,18 @@ class ActionModule(ActionBase):
                   "error": (parts.get(batch["instance_ids"][0]) or {}).get("error")} for batch in run["current"]]
         return engine.record_run(run, "preflight", parts, hosts), shown
 
+    def _responder_sessions(self, options, task_vars):
+        """One sts_responder_sessions process over `options` (its roles, then its batches). Assuming a role changes
+        nothing: check mode needs the sessions too. When the module itself could not run, every role and batch it
+        was given fails by that cause."""
+        ((_key, sessions),) = self._run_modules("cloudsec.guardduty.sts_responder_sessions", [(None, options)], task_vars,
+                                                check_mode=False, no_log=True)
+        if sessions.get("failed"):
+            cause = sessions.get("msg") or "no answer"
+            sessions = {"role_errors": {role["role_arn"]: cause for role in options["roles"]},
+                        "identities": [dict(batch, account=None, msg=cause) for batch in options["batches"]]}
+        return sessions
+
     def _renewed(self, path, task_vars):
         """The run's credentials, each responder role whose session ends within RENEW_BEFORE_SECONDS assumed again
         first (one sts_responder_sessions process). A role that cannot be assumed again keeps its session: while it
@@ -254,15 +260,11 @@ class ActionModule(ActionBase):
             by_session.setdefault((entry["session_name"], entry["duration_seconds"]), []).append(
                 {"role_arn": entry["role_arn"], "region": entry["region"]})
         for (name, duration), roles in sorted(by_session.items()):
-            options = {"session_name": name, "duration_seconds": duration, "roles": roles, "credentials": {}, "batches": []}
-            ((_key, sessions),) = self._run_modules("cloudsec.guardduty.sts_responder_sessions", [(None, options)], task_vars,
-                                                    check_mode=False, no_log=True)
+            sessions = self._responder_sessions({"session_name": name, "duration_seconds": duration, "roles": roles,
+                                                 "credentials": {}, "batches": []}, task_vars)
             for role_arn, creds in (sessions.get("credentials") or {}).items():
                 credentials[role_arn] = dict(credentials[role_arn], **session_entry(creds))
-            errors = dict(sessions.get("role_errors") or {})
-            if sessions.get("failed"):  # the module itself could not run: every role keeps its session
-                errors = {role["role_arn"]: sessions.get("msg") or "no answer" for role in roles}
-            for role_arn, cause in errors.items():
+            for role_arn, cause in (sessions.get("role_errors") or {}).items():  # each keeps its session
                 self._warnings.append(f"{role_arn}: the session ends at {credentials[role_arn].get('expiration')} and could "
                                       f"not be assumed again: {cause}")
         write_credentials(path, credentials)

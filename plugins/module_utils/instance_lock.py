@@ -284,11 +284,9 @@ class OperationLocks:
         started = clock()
         refused = {}
         for instance_id in sorted(set(instance_ids)):
-            name = lock_name(self.account_id, self.region, instance_id)
             while True:
-                holder = self.backend.try_take(name, me)
+                holder = self._try(instance_id, me)
                 if holder is None:
-                    self.names[instance_id] = name
                     break
                 if clock() >= deadline:
                     refused[instance_id] = refusal(instance_id, holder, round(clock() - started, 1) if timeout else 0)
@@ -301,13 +299,18 @@ class OperationLocks:
         instances of other runs' ENIs: a lock held means a live run is working on that instance now."""
         holders = {}
         for instance_id in sorted(set(instance_ids)):
-            name = lock_name(self.account_id, self.region, instance_id)
-            holder = self.backend.try_take(name, me)
-            if holder is None:
-                self.names[instance_id] = name
-            else:
+            holder = self._try(instance_id, me)
+            if holder is not None:
                 holders[instance_id] = holder
         return [i for i in instance_ids if i in self.names], holders
+
+    def _try(self, instance_id, me):
+        """None when the instance's lock is taken (and held by this run from now on); its holder otherwise."""
+        name = lock_name(self.account_id, self.region, instance_id)
+        holder = self.backend.try_take(name, me)
+        if holder is None:
+            self.names[instance_id] = name
+        return holder
 
     def release(self):
         if self.backend is None:

@@ -2,9 +2,11 @@
 
 moto hands out AssumeRole credentials with an Expiration (now + DurationSeconds, 900 to 43,200 s) and then
 accepts them forever. AWS refuses every request signed with them once that time has passed: "The security
-token included in the request is expired", HTTP 403, error code `ExpiredToken` (query and XML protocols;
-AWS Knowledge Center, "security-token-expired") and `ExpiredTokenException` in the JSON protocols
-(GuardDuty, Security Hub: botocore's STS model names the same error shape ExpiredTokenException). A
+token included in the request is expired", HTTP 403, error code `ExpiredToken` (AWS Knowledge Center,
+"security-token-expired"). The JSON protocols (GuardDuty, Security Hub) name their error types with an
+`Exception` suffix, so the lab answers `ExpiredTokenException` there; no botocore model defines this error
+for those services (STS's own ExpiredTokenException is about web identity tokens), and callers here accept
+either code (event_sources.EXPIRED_CREDENTIALS). A
 long-running caller (the rulebook's GuardDuty poller, a run longer than its session) must renew its
 credentials before then; the lab's clock (POST /_lab/clock) lets a test get there without waiting an hour.
 AssumeRole's Expiration is counted on that clock too (moto counts it on the wall clock): credentials assumed
