@@ -8,7 +8,7 @@ PYTEST_WORKERS ?= 2
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: help bootstrap browser demo lab test sanity units lab-tests integration molecule lint changelog-lint bench bench-inventory bench-isolate bench-conversion bench-rulebook bench-slicing bench-org docs lock clean
+.PHONY: help bootstrap browser demo lab test sanity units lab-tests integration molecule lint changelog-lint bench bench-inventory bench-isolate bench-conversion bench-rulebook bench-slicing bench-org bench-overhead docs lock clean
 
 help:
 	@echo "make demo   - start the lab (demo scenario), run the main job against it, show what it did"
@@ -79,7 +79,7 @@ lint: bootstrap
 docs: bootstrap
 	$(BIN)/python -m tests.tooling.reference_docs
 
-bench: bootstrap bench-inventory bench-isolate bench-conversion bench-rulebook bench-slicing bench-org
+bench: bootstrap bench-inventory bench-isolate bench-overhead bench-conversion bench-rulebook bench-slicing bench-org
 
 # The GuardDuty inventory beside amazon.aws.aws_ec2 on a generated lab (10,000 findings, 2 accounts x 4 regions):
 # printed as a ratio, written to .build/bench/inventory.json. BENCH_ARGS="--findings 2000 --rounds 1" for a quick one.
@@ -100,6 +100,14 @@ $(BENCH_VENV)/.installed: tests/bench/requirements-c7n.txt
 BENCH_ISOLATE_ARGS ?= $(BENCH_ARGS)
 bench-isolate: bootstrap $(BENCH_VENV)/.installed
 	$(BIN)/python -m tests.bench.bench_isolate $(BENCH_ISOLATE_ARGS)
+
+# The run's own overhead, the lab answering at once: N = 200 (396 ENIs), the isolate playbook, ec2_isolation per
+# batch and Custodian, five interleaved rounds; each ratio per round and as the median of the rounds, with their
+# range (one round on a shared 2-core machine moves by 20%): .build/bench/overhead.json (docs/benchmarks.md).
+BENCH_OVERHEAD_ARGS ?= --repeat 5
+bench-overhead: bootstrap $(BENCH_VENV)/.installed
+	$(BIN)/python -m tests.bench.bench_isolate --sizes 200 --contenders playbook_network,module,c7n \
+	  --out .build/bench/overhead.json $(BENCH_OVERHEAD_ARGS)
 
 # Time each ENI spends on the all-traffic conversion group (median, p99, max) under 10% throttling + 2% 5xx,
 # with and without AWS-like answer times: .build/bench/conversion.json (docs/benchmarks.md).

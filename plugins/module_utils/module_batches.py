@@ -21,8 +21,6 @@ from concurrent.futures import ThreadPoolExecutor
 from ansible_collections.amazon.aws.plugins.module_utils.botocore import get_aws_region
 from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
 
-from ansible_collections.cloudsec.guardduty.plugins.module_utils.batch_engine import PER_BATCH_OPTIONS
-
 # Batches worked on at once in one process; each has its own workers for its instances. At 5,000 instances over 80
 # batches and 2 processes, 40 at once gave the same isolation time as 8 (57.1 s, 56.9 s: the CPU bounds it, not the
 # answer time) and 10% more memory (docs/benchmarks.md, `make bench-org`).
@@ -43,7 +41,10 @@ def batches_spec():
 def batch_params(params, entry):
     """One batch's module options: the module's own, with the batch's instances, region and credentials."""
     merged = dict(params, batches=None)
-    for name in PER_BATCH_OPTIONS:  # the rest of the module's options is the same for every batch
+    # A batch's own options are its entry's (batch_engine.PER_BATCH_OPTIONS, the controller's side, names the same:
+    # not imported here, so that a module process does not load the controller's engine); the rest of the module's
+    # options is the same for every batch.
+    for name in batches_spec()["options"]:
         if entry.get(name) is not None:
             merged[name] = entry[name]
     return merged

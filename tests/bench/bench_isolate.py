@@ -18,7 +18,8 @@ Contenders (each from the same freshly reset lab):
 - naive: tests/bench/playbooks/naive_isolate.yml, per host ec2_instance_info then amazon.aws.ec2_eni per
   ENI (forks 20 from ansible.cfg);
 - playbook_baseline: playbook_network with the collection as it was at `--baseline REF` (git archive): a change's
-  playbook and the one before it, side by side in one run
+  playbook and the one before it, side by side in one run; playbook_baseline_latency: the same at AWS-like answer
+  times (as playbook_latency)
 - playbook_throttled: playbook_network again with the lab's EC2-like token buckets on (per account,
   region, service and category: mutating 200 burst / 5 per s, describes 100 / 20 per s), printed beside
   the floor those buckets allow for the calls it made; module_throttled: the same for `module` (opt-in);
@@ -40,6 +41,7 @@ import json
 import os
 import pathlib
 import resource
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -63,7 +65,7 @@ OUR_GROUP = "guardduty-isolation"
 OUR_CONVERSION_GROUP = "guardduty-isolation-conversion"
 THEIR_GROUP = "bench-isolation"
 ALL_CONTENDERS = ("playbook_network", "playbook_baseline", "playbook_evidence", "module", "c7n", "naive", "playbook_throttled",
-                  "module_throttled", "playbook_latency", "module_latency", "c7n_latency")
+                  "module_throttled", "playbook_latency", "module_latency", "c7n_latency", "playbook_baseline_latency")
 QUICK_CONTENDERS = ("playbook_network", "module", "c7n", "naive", "playbook_throttled", "module_latency", "c7n_latency")
 LATENCY_MS = (80, 200)
 NETWORK_ONLY = {
@@ -473,6 +475,9 @@ def print_size(size, results):
     if "playbook_baseline" in results and "playbook_network" in results:
         ratios["playbook_network_over_baseline"] = ratio(results["playbook_network"]["wall_seconds"],
                                                          results["playbook_baseline"]["wall_seconds"])
+    if "playbook_baseline_latency" in results and "playbook_latency" in results:
+        ratios["playbook_latency_over_baseline_latency"] = ratio(results["playbook_latency"]["wall_seconds"],
+                                                                 results["playbook_baseline_latency"]["wall_seconds"])
     if "module" in results and "playbook_network" in results:
         ratios["playbook_network_over_module"] = ratio(results["playbook_network"]["wall_seconds"],
                                                        results["module"]["wall_seconds"])
@@ -492,6 +497,24 @@ def print_size(size, results):
               f"{tb['throttled_answers']} throttled answers, "
               f"{results[throttled]['enis_not_isolated']} ENIs not isolated, rc {results[throttled]['rc']}")
     return ratios
+
+
+def median_of_rounds(size, rounds):
+    """Each contender's median wall time and each ratio's median over the rounds (the ratios taken within a round,
+    where the contenders ran one after the other on the same machine state), printed with their ranges."""
+    walls = {name: statistics.median(r["contenders"][name]["wall_seconds"] for r in rounds) for name in rounds[0]["contenders"]}
+    ratios = {}
+    print(f"\n== N={size}: medians of {len(rounds)} interleaved rounds")
+    for name, wall in walls.items():
+        each = [r["contenders"][name]["wall_seconds"] for r in rounds]
+        print(f"   {name:19s} wall {wall:6.2f} s (rounds: {', '.join(f'{v:.2f}' for v in each)})")
+    for key in rounds[0]["ratios"]:
+        each = [r["ratios"][key] for r in rounds if r["ratios"].get(key) is not None]
+        if not each:
+            continue
+        ratios[key] = round(statistics.median(each), 3)
+        print(f"   median ratio {key} = {ratios[key]} (rounds: {min(each)}-{max(each)})")
+    return {"median_wall_seconds": walls, "median_ratios": ratios}
 
 
 def ensure_c7n():
@@ -514,8 +537,13 @@ def main(argv=None):
                         help="LOW,HIGH: the *_latency contenders' AWS-like answer time (default %(default)s)")
     parser.add_argument("--baseline", default=None, metavar="REF",
                         help="git ref of the collection the playbook_baseline contender runs (before/after in one run)")
+    parser.add_argument("--repeat", type=int, default=1,
+                        help="rounds of every contender, interleaved (A B C, A B C...): each ratio is also given as the "
+                             "median of its rounds' ratios, with their range (default 1)")
     parser.add_argument("--out", default=str(OUT), help=f"the JSON written (default {OUT.relative_to(REPO)})")
     args = parser.parse_args(argv)
+    if args.repeat < 1:
+        parser.error("--repeat must be at least 1")
     BASELINE["ref"] = args.baseline
     out = pathlib.Path(args.out).resolve()
     sizes = [int(s) for s in args.sizes.split(",") if s.strip()]
@@ -523,8 +551,8 @@ def main(argv=None):
     contenders = (args.contenders.split(",") if args.contenders else
                   list(QUICK_CONTENDERS if args.quick else ALL_CONTENDERS))
     if not args.contenders and not args.baseline:
-        contenders = [c for c in contenders if c != "playbook_baseline"]
-    elif args.baseline and "playbook_baseline" not in contenders:
+        contenders = [c for c in contenders if not c.startswith("playbook_baseline")]
+    elif args.baseline and not any(c.startswith("playbook_baseline") for c in contenders):
         contenders.insert(1, "playbook_baseline")
     unknown = set(contenders) - set(ALL_CONTENDERS)
     if unknown:
@@ -544,16 +572,23 @@ def main(argv=None):
     try:
         for size in sizes:
             scenario = f"generated:{2 * size}:{args.accounts}:{args.regions}"
-            results = {}
-            for name in contenders:
-                with tempfile.TemporaryDirectory(prefix=f"bench-{name}-") as tmp:
-                    print(f"   N={size} {name}: resetting the lab and running...", flush=True)
-                    results[name] = run_contender(name, lab, scenario, args.enis, size, pathlib.Path(tmp), logs, latency_ms)
-                    r = results[name]
-                    print(f"   N={size} {name}: {r['wall_seconds']:.2f}s, {r['aws_calls']} calls, "
-                          f"{r['enis_not_isolated']} ENIs not isolated, rc {r['rc']} (reset {r['reset_seconds']}s)", flush=True)
-            ratios = print_size(size, results)
-            output["sizes"][str(size)] = {"scenario": scenario, "contenders": results, "ratios": ratios}
+            rounds = []
+            for round_index in range(args.repeat):
+                results = {}
+                for name in contenders:
+                    with tempfile.TemporaryDirectory(prefix=f"bench-{name}-") as tmp:
+                        print(f"   N={size} {name}: resetting the lab and running...", flush=True)
+                        results[name] = run_contender(name, lab, scenario, args.enis, size, pathlib.Path(tmp), logs, latency_ms)
+                        r = results[name]
+                        print(f"   N={size} {name}: {r['wall_seconds']:.2f}s, {r['aws_calls']} calls, "
+                              f"{r['enis_not_isolated']} ENIs not isolated, rc {r['rc']} (reset {r['reset_seconds']}s)", flush=True)
+                if args.repeat > 1:
+                    print(f"\n== round {round_index + 1} of {args.repeat}")
+                rounds.append({"contenders": results, "ratios": print_size(size, results)})
+            entry = {"scenario": scenario, "contenders": rounds[0]["contenders"], "ratios": rounds[0]["ratios"]}
+            if args.repeat > 1:
+                entry.update(rounds=rounds, **median_of_rounds(size, rounds))
+            output["sizes"][str(size)] = entry
             out.write_text(json.dumps(output, indent=2) + "\n")
         output["bench_process"] = {"max_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}
         out.write_text(json.dumps(output, indent=2) + "\n")

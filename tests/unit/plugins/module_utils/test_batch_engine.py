@@ -222,6 +222,15 @@ def test_process_calls_spread_batches_by_instances_and_keep_their_order():
     assert "instance_ids" not in second and "region" not in second
 
 
+def test_the_options_the_engine_gives_each_batch_are_those_the_module_takes_from_each_batch():
+    from ansible_collections.cloudsec.guardduty.plugins.module_utils import module_batches
+
+    assert set(batches.PER_BATCH_OPTIONS) == set(module_batches.batches_spec()["options"])
+    entry = {"instance_ids": ["i-2"], "region": "eu-west-1", "access_key": "AK", "secret_key": "s", "session_token": "t"}
+    merged = module_batches.batch_params({"state": "isolated", "instance_ids": None, "region": "us-east-1", "batches": [entry]}, entry)
+    assert merged == dict(entry, state="isolated", batches=None)
+
+
 def test_process_calls_never_mix_batches_whose_other_options_differ():
     calls = [_call("a", ["i-1"]), _call("b", ["i-2"], state="released"), _call("c", ["i-3"])]
     grouped = batches.process_calls(calls, 8)
