@@ -15,7 +15,6 @@ import os
 import shlex
 import subprocess
 import tempfile
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Mapping
@@ -125,7 +124,7 @@ class ActionModule(ActionBase):
     _VALID_ARGS = frozenset(("stage", "module", "options", "from_hosts", "per_instance", "use_credentials", "answered",
                              "parts", "max_parallel", "incident", "incident_given", "size", "evidence_stages", "by_leader", "started",
                              "verify_identity", "session_name", "session_duration", "per_account", "planned_by",
-                             "recorded", "record_tags", "processes", "prepare_modules"))
+                             "recorded", "record_tags", "processes"))
 
     # -- running modules, the batches in parallel ---------------------------------------------------------
     def _prepare(self, module_name, args, task_vars, check_mode=None, no_log=False):
@@ -149,27 +148,6 @@ class ActionModule(ActionBase):
         return {"rc": done.returncode, "stdout": to_text(done.stdout, errors="surrogate_or_replace"),
                 "stderr": to_text(done.stderr, errors="surrogate_or_replace")}
 
-    def _payloads_of_next_stages(self, module_name, task_vars, done):
-        """While this stage's module processes run (waiting on AWS, on other cores), build the AnsiballZ payloads
-        of the run's next modules (`prepare_modules`) into Ansible's per-run payload cache, so that their stages
-        start with their processes instead of with that build (0.2-0.4 s of CPU each: the module_utils found,
-        parsed and zipped). The next module is always built (its stage would have built it); after it, no build
-        starts once `done` is set, and the caller joins the one under way. Only a speed-up: a build that fails is
-        left to its own stage, which builds it again and reports the error there."""
-        upcoming = list(self._task.args.get("prepare_modules") or ())
-        if module_name in upcoming:  # the stages before this one have built theirs
-            upcoming = upcoming[upcoming.index(module_name) + 1:]
-        for name in upcoming:
-            if name in self._prepared_modules:
-                continue
-            self._prepared_modules.add(name)
-            try:
-                self._configure_module(module_name=name, module_args={}, task_vars=task_vars)
-            except Exception:  # pylint: disable=broad-exception-caught
-                pass
-            if done.is_set():
-                return
-
     def _run_modules(self, module_name, calls, task_vars, check_mode=None, no_log=False):
         """[(key, module result)] for calls [(key, options)], in the calls' order."""
         if not calls:
@@ -182,16 +160,8 @@ class ActionModule(ActionBase):
             return results
         prepared = [(key, self._prepare(module_name, args, task_vars, check_mode, no_log)) for key, args in calls]
         parallel = max(1, min(len(prepared), self._max_parallel))
-        done = threading.Event()
-        # started once this stage's own payloads are built: the two builds would otherwise share one interpreter
-        builder = threading.Thread(target=self._payloads_of_next_stages, args=(module_name, task_vars, done), daemon=True)
-        builder.start()
-        try:
-            with ThreadPoolExecutor(max_workers=parallel) as pool:
-                outputs = list(pool.map(lambda item: self._run_local(item[1][1]), prepared))
-        finally:
-            done.set()
-            builder.join()
+        with ThreadPoolExecutor(max_workers=parallel) as pool:
+            outputs = list(pool.map(lambda item: self._run_local(item[1][1]), prepared))
         results = []
         for (key, (_args, bits)), output in zip(prepared, outputs):
             self._used_interpreter = bits.shebang
@@ -346,7 +316,6 @@ class ActionModule(ActionBase):
         self._max_parallel = int(args.get("max_parallel") or max(1, min(DEFAULT_PARALLEL, context.CLIARGS.get("forks") or DEFAULT_PARALLEL)))
         hosts = list(task_vars.get("ansible_play_hosts") or [])
         self._warnings = []
-        self._prepared_modules = set()
         if stage == "place":
             (run, incident_lines), shown = self._place(args, task_vars), []
             result["incident_lines"] = incident_lines

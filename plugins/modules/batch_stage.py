@@ -141,17 +141,6 @@ options:
         controller's CPU at 80 account/region batches (docs/benchmarks.md). A process that dies fails its batches, each by
         name.
     type: int
-  prepare_modules:
-    description:
-      - >-
-        The modules of the run's next stages, in order. While this stage's module processes run, their AnsiballZ payloads are
-        built into Ansible's payload cache of the run, so that each of those stages starts with its processes instead of with
-        that build (0.2 to 0.4 s of the controller's CPU per module: its module_utils found, parsed and zipped).
-      - >-
-        Only a speed-up: no build starts once this stage's processes have returned, and a build that fails is made again, and
-        reported, by its own stage.
-    type: list
-    elements: str
   incident:
     description:
       - >-

@@ -2,7 +2,6 @@
 responder role assumed once, each batch's credentials proven with sts:GetCallerIdentity in its region, and nothing
 else read; an instance whose credentials are another account's leaves the run, its host failing by name."""
 
-import json
 import pathlib
 
 import yaml
@@ -98,25 +97,3 @@ def test_a_role_that_cannot_be_assumed_again_keeps_its_session_and_says_so(lab, 
     role = ROLE.format(account=MEMBER)
     assert any(w.startswith(f"{role}: the session ends at ") and "could not be assumed again" in w
                and "AccessDenied" in w for w in warnings), warnings
-
-
-def test_each_step_starts_with_its_module_payload_already_built_while_the_step_before_ran(lab, tmp_path, monkeypatch):
-    """batch_stage prepare_modules: the preflight builds the first step's AnsiballZ payload while its STS process
-    runs, and each step the next one's, so no step waits for that build (0.2 to 0.4 s of CPU a module)."""
-    lab.reset("demo")
-    seen_file = tmp_path / "payloads.json"
-    monkeypatch.setenv("ANSIBLE_CALLBACK_PLUGINS", str(REPO / "tests/integration_lab/callback_plugins"))
-    monkeypatch.setenv("ANSIBLE_CALLBACKS_ENABLED", "payload_cache")
-    monkeypatch.setenv("PAYLOAD_CACHE_FILE", str(seen_file))
-    lab.run_playbook(str(REPO / "playbooks/isolate.yml"), inventory=inventory(lab, tmp_path / "hosts.yml", ["web-1", "app-1"]),
-                     check=True, extra_vars=dict(NETWORK_ONLY, isolate_protection=True, isolate_detach=True,
-                                                 incident_id="INC-PAYLOADS"))
-    seen = json.loads(seen_file.read_text())
-    preflight = "cloudsec.guardduty.batches : Batches | assume each responder role once and prove each batch's credentials"
-    steps = {"Evidence | protect": "cloudsec.guardduty.ec2_instance_protection",
-             "Contain | take the instances out": "cloudsec.guardduty.ec2_instance_detach",
-             "Contain | isolate every network interface": "cloudsec.guardduty.ec2_isolation"}
-    assert not set(steps.values()) & set(seen[preflight]), seen[preflight]  # nothing built before the preflight
-    for start, module in steps.items():
-        (task,) = [name for name in seen if name.startswith(f"cloudsec.guardduty.isolate : {start}")]
-        assert module in seen[task], (task, seen[task])
