@@ -102,11 +102,11 @@ bench-isolate: bootstrap $(BENCH_VENV)/.installed
 	$(BIN)/python -m tests.bench.bench_isolate $(BENCH_ISOLATE_ARGS)
 
 # The run's own overhead, the lab answering at once: N = 200 (396 ENIs), the isolate playbook, ec2_isolation per
-# batch and Custodian, five interleaved rounds; each ratio per round and as the median of the rounds, with their
+# batch and per account (module_accounts: one process per account, as Custodian's) and Custodian, five interleaved rounds; each ratio per round and as the median of the rounds, with their
 # range (one round on a shared 2-core machine moves by 20%): .build/bench/overhead.json (docs/benchmarks.md).
 BENCH_OVERHEAD_ARGS ?= --repeat 5
 bench-overhead: bootstrap $(BENCH_VENV)/.installed
-	$(BIN)/python -m tests.bench.bench_isolate --sizes 200 --contenders playbook_network,module,c7n \
+	$(BIN)/python -m tests.bench.bench_isolate --sizes 200 --contenders playbook_network,module,module_accounts,c7n \
 	  --out .build/bench/overhead.json $(BENCH_OVERHEAD_ARGS)
 
 # Time each ENI spends on the all-traffic conversion group (median, p99, max) under 10% throttling + 2% 5xx,

@@ -38,6 +38,7 @@ except ImportError:  # ansible-core 2.17, 2.18
         return _old_with_defaults(action, args, task.module_defaults, templar, action_groups=task._parent._play._action_groups)
 
 SPECIAL_STAGES = ("place", "preflight")
+RESPONDER_SESSIONS = "cloudsec.guardduty.sts_responder_sessions"
 DEFAULT_PARALLEL = 8
 
 
@@ -209,8 +210,8 @@ class ActionModule(ActionBase):
         credentials = read_credentials(run.get("credentials_file"))
         verify = bool(args.get("verify_identity", True))
         roles = engine.roles_to_assume(run["current"], credentials)
-        # One module process for the whole preflight: the roles assumed, then every batch's credentials proven
-        # (sts:GetCallerIdentity), each phase's calls in parallel (plugins/modules/sts_responder_sessions.py).
+        # The whole preflight at once: the roles assumed, then every batch's credentials proven (sts:GetCallerIdentity),
+        # each phase's calls in parallel (module_utils/responder_sessions.py, _responder_sessions).
         batches = [{"key": str(i), "region": batch["region"], "role_arn": batch.get("role_arn")}
                    for i, batch in enumerate(run["current"])] if verify else []
         sessions = {}
@@ -236,20 +237,41 @@ class ActionModule(ActionBase):
         return engine.record_run(run, "preflight", parts, hosts), shown
 
     def _responder_sessions(self, options, task_vars):
-        """One sts_responder_sessions process over `options` (its roles, then its batches). Assuming a role changes
-        nothing: check mode needs the sessions too. When the module itself could not run, every role and batch it
-        was given fails by that cause."""
-        ((_key, sessions),) = self._run_modules("cloudsec.guardduty.sts_responder_sessions", [(None, options)], task_vars,
-                                                check_mode=False, no_log=True)
+        """The sts_responder_sessions module's work over `options` (its roles, then its batches): in this process when
+        modules run on the controller (_sessions_here), else one module process. Assuming a role changes nothing: check
+        mode needs the sessions too. When it could not run, every role and batch it was given fails by that cause."""
+        sessions = self._sessions_here(options) if self._on_controller() else None
+        if sessions is None:
+            ((_key, sessions),) = self._run_modules(RESPONDER_SESSIONS, [(None, options)], task_vars, check_mode=False,
+                                                    no_log=True)
         if sessions.get("failed"):
             cause = sessions.get("msg") or "no answer"
             sessions = {"role_errors": {role["role_arn"]: cause for role in options["roles"]},
                         "identities": [dict(batch, account=None, msg=cause) for batch in options["batches"]]}
         return sessions
 
+    def _sessions_here(self, options):
+        """The preflight's STS calls in this process, with the module's options (its module_defaults included) and
+        the environment the module would read (plugin_utils/controller_module.py): no module process to start. None
+        when the controller's Python has no boto3 (the module, run by its interpreter, may have it)."""
+        try:
+            from ansible_collections.cloudsec.guardduty.plugins.module_utils import responder_sessions as preflight
+            from ansible_collections.cloudsec.guardduty.plugins.plugin_utils.controller_module import (
+                ControllerModule, ControllerModuleFailed)
+            import boto3  # noqa: F401  pylint: disable=unused-import  # aws_calls imports it only if present
+        except ImportError:
+            return None
+        args = _with_defaults(RESPONDER_SESSIONS, self._task, dict(options), self._templar)
+        try:
+            return preflight.responder_sessions(ControllerModule(preflight.ARGUMENT_SPEC, args))
+        except ControllerModuleFailed as exc:
+            return {"failed": True, "msg": f"{RESPONDER_SESSIONS}: {exc}"}
+        except Exception as exc:  # pylint: disable=broad-except  # as a module process that crashed: its batches fail by it
+            return {"failed": True, "msg": f"{RESPONDER_SESSIONS}: {type(exc).__name__}: {exc}"}
+
     def _renewed(self, path, task_vars):
         """The run's credentials, each responder role whose session ends within RENEW_BEFORE_SECONDS assumed again
-        first (one sts_responder_sessions process). A role that cannot be assumed again keeps its session: while it
+        first (_responder_sessions). A role that cannot be assumed again keeps its session: while it
         lasts its instances go on, after it their calls fail by name (ExpiredToken), as any refusal does."""
         credentials = read_credentials(path)
         due = engine.sessions_to_renew(credentials, time.time())

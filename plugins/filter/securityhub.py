@@ -6,7 +6,7 @@
 
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.cloudsec.guardduty.plugins.module_utils.securityhub import instances_from_findings
+from ansible_collections.cloudsec.guardduty.plugins.module_utils.securityhub_action import instances_from_findings
 
 
 def securityhub_instances(findings):

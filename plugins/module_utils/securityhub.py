@@ -19,11 +19,11 @@ calls out (at most 100 findings a call, botocore model BatchUpdateFindingsReques
 the AWS layer at the bottom makes the calls and reads UnprocessedFindings per finding.
 """
 
-import json
 import re
 
 from ansible_collections.cloudsec.guardduty.plugins.module_utils import aws_calls
 from ansible_collections.cloudsec.guardduty.plugins.module_utils.aws_calls import chunks, error_code, error_message
+from ansible_collections.cloudsec.guardduty.plugins.module_utils.securityhub_action import FINDING_ARN
 
 WORKFLOW_STATUSES = ("NEW", "NOTIFIED", "RESOLVED", "SUPPRESSED")
 UPDATE_BATCH = 100  # BatchUpdateFindings: "up to 100 findings at a time" (botocore model, FindingIdentifiers)
@@ -33,8 +33,6 @@ NOTE_MAX = 512  # ASFF Note.Text: "Maximum of 512" (botocore model, shape Note)
 DEFAULT_UPDATED_BY = "cloudsec.guardduty"
 GUARDDUTY_FINDING_ID = re.compile(r"^[0-9A-Za-z]{1,300}$")  # GuardDuty: finding ids are 1..300 characters
 DETECTOR_ID = re.compile(r"^[0-9A-Za-z]{1,300}$")
-FINDING_ARN = re.compile(r"^arn:(aws[a-z-]*):guardduty:([a-z0-9-]+):(\d{12}):detector/([0-9A-Za-z]{1,300})/finding/"
-                         r"([0-9A-Za-z]{1,300})$")
 
 
 # -- names --------------------------------------------------------------------------------------
@@ -210,36 +208,3 @@ def apply_calls(client, calls, owner):
             for hub_id in (f["Id"] for f in call[1]["FindingIdentifiers"]):
                 failures.setdefault(owner[hub_id], []).append((hub_id, "BatchUpdateFindings", code, message))
     return failures
-
-
-# -- the custom action ("Contain with Ansible") ---------------------------------------------------
-INSTANCE_ARN = re.compile(r"^arn:aws[a-z-]*:ec2:([a-z]{2}(?:-[a-z]+)+-[0-9]):(\d{12}):instance/(i-[0-9a-f]{8,17})$")
-
-
-def instances_from_findings(findings):
-    """The EC2 instances a Security Hub custom action event's findings name, one entry per instance:
-    {instance_id, region, account_id, finding_ids, detector_id}, in the order first named.
-
-    Everything in an event is data from outside: only a resource of type AwsEc2Instance whose Id is a
-    well-formed instance ARN counts; the GuardDuty finding id and detector come from a GuardDuty finding
-    ARN (other products' findings give the instance only). `findings` may be the JSON text of the list."""
-    if isinstance(findings, str):
-        findings = json.loads(findings)
-    out = {}
-    for finding in findings or []:
-        if not isinstance(finding, dict):
-            continue
-        match = FINDING_ARN.match(str(finding.get("Id", "")))
-        for resource in finding.get("Resources") or []:
-            if not isinstance(resource, dict) or resource.get("Type") != "AwsEc2Instance":
-                continue
-            arn = INSTANCE_ARN.match(str(resource.get("Id", "")))
-            if not arn:
-                continue
-            region, account, instance_id = arn.groups()
-            entry = out.setdefault(instance_id, {"instance_id": instance_id, "region": region, "account_id": account,
-                                                 "finding_ids": [], "detector_id": None})
-            if match and match.group(3) == account and match.group(5) not in entry["finding_ids"]:
-                entry["finding_ids"].append(match.group(5))
-                entry["detector_id"] = entry["detector_id"] or match.group(4)
-    return list(out.values())

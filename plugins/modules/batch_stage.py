@@ -21,8 +21,9 @@ description:
     filter. O(stage=place) starts it; every other stage reads it.
   - >-
     O(stage=preflight) without O(module) assumes each responder role once for the run (O(session_name), O(session_duration)),
-    proves each batch's credentials with sts:GetCallerIdentity (O(verify_identity)), and records each instance's preflight,
-    in one M(cloudsec.guardduty.sts_responder_sessions) process.
+    proves each batch's credentials with sts:GetCallerIdentity (O(verify_identity)), and records each instance's preflight.
+    When modules run on the controller (a local connection) it makes these calls in the controller's own process, with the
+    options and environment M(cloudsec.guardduty.sts_responder_sessions) would read; otherwise it runs that module once.
     The credentials are kept in a file of the controller readable by its owner only (0600, in a 0700 directory made for the
     run) for the later stages, never in facts, results or logs; M(cloudsec.guardduty.batch_outcome) removes it at the end.
   - >-

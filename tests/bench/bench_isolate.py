@@ -11,6 +11,8 @@ Contenders (each from the same freshly reset lab):
 - playbook_evidence: the same plus protection, EBS snapshots and instance metadata (no console/screenshot);
 - module: tests/bench/playbooks/module_isolate.yml, one ec2_isolation call per account/region batch, the
   batches in parallel (the module without the role's per-host bookkeeping);
+- module_accounts: tests/bench/playbooks/module_isolate_accounts.yml, ec2_isolation as c7n-org runs Custodian: one
+  process per account, its region batches through the module's `batches` option (as the playbook hands them over);
 - c7n: Cloud Custodian (`custodian run`, .build/bench-venv, tests/bench/c7n/isolate.yml): ec2 filtered on
   the tag, modify-security-groups remove: all + isolation-group by name (one group per VPC, made
   beforehand); one process per account (the second with --assume), both at once as c7n-org would, each
@@ -64,7 +66,7 @@ HERE = pathlib.Path(__file__).resolve().parent
 OUR_GROUP = "guardduty-isolation"
 OUR_CONVERSION_GROUP = "guardduty-isolation-conversion"
 THEIR_GROUP = "bench-isolation"
-ALL_CONTENDERS = ("playbook_network", "playbook_baseline", "playbook_evidence", "module", "c7n", "naive", "playbook_throttled",
+ALL_CONTENDERS = ("playbook_network", "playbook_baseline", "playbook_evidence", "module", "module_accounts", "c7n", "naive", "playbook_throttled",
                   "module_throttled", "playbook_latency", "module_latency", "c7n_latency", "playbook_baseline_latency")
 QUICK_CONTENDERS = ("playbook_network", "module", "c7n", "naive", "playbook_throttled", "module_latency", "c7n_latency")
 LATENCY_MS = (80, 200)
@@ -238,6 +240,19 @@ def module_inventory(lab, resources, path):
     path.write_text(yaml.safe_dump({"all": {"children": {"batches": {"hosts": hosts}}}}))
 
 
+def module_accounts_inventory(lab, resources, path):
+    """One host per account, as c7n-org runs one Custodian process per account: its account/region batches go to one
+    ec2_isolation process through the module's `batches` option (each batch its own region and credentials)."""
+    batches = defaultdict(list)
+    for inst in compromised(resources).values():
+        batches[(inst["account"], inst["region"])].append(inst["id"])
+    hosts = defaultdict(lambda: {"bench_batches": []})
+    for (account, region), ids in sorted(batches.items()):
+        creds = credentials(lab, account)
+        hosts[f"account-{account}"]["bench_batches"].append({"instance_ids": ids, "region": region, **creds})
+    path.write_text(yaml.safe_dump({"all": {"children": {"accounts": {"hosts": dict(hosts)}}}}))
+
+
 def naive_inventory(lab, resources, groups, path):
     hosts = {}
     for name, inst in compromised(resources).items():
@@ -325,6 +340,12 @@ def run_contender(name, lab, scenario, enis, size, tmp, logs, latency_ms=LATENCY
         module_inventory(lab, resources, inventory)
         extra.write_text(json.dumps({"incident_id": incident}))
         commands, env = [ansible_command(HERE / "playbooks" / "module_isolate.yml", inventory, extra)], ansible_env(lab)
+    elif kind == "module_accounts":
+        inventory = tmp / "module_accounts.yml"
+        module_accounts_inventory(lab, resources, inventory)
+        extra.write_text(json.dumps({"incident_id": incident}))
+        commands = [ansible_command(HERE / "playbooks" / "module_isolate_accounts.yml", inventory, extra)]
+        env = ansible_env(lab)
     elif kind == "naive":
         group_name = THEIR_GROUP
         inventory = tmp / "naive.yml"
@@ -456,7 +477,7 @@ def print_size(size, results):
         print(f"   calls per ENI, {name}: {r['calls_per_eni']} ({r['calls_per_eni_besides_modify']} besides "
               f"ModifyNetworkInterfaceAttribute); lab CPU {r.get('lab_cpu_seconds')} s")
     ratios = {}
-    for ours in ("playbook_network", "module"):
+    for ours in ("playbook_network", "module", "module_accounts"):
         for other in ("c7n", "naive"):
             if ours in results and other in results:
                 ratios[f"{ours}_over_{other}"] = ratio(results[ours]["wall_seconds"], results[other]["wall_seconds"])
@@ -464,7 +485,8 @@ def print_size(size, results):
         if ours in results and "c7n_latency" in results:
             ratios[f"{ours}_over_c7n_latency"] = ratio(results[ours]["wall_seconds"], results["c7n_latency"]["wall_seconds"])
     # the network containment itself: from the start to the last ENI moved, beside Custodian's
-    for ours, theirs in (("playbook_network", "c7n"), ("module", "c7n"), ("playbook_latency", "c7n_latency"),
+    for ours, theirs in (("playbook_network", "c7n"), ("module", "c7n"), ("module_accounts", "c7n"),
+                         ("playbook_latency", "c7n_latency"),
                          ("module_latency", "c7n_latency")):
         if ours in results and theirs in results:
             ratios[f"{ours}_contained_over_{theirs}"] = ratio(results[ours].get("contained_seconds"),
@@ -481,6 +503,9 @@ def print_size(size, results):
     if "module" in results and "playbook_network" in results:
         ratios["playbook_network_over_module"] = ratio(results["playbook_network"]["wall_seconds"],
                                                        results["module"]["wall_seconds"])
+    if "module_accounts" in results and "playbook_network" in results:
+        ratios["playbook_network_over_module_accounts"] = ratio(results["playbook_network"]["wall_seconds"],
+                                                                results["module_accounts"]["wall_seconds"])
     if "playbook_evidence" in results and "playbook_network" in results:
         ratios["playbook_evidence_over_network"] = ratio(results["playbook_evidence"]["wall_seconds"],
                                                          results["playbook_network"]["wall_seconds"])

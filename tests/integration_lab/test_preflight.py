@@ -97,3 +97,51 @@ def test_a_role_that_cannot_be_assumed_again_keeps_its_session_and_says_so(lab, 
     role = ROLE.format(account=MEMBER)
     assert any(w.startswith(f"{role}: the session ends at ") and "could not be assumed again" in w
                and "AccessDenied" in w for w in warnings), warnings
+
+
+def test_the_preflight_runs_in_the_controllers_process_not_a_module_process(lab, tmp_path):
+    """On the controller, batch_stage makes the preflight's STS calls itself (plugin_utils/controller_module.py), with
+    the options and environment the sts_responder_sessions module would read: with no interpreter able to run a module,
+    the roles are still assumed and the batches proven, and then no module stage reaches AWS."""
+    lab.reset("demo")
+    hosts = ["web-1", "worker-1"]  # the administrator's account and the member's, through its role
+    mark = lab.mark()
+    run = lab.run_playbook(str(REPO / "playbooks/isolate.yml"), inventory=inventory(lab, tmp_path / "hosts.yml", hosts),
+                           expect_rc=(2,), extra_vars=dict(NETWORK_ONLY, incident_id="INC-PREFLIGHT",
+                                                           ansible_python_interpreter="/bin/false"))
+    journal = lab.journal(mark)
+    assert [s["params"].get("RoleArn") for s in responder_sessions(journal)] == [ROLE.format(account=MEMBER)]
+    proven = sorted((e["account"], e["region"]) for e in journal if e["action"] == "GetCallerIdentity")
+    assert proven == sorted({(lab.instance(h)["account"], lab.instance(h)["region"]) for h in hosts})
+    assert not [e for e in journal if e["service"] == "ec2"]  # every module process failed to start
+    assert all(run["stats"][h]["failures"] == 1 for h in hosts), run["stats"]
+
+
+def test_the_module_a_remote_connection_runs_makes_the_same_calls_and_answers(lab):
+    """With a remote connection batch_stage runs cloudsec.guardduty.sts_responder_sessions itself: one AssumeRole per
+    role and one GetCallerIdentity per batch, a role it cannot assume named in role_errors, nothing else."""
+    lab.reset("demo")
+    member_role, wrong_role = ROLE.format(account=MEMBER), "arn:aws:iam::111122223333:role/NotThere"
+    mark = lab.mark()
+    run = lab.run_playbook(f"""
+- hosts: localhost
+  gather_facts: false
+  tasks:
+    - name: sessions
+      cloudsec.guardduty.sts_responder_sessions:
+        session_name: cloudsec-guardduty-INC-MODULE
+        roles: [{{role_arn: "{member_role}", region: us-east-1}}, {{role_arn: "{wrong_role}", region: us-east-1}}]
+        batches:
+          - {{key: "0", region: us-east-1, role_arn: "{member_role}"}}
+          - {{key: "1", region: eu-west-1}}
+          - {{key: "2", region: us-east-1, role_arn: "{wrong_role}"}}
+""")
+    result = run["tasks"]["sessions"]["localhost"]
+    journal = lab.journal(mark)
+    assert sorted(s["params"].get("RoleArn") for s in responder_sessions(journal)) == sorted([member_role, wrong_role])
+    assert set(result["credentials"]) == {member_role} and set(result["role_errors"]) == {wrong_role}
+    assert [(i["key"], i["account"]) for i in result["identities"]] == [("0", MEMBER), ("1", "123456789012"), ("2", None)]
+    assert result["identities"][2]["msg"].startswith(f"cannot assume {wrong_role}")
+    assert sorted((e["account"], e["region"]) for e in journal if e["action"] == "GetCallerIdentity") == sorted([
+        ("123456789012", "eu-west-1"), (MEMBER, "us-east-1")])
+    assert {e["service"] for e in journal} == {"sts"}

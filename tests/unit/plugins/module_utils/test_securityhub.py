@@ -3,6 +3,7 @@ import json
 import pytest
 
 from ansible_collections.cloudsec.guardduty.plugins.module_utils import securityhub as sh
+from ansible_collections.cloudsec.guardduty.plugins.module_utils.securityhub_action import instances_from_findings
 
 IID = "i-0123456789abcdef0"
 IID2 = "i-0123456789abcdef1"
@@ -106,12 +107,12 @@ def test_custom_action_findings_give_each_instance_once_and_ignore_hostile_value
         {"Id": arn(GD1), "Resources": [{"Type": "AwsS3Bucket", "Id": "arn:aws:s3:::bucket"}]},
         "not a finding",
     ]
-    assert sh.instances_from_findings(findings) == [
+    assert instances_from_findings(findings) == [
         {"instance_id": IID, "region": "us-east-1", "account_id": "123456789012", "finding_ids": [GD1, GD2],
          "detector_id": DET},
         {"instance_id": "i-0aaaaaaaaaaaaaaaa", "region": "eu-west-1", "account_id": "111122223333", "finding_ids": [],
          "detector_id": None}]
-    assert sh.instances_from_findings(json.dumps(findings[:1]))[0]["finding_ids"] == [GD1]
+    assert instances_from_findings(json.dumps(findings[:1]))[0]["finding_ids"] == [GD1]
 
 
 class Answers:
