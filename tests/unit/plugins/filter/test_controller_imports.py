@@ -10,7 +10,7 @@ import pathlib
 import subprocess
 import sys
 
-import ansible_collections.cloudsec.guardduty.plugins as plugins
+from ansible_collections.cloudsec.guardduty import plugins
 
 PLUGINS = pathlib.Path(plugins.__file__).parent
 CONTROLLER_PLUGINS = ("filter", "action", "strategy")
