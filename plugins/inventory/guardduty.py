@@ -308,6 +308,7 @@ class InventoryModule(AWSInventoryBase):
         self._clients = {}
         self._session_lock = threading.Lock()
         self._assume_lock = threading.Lock()
+        self._role_locks = {}
         self._assumed = {}
 
     def verify_file(self, path):
@@ -575,8 +576,12 @@ class InventoryModule(AWSInventoryBase):
         return self._account_credentials[account]
 
     def _assume(self, role_arn):
-        """Credentials of a role, assumed once per run whatever the number of regions that need it."""
+        """Credentials of a role, assumed once per run whatever the number of regions that need it. One lock per role,
+        so that one member's AssumeRole does not hold up another member's sources (with one lock for all they went
+        one after the other)."""
         with self._assume_lock:
+            lock = self._role_locks.setdefault(role_arn, threading.Lock())
+        with lock:
             if role_arn not in self._assumed:
                 c = _assume_role(self._client(self._base_credentials(), "sts", self._home_region()), role_arn)
                 self._assumed[role_arn] = {"aws_access_key_id": c["AccessKeyId"], "aws_secret_access_key": c["SecretAccessKey"],

@@ -320,3 +320,23 @@ def test_a_listing_that_fails_on_a_later_page_drops_the_pages_it_read(demo, tmp_
     assert f"account {ADMIN} region us-east-1: missing permission for guardduty:ListFindings; its findings are not " \
         "in this inventory" in " ".join(proc.stderr.split())
     assert ids(demo, "api-1") <= hosts_of(data)  # eu-west-1 still loads
+
+
+def test_each_member_role_is_assumed_once_and_the_roles_at_the_same_time(lab, tmp_path):
+    """Several members' responder roles are assumed in parallel, each once for all its regions: behind one lock for
+    every role, they went one after the other."""
+    lab.reset("generated:8:4:2", unit="instances")  # the administrator and 3 members, 2 regions each
+    lab.faults({"latency_ms": [300, 300]})  # as AWS takes its time: calls that wait on each other cannot overlap
+    mark = lab.mark()
+    try:
+        proc, data = run_inventory(lab, tmp_path, "plugin: cloudsec.guardduty.guardduty\nregion: us-east-1\n"
+                                                  "regions: [us-east-1, eu-west-1]\n")
+    finally:
+        lab.faults({})
+    assert proc.returncode == 0, proc.stderr
+    assert len([h for h in hosts_of(data) if h.startswith("i-")]) == 8, hosts_of(data)
+    assumed = [e for e in lab.journal(since=mark) if e["action"] == "AssumeRole"]
+    assert sorted(e["params"]["RoleArn"] for e in assumed) == [
+        f"arn:aws:iam::{account}:role/GuardDutyResponder" for account in sorted(("111122223333", "444455556666", "777788889999"))]
+    assert max(e["started"] for e in assumed) < min(e["time"] for e in assumed), [
+        (e["started"], e["time"]) for e in assumed]
