@@ -226,12 +226,17 @@ def ours_inventory(resources, path):
     path.write_text(yaml.safe_dump({"all": {"children": {"compromised": {"hosts": hosts}}}}))
 
 
-def module_inventory(lab, resources, path):
+def account_region_batches(resources):
+    """{(account, region): [instance ids]} of the compromised instances."""
     batches = defaultdict(list)
     for inst in compromised(resources).values():
         batches[(inst["account"], inst["region"])].append(inst["id"])
+    return batches
+
+
+def module_inventory(lab, resources, path):
     hosts = {}
-    for (account, region), ids in batches.items():
+    for (account, region), ids in account_region_batches(resources).items():
         creds = credentials(lab, account)
         hosts[f"batch-{account}-{region}"] = {"bench_instance_ids": ids, "region": region,
                                               "bench_access_key": creds["access_key"],
@@ -243,14 +248,16 @@ def module_inventory(lab, resources, path):
 def module_accounts_inventory(lab, resources, path):
     """One host per account, as c7n-org runs one Custodian process per account: its account/region batches go to one
     ec2_isolation process through the module's `batches` option (each batch its own region and credentials)."""
-    batches = defaultdict(list)
-    for inst in compromised(resources).values():
-        batches[(inst["account"], inst["region"])].append(inst["id"])
     hosts = defaultdict(lambda: {"bench_batches": []})
-    for (account, region), ids in sorted(batches.items()):
+    for (account, region), ids in sorted(account_region_batches(resources).items()):
         creds = credentials(lab, account)
         hosts[f"account-{account}"]["bench_batches"].append({"instance_ids": ids, "region": region, **creds})
     path.write_text(yaml.safe_dump({"all": {"children": {"accounts": {"hosts": dict(hosts)}}}}))
+
+
+# The module alone: a process per account/region batch, or per account with its batches (`batches`)
+MODULE_LAYOUTS = {"module": (module_inventory, "module_isolate.yml"),
+                  "module_accounts": (module_accounts_inventory, "module_isolate_accounts.yml")}
 
 
 def naive_inventory(lab, resources, groups, path):
@@ -335,17 +342,12 @@ def run_contender(name, lab, scenario, enis, size, tmp, logs, latency_ms=LATENCY
             collections_path, collection = baseline_collection(BASELINE["ref"])
             env["ANSIBLE_COLLECTIONS_PATH"] = str(collections_path)
         commands = [ansible_command(collection / "playbooks" / "isolate.yml", inventory, extra)]
-    elif kind == "module":
-        inventory = tmp / "module.yml"
-        module_inventory(lab, resources, inventory)
+    elif kind in MODULE_LAYOUTS:
+        write_inventory, playbook = MODULE_LAYOUTS[kind]
+        inventory = tmp / f"{kind}.yml"
+        write_inventory(lab, resources, inventory)
         extra.write_text(json.dumps({"incident_id": incident}))
-        commands, env = [ansible_command(HERE / "playbooks" / "module_isolate.yml", inventory, extra)], ansible_env(lab)
-    elif kind == "module_accounts":
-        inventory = tmp / "module_accounts.yml"
-        module_accounts_inventory(lab, resources, inventory)
-        extra.write_text(json.dumps({"incident_id": incident}))
-        commands = [ansible_command(HERE / "playbooks" / "module_isolate_accounts.yml", inventory, extra)]
-        env = ansible_env(lab)
+        commands, env = [ansible_command(HERE / "playbooks" / playbook, inventory, extra)], ansible_env(lab)
     elif kind == "naive":
         group_name = THEIR_GROUP
         inventory = tmp / "naive.yml"
