@@ -28,6 +28,7 @@ from ansible.vars.clean import remove_internal_keys
 from ansible_collections.cloudsec.guardduty.plugins.module_utils import batch_engine as engine
 from ansible_collections.cloudsec.guardduty.plugins.module_utils.guards import incident_id_problem
 from ansible_collections.cloudsec.guardduty.plugins.module_utils.incident import incident_plan
+from ansible_collections.cloudsec.guardduty.plugins.plugin_utils.leader_options import leader_option_problems
 
 try:  # ansible-core 2.19
     from ansible.executor.module_common import _apply_action_arg_defaults as _with_defaults
@@ -37,7 +38,7 @@ except ImportError:  # ansible-core 2.17, 2.18
     def _with_defaults(action, task, args, templar):
         return _old_with_defaults(action, args, task.module_defaults, templar, action_groups=task._parent._play._action_groups)
 
-SPECIAL_STAGES = ("place", "preflight")
+SPECIAL_STAGES = ("place", "options", "preflight")
 RESPONDER_SESSIONS = "cloudsec.guardduty.sts_responder_sessions"
 DEFAULT_PARALLEL = 8
 
@@ -125,7 +126,7 @@ class ActionModule(ActionBase):
     _VALID_ARGS = frozenset(("stage", "module", "options", "from_hosts", "per_instance", "use_credentials", "answered",
                              "parts", "max_parallel", "incident", "incident_given", "size", "evidence_stages", "by_leader", "started",
                              "verify_identity", "session_name", "session_duration", "per_account", "planned_by",
-                             "recorded", "record_tags", "processes"))
+                             "recorded", "record_tags", "processes", "argument_spec", "checks", "check_values"))
 
     # -- running modules, the batches in parallel ---------------------------------------------------------
     def _prepare(self, module_name, args, task_vars, check_mode=None, no_log=False):
@@ -202,6 +203,41 @@ class ActionModule(ActionBase):
                                     args.get("started")), plan["lines"]
         except engine.BatchError as exc:
             raise AnsibleActionFail(f"cloudsec.guardduty.batch_stage: {exc}", result={"incident_lines": plan["lines"]}) from None
+
+    def _leader_options(self, run, args, task_vars, hosts):
+        """Each current batch's leader's role options checked, every leader in this one task (module_utils/batch_engine.py
+        refused_leader_parts): a batch whose leader's options are refused is recorded as failed, nothing changed for it,
+        and its leader is not among the run's `leaders`, the hosts of the next play (roles/isolate tasks/place.yml)."""
+        spec, checks, check_values = (plain(args.get(k) or {}) for k in ("argument_spec", "checks", "check_values"))
+        here = task_vars.get("inventory_hostname")
+        refused = {}
+        for batch in run["current"]:
+            leader = engine.batch_leader(batch)
+            variables = task_vars if leader == here else self._host_task_vars(leader, task_vars)
+            templar = self._templar.copy_with_new_env(available_variables=variables)
+
+            def read(name, variables=variables, templar=templar):
+                if name not in variables:
+                    raise KeyError(name)
+                return plain(templar.template(variables[name]))
+
+            problems = leader_option_problems(spec, read, checks, check_values)
+            if problems:
+                refused[leader] = problems
+        run = engine.record_run(run, "options", engine.refused_leader_parts(run["current"], refused), hosts)
+        run["leaders"] = [engine.batch_leader(batch) for batch in run["current"]]
+        shown = [{"item": leader, "failed_batch": True, "msg": "; ".join(problems)} for leader, problems in refused.items()]
+        self._warnings.extend(f"{leader}: its batch is not worked on, its options were refused: {'; '.join(problems)}"
+                              for leader, problems in refused.items())
+        return run, shown, refused
+
+    def _host_task_vars(self, host, task_vars):
+        """The variables `host` would run this task with, as the strategy computes them for its worker (the play's and
+        the role's, the inventory's, its facts and the extra vars), without a worker forked for it."""
+        hostvars = task_vars["hostvars"]
+        return hostvars._variable_manager.get_vars(  # pylint: disable=protected-access
+            play=self._task._parent._play, host=hostvars._inventory.get_host(host), task=self._task,  # pylint: disable=protected-access
+            _hosts=task_vars.get("ansible_play_batch"), _hosts_all=task_vars.get("ansible_play_hosts_all"))
 
     def _preflight(self, run, args, task_vars, hosts):
         """Each responder role assumed once for the run, each batch's credentials proven (sts:GetCallerIdentity)."""
@@ -345,7 +381,9 @@ class ActionModule(ActionBase):
             run = run_state(task_vars)
             if not run:
                 raise AnsibleActionFail("cloudsec.guardduty.batch_stage: no run: place the hosts first (stage: place)")
-            if stage == "preflight" and not args.get("module"):
+            if stage == "options":
+                run, shown, result["refused"] = self._leader_options(run, args, task_vars, hosts)
+            elif stage == "preflight" and not args.get("module"):
                 run, shown = self._preflight(run, args, task_vars, hosts)
             else:
                 run, shown = self._stage(run, stage, args, task_vars, hosts)

@@ -234,6 +234,22 @@ def remaining_batches(batches, record, hosts=None, by_leader=False, evidence_sta
     return remaining
 
 
+def refused_leader_parts(batches, refused):
+    """{instance_id: part} for every instance of the batches whose leader's options were refused (`refused`:
+    {leader: [problem]}): the batch would run with them, so none of its instances is worked on."""
+    parts = {}
+    for batch in batches or []:
+        leader = batch_leader(batch)
+        problems = (refused or {}).get(leader)
+        if not problems:
+            continue
+        error = (f"the options of {leader}, the host that runs this batch, were refused: {'; '.join(problems)}: "
+                 "nothing was changed")
+        for instance_id in batch["instance_ids"]:
+            parts[instance_id] = {"changed": False, "error": error}
+    return parts
+
+
 def run_failures(placed, remaining, failures):
     """{instance_id: why} for every instance placed in a batch that did not finish: its stage failure, or,
     for an instance that left the batches without one (its batch's leader left the play), that the run

@@ -6,7 +6,8 @@
 
 Each `*_problem` function returns None when the value is acceptable, else one sentence naming the option,
 the value and what is accepted. The modules call them before any AWS call; the roles call them through
-the `cloudsec.guardduty.option_problems` filter before the first stage (roles/isolate tasks/options.yml).
+the `cloudsec.guardduty.option_problems` filter before the first stage (roles/isolate tasks/guards.yml), and
+batch_stage checks every batch leader's options with them (plugin_utils/leader_options.py, roles/isolate tasks/place.yml).
 """
 
 import ipaddress

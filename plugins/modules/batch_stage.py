@@ -20,6 +20,12 @@ description:
     current, the record C({instance_id: {stage: part}}), the failures), as JSON text read with the P(cloudsec.guardduty.run#filter)
     filter. O(stage=place) starts it; every other stage reads it.
   - >-
+    O(stage=options) checks the role options of every current batch's leader (its first host) in this one task: the
+    variables that leader would run the task with, each option of O(argument_spec) templated and checked as
+    M(ansible.builtin.validate_argument_spec) checks them, then O(check_values) by the modules' guards O(checks). A batch
+    whose leader's options are refused is recorded as failed under C(options), nothing changed for it, and its leader
+    leaves the run's C(leaders) (the hosts of a play of the leaders); each refusal is also a warning.
+  - >-
     O(stage=preflight) without O(module) assumes each responder role once for the run (O(session_name), O(session_duration)),
     proves each batch's credentials with sts:GetCallerIdentity (O(verify_identity)), and records each instance's preflight.
     When modules run on the controller (a local connection) it makes these calls in the controller's own process, with the
@@ -51,7 +57,7 @@ options:
   stage:
     description:
       - >-
-        The stage's name in the record (V(protection), V(isolation), ...), or V(place) or V(preflight).
+        The stage's name in the record (V(protection), V(isolation), ...), or V(place), V(options) or V(preflight).
     type: str
     required: true
   module:
@@ -181,6 +187,23 @@ options:
       - >-
         O(stage=place) when the run started, for the report.
     type: str
+  argument_spec:
+    description:
+      - >-
+        O(stage=options) the options of a role's entry point, as in its C(meta/argument_specs.yml).
+    type: dict
+  checks:
+    description:
+      - >-
+        O(stage=options) C({option: kind}) checked with the modules' own rules, as the P(cloudsec.guardduty.option_problems#filter)
+        filter takes them.
+    type: dict
+  check_values:
+    description:
+      - >-
+        O(stage=options) C({option: the variable holding its value}) for O(checks) (and what they read, such as
+        C(<option>_acknowledge_public)).
+    type: dict
   session_name:
     description:
       - >-
@@ -232,6 +255,11 @@ incident_lines:
   type: list
   elements: str
   sample: ["incident: INC-42 (given)"]
+refused:
+  description: "O(stage=options) C({leader: [problem]}) for each leader whose options were refused."
+  returned: O(stage=options)
+  type: dict
+  sample: {"web-1": ["isolate_network_group_name 'sg-x' starts with 'sg-', which AWS refuses (it is the prefix of group ids)"]}
 failures:
   description: "C({instance_id: 'STAGE failed: CAUSE'}) for every instance of the run with a failed stage so far."
   returned: always

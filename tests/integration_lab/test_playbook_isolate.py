@@ -369,11 +369,11 @@ def test_a_batch_goes_on_when_its_leaders_own_instance_cannot_be_contained(lab, 
     assert rows["web-1"]["errors"] == [] and {"isolation", "credentials"} <= set(rows["web-1"]["stages"])
 
 
-def test_a_batch_whose_leader_fails_outside_the_stages_fails_all_its_hosts_as_not_finished(lab, tmp_path):
+def test_a_batch_whose_leaders_options_are_refused_fails_all_its_hosts_by_that_cause(lab, tmp_path):
     """Bad input: a stage switch that cannot be templated (an undefined variable) on web-1, the leader of the
-    us-east-1 batch (the first play checks the options of the first host only). The leaders' play checks
-    web-1's options and fails it, before any stage: app-1, in the same batch, was never worked on and must
-    not pass as contained. It fails by name as not finished; api-1's batch (eu-west-1) is isolated all the
+    us-east-1 batch. One task of the first play checks every leader's options (not two tasks a leader in the
+    leaders' play): web-1's batch is refused before any stage, web-1 never joins the leaders' play, and app-1, in
+    the same batch, fails by name with web-1's options as the cause; api-1's batch (eu-west-1) is isolated all the
     same."""
     lab.reset("demo")
     names = {"api-1": (ADMIN, "eu-west-1", None), "app-1": (ADMIN, "us-east-1", None), "web-1": (ADMIN, "us-east-1", None)}
@@ -388,27 +388,31 @@ def test_a_batch_whose_leader_fails_outside_the_stages_fails_all_its_hosts_as_no
 
     assert run["stats"]["api-1"]["failures"] == 0 and run["stats"]["web-1"]["failures"] == 1, run["stats"]
     assert run["stats"]["app-1"]["failures"] == 1, run["stats"]
+    cause = ("options failed: the options of web-1, the host that runs this batch, were refused: isolate_subnet_containment: "
+             "'no_such_variable' is undefined: nothing was changed")
     failed = task(run, "Batches | fail the instances whose stage failed")
-    assert failed["app-1"]["msg"] == (f"app-1 ({lab.instance('app-1')['id']}): not finished: the run stopped on web-1, "
-                                      "the host running its batch, before the batch's stages ended"), failed["app-1"]
-    checked = task(run, "Isolate | check the role's options (argument spec of the main entry point)")
-    assert "no_such_variable" in checked["web-1"]["msg"] and not checked["api-1"].get("failed"), checked
-    assert "web-1" not in task(run, ISOLATION_TASK)
+    assert failed["app-1"]["msg"] == f"app-1 ({lab.instance('app-1')['id']}): {cause}", failed["app-1"]
+    assert failed["web-1"]["msg"] == f"web-1 ({lab.instance('web-1')['id']}): {cause}", failed["web-1"]
+    checked = task(run, "Isolate | check the options of every batch's leader")
+    assert list(checked) == ["api-1"], checked  # one task for every leader, run once
+    assert list(checked["api-1"]["refused"]) == ["web-1"] and not checked["api-1"].get("failed"), checked
+    assert not [name for name in run["tasks"] if "check the role's options" in name]  # no check a leader any more
+    assert list(task(run, ISOLATION_TASK)) == ["api-1"]
     assert eni_groups(lab, "app-1", ADMIN, "us-east-1") == before
     for on in eni_groups(lab, "api-1", ADMIN, "eu-west-1").values():
         assert [g[1] for g in on] == ["guardduty-isolation"], on
 
 
-def test_the_outcome_read_from_a_leader_that_failed_is_still_the_whole_runs(lab, tmp_path):
-    """The last play reads the play-wide record from the first leader. Here that leader (api-1, whose
-    eu-west-1 batch sorts first) fails its options check early; the records written after it left still
-    reach it (run-once facts go to every host of the play, failed or not), so app-1's later isolation
-    failure fails app-1, and web-1 passes."""
+def test_the_outcome_read_when_the_first_batchs_leader_was_refused_is_still_the_whole_runs(lab, tmp_path):
+    """The last play reads the play-wide record from the first host of the leaders' play. Here the first batch's
+    leader (api-1, whose eu-west-1 batch sorts first) has its options refused in the first play and never joins
+    it; the record is read from web-1, which ran the stages after, so app-1's later isolation failure fails app-1,
+    api-1 fails by its options, and web-1 passes."""
     lab.reset("demo")
     names = {"api-1": (ADMIN, "eu-west-1", None), "app-1": (ADMIN, "us-east-1", None), "web-1": (ADMIN, "us-east-1", None)}
     inventory = static_inventory(lab, tmp_path, names)
     hosts = yaml.safe_load(inventory.read_text())["all"]["children"]["compromised"]["hosts"]
-    ordered = {name: hosts[name] for name in ("web-1", "app-1", "api-1")}   # the first play checks web-1's options
+    ordered = {name: hosts[name] for name in ("web-1", "app-1", "api-1")}   # api-1 still leads the first batch
     ordered["api-1"]["isolate_subnet_containment"] = "{{ no_such_variable }}"
     inventory.write_text(yaml.safe_dump({"all": {"children": {"compromised": {"hosts": ordered}}}}, sort_keys=False))
     app_id = lab.instance("app-1")["id"]
@@ -421,5 +425,8 @@ def test_the_outcome_read_from_a_leader_that_failed_is_still_the_whole_runs(lab,
     # ec2_isolation's error is an InstanceProblem (action, code, message), shown as every module's is
     assert failed["app-1"]["msg"] == (f"app-1 ({app_id}): isolation failed: DescribeInstances {app_id}: DescribeInstances: "
                                       "instance is terminated"), failed["app-1"]
+    assert failed["api-1"]["msg"].startswith(f"api-1 ({lab.instance('api-1')['id']}): options failed: the options of "
+                                             "api-1, the host that runs this batch, were refused:"), failed["api-1"]
+    assert list(task(run, ISOLATION_TASK)) == ["web-1"]  # the leaders' play: web-1 alone, api-1 never joined
     for on in eni_groups(lab, "web-1", ADMIN, "us-east-1").values():
         assert [g[1] for g in on] == ["guardduty-isolation"], on
