@@ -204,7 +204,10 @@ def ansible_cost(timings, started, wall, hosts):
                       "tasks_on_every_host": len(every_host),
                       "every_host_task_seconds": round(sum(t["end"] - t["start"] for t in every_host), 2),
                       "slowest_tasks": [{"task": t["name"], "seconds": round(t["end"] - t["start"], 2), "results": t["results"]}
-                                        for t in sorted(play["tasks"], key=lambda t: t["end"] - t["start"], reverse=True)[:4]]})
+                                        for t in sorted(play["tasks"], key=lambda t: t["end"] - t["start"], reverse=True)[:4]],
+                      # every task in order, from the play's start: what lies between the tasks is Ansible's own walk
+                      "timeline": [{"task": t["name"], "from": round(t["start"] - play["start"], 2),
+                                    "seconds": round(t["end"] - t["start"], 2)} for t in play["tasks"]]})
     first_play = plays[0]["start"] if plays else end
     # the isolate playbook's first and last plays run on every host (place, outcome); the middle on leaders
     per_host = [s for i, s in enumerate(spans) if i in (0, len(spans) - 1)] if len(spans) >= 2 else spans
