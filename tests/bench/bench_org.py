@@ -40,6 +40,7 @@ Printed, and written to .build/bench/org.json. A benchmark, not a test: nothing 
 import argparse
 import json
 import os
+import statistics
 import pathlib
 import subprocess
 import sys
@@ -50,8 +51,8 @@ from collections import Counter, defaultdict
 
 import yaml
 
-from tests.bench.bench_isolate import (BENCH_VENV, NETWORK_ONLY, OUR_GROUP, THEIR_GROUP, c7n_commands, check_isolated,
-                                       compromised, create_their_groups, vpcs)
+from tests.bench.bench_isolate import (BENCH_VENV, NETWORK_ONLY, OUR_GROUP, THEIR_GROUP, baseline_collection, c7n_commands,
+                                       check_isolated, compromised, create_their_groups, vpcs)
 from tests.lab.faults import DEFAULT_BUCKETS, category
 from tests.lab.pytest_plugin import LabClient, start_lab, stop_lab
 
@@ -60,7 +61,9 @@ HERE = pathlib.Path(__file__).resolve().parent
 OUT = REPO / ".build" / "bench" / "org.json"
 LATENCY_MS = (80, 200)
 SAMPLE_SECONDS = 0.5
-CONTENDERS = ("ours", "c7n")
+CONTENDERS = ("ours", "c7n", "ours_baseline")
+DEFAULT_CONTENDERS = ("ours", "c7n")
+BASELINE = {"ref": None}  # --baseline REF: ours_baseline runs the collection as it was at REF (bench_isolate.baseline_collection)
 TARGETS = {"wall_over_floor": 1.2, "peak_tree_pss_mb": 1536, "per_host_share": 0.10}
 
 
@@ -234,7 +237,7 @@ def inventory_config(path, regions, concurrency):
     path.write_text(yaml.safe_dump(config, sort_keys=False))
 
 
-def run_ours(lab, resources, tmp, logs, args, tag, faults):
+def run_ours(lab, resources, tmp, logs, args, tag, faults, collections_path=None):
     inventory = tmp / "org.guardduty.yml"
     inventory_config(inventory, sorted({r for _a, r in vpcs(resources)}), args.inventory_concurrency)
     extra = tmp / "vars.json"
@@ -247,7 +250,11 @@ def run_ours(lab, resources, tmp, logs, args, tag, faults):
                 "ANSIBLE_INVENTORY_ANY_UNPARSED_IS_FAILED": "true"})
     if args.forks:
         env["ANSIBLE_FORKS"] = str(args.forks)
-    cmd = [str(pathlib.Path(sys.executable).parent / "ansible-playbook"), str(REPO / "playbooks" / "isolate.yml"),
+    collection = REPO
+    if collections_path:
+        collections_path, collection = collections_path
+        env["ANSIBLE_COLLECTIONS_PATH"] = str(collections_path)
+    cmd = [str(pathlib.Path(sys.executable).parent / "ansible-playbook"), str(collection / "playbooks" / "isolate.yml"),
            "-i", str(inventory), "-e", f"@{extra}"]
     if args.profile:  # where the controller's own CPU goes (the workers are not profiled); slows the run
         cmd = [sys.executable, "-m", "cProfile", "-o", args.profile] + cmd
@@ -270,7 +277,14 @@ def run_c7n(lab, resources, tmp, logs, _args, tag, faults):
     return result, THEIR_GROUP, mark
 
 
-RUNNERS = {"ours": run_ours, "c7n": run_c7n}
+def run_ours_baseline(lab, resources, tmp, logs, args, tag, faults):
+    """ours with the collection as it was at --baseline REF: a change and the tree before it on one lab, interleaved."""
+    if not BASELINE["ref"]:
+        raise SystemExit("ours_baseline needs --baseline REF")
+    return run_ours(lab, resources, tmp, logs, args, tag + "-baseline", faults, baseline_collection(BASELINE["ref"]))
+
+
+RUNNERS = {"ours": run_ours, "c7n": run_c7n, "ours_baseline": run_ours_baseline}
 
 
 def run_contender(name, lab, scenario, args, tmp, logs):
@@ -322,19 +336,49 @@ def print_table(output):
         if busy:
             print(f"   busiest bucket, {name}: {busy['account_region']}: {busy['mutating']} mutating (/5 per s), "
                   f"{busy['describe']} non-mutating (/20 per s)")
-    ours = res.get("ours")
-    if ours and ours.get("ansible"):
+    for name, ours in res.items():
+        if not (name.startswith("ours") and ours.get("ansible")):
+            continue
         a = ours["ansible"]
         plays = ", ".join(f"{p['play']!r} {p['seconds']}s" for p in a["plays"])
-        print(f"   ours, where the time goes: start-up and inventory {a['startup_and_inventory_seconds']}s; {plays}; "
+        print(f"   {name}, where the time goes: start-up and inventory {a['startup_and_inventory_seconds']}s; {plays}; "
               f"recap and exit {a['recap_and_exit_seconds']}s")
-        print(f"   ours, Ansible's per-host cost (place + outcome plays): {a['per_host_plays_seconds']}s = "
+        print(f"   {name}, Ansible's per-host cost (place + outcome plays): {a['per_host_plays_seconds']}s = "
               f"{_fmt(a['per_host_share'] and 100 * a['per_host_share'], '.1f')}% of the run, "
               f"{a['per_host_ms_per_host']} ms a host (forks {ours['forks']}); tasks on every host "
               f"{a['every_host_tasks_seconds']}s ({_fmt(a['every_host_tasks_share'] and 100 * a['every_host_tasks_share'], '.1f')}%)")
     if "ours" in res and "c7n" in res:
         print(f"   ratio ours / c7n wall = {output['ratios']['ours_over_c7n']} (below 1: ours faster)")
     print("   targets: ours wall/floor <= 1.2, controller tree PSS < 1536 MB, 0 ENIs not isolated, per-host share < 10%")
+
+
+def round_medians(rounds):
+    """Per contender, the median of its rounds' wall time and wall/floor; with ours_baseline, ours / ours_baseline per
+    round (each pair ran back to back on the same lab) and its median."""
+    if len(rounds) < 2:
+        return {}
+    names = [n for n in rounds[0]]
+    medians = {n: {"wall_seconds": statistics.median(r[n]["wall_seconds"] for r in rounds),
+                   "wall_over_floor": statistics.median(r[n]["wall_over_floor"] or 0 for r in rounds),
+                   "rounds": [r[n]["wall_seconds"] for r in rounds]} for n in names}
+    if "ours" in names and "ours_baseline" in names:
+        ratios = [round(r["ours"]["wall_seconds"] / r["ours_baseline"]["wall_seconds"], 3) for r in rounds]
+        medians["ours_over_ours_baseline"] = {"median": statistics.median(ratios), "rounds": ratios}
+    return medians
+
+
+def print_medians(output):
+    medians = output.get("medians") or {}
+    if not medians:
+        return
+    print(f"\n== medians of {len(output['rounds'])} interleaved rounds")
+    for name, m in medians.items():
+        if name == "ours_over_ours_baseline":
+            print(f"   median ratio ours / ours_baseline ({output['baseline']}) = {m['median']} (rounds: "
+                  f"{', '.join(map(str, m['rounds']))})")
+        else:
+            print(f"   {name:13s} wall {m['wall_seconds']:.2f} s, wall/floor {m['wall_over_floor']:.3f} (rounds: "
+                  f"{', '.join(f'{w:.2f}' for w in m['rounds'])})")
 
 
 def main(argv=None):
@@ -347,12 +391,17 @@ def main(argv=None):
     parser.add_argument("--forks", type=int, default=None, help="ANSIBLE_FORKS for ours (default: ansible.cfg's, 20)")
     parser.add_argument("--inventory-concurrency", type=int, default=None,
                         help="the inventory's max_concurrency (default: the plugin's)")
-    parser.add_argument("--contenders", default=",".join(CONTENDERS), help="comma separated, from %(default)s")
+    parser.add_argument("--contenders", default=",".join(DEFAULT_CONTENDERS),
+                        help=f"comma separated, from {', '.join(CONTENDERS)} (default %(default)s)")
+    parser.add_argument("--baseline", default=None, help="git ref whose collection ours_baseline runs")
+    parser.add_argument("--rounds", type=int, default=1,
+                        help="run the contenders this many times, interleaved; each round's results and the medians are written")
     parser.add_argument("--latency-ms", default=",".join(map(str, LATENCY_MS)), help="LOW,HIGH (default %(default)s)")
     parser.add_argument("--profile", default=None, help="write a cProfile of ours' controller process to this file")
     parser.add_argument("--out", default=str(OUT), help=f"the JSON written (default {OUT.relative_to(REPO)})")
     args = parser.parse_args(argv)
     args.latency_ms = tuple(float(v) for v in args.latency_ms.split(","))
+    BASELINE["ref"] = args.baseline
     contenders = [c for c in args.contenders.split(",") if c]
     if set(contenders) - set(CONTENDERS):
         parser.error(f"unknown contenders: {', '.join(sorted(set(contenders) - set(CONTENDERS)))}")
@@ -367,26 +416,33 @@ def main(argv=None):
               "token_buckets": DEFAULT_BUCKETS, "targets": TARGETS, "contenders": {},
               "machine": {"cpus": os.cpu_count(), "load_at_start": [round(v, 2) for v in os.getloadavg()],
                           "python": sys.version.split()[0]},
+              "baseline": args.baseline,
               "command": "python -m tests.bench.bench_org " + " ".join(argv if argv is not None else sys.argv[1:])}
     print(f"== lab starting: {scenario} (unit=instances, enis {args.enis}); contenders {', '.join(contenders)}; "
           f"logs in {logs}", flush=True)
     endpoint, proc = start_lab("empty")
     lab = LabClient(endpoint, proc)
     try:
-        for name in contenders:
-            with tempfile.TemporaryDirectory(prefix=f"bench-org-{name}-") as tmp:
-                print(f"   {name}: resetting the lab, then running...", flush=True)
-                r = output["contenders"][name] = run_contender(name, lab, scenario, args, pathlib.Path(tmp), logs)
-                print(f"   {name}: {r['wall_seconds']:.2f}s (floor {r['token_buckets']['floor_seconds']}s), "
-                      f"{r['aws_calls']} calls, {r['enis_not_isolated']} ENIs not isolated, rc {sorted(set(r['rc']))}, "
-                      f"tree PSS {r['peak_tree_pss_mb']} MB (reset {r['reset_seconds']}s)", flush=True)
-            out.write_text(json.dumps(output, indent=2) + "\n")
+        rounds = output["rounds"] = []
+        for number in range(max(1, args.rounds)):
+            rounds.append({})
+            for name in contenders:
+                with tempfile.TemporaryDirectory(prefix=f"bench-org-{name}-") as tmp:
+                    print(f"   {name}: resetting the lab, then running...", flush=True)
+                    r = rounds[number][name] = output["contenders"][name] = run_contender(name, lab, scenario, args,
+                                                                                          pathlib.Path(tmp), logs)
+                    print(f"   {name}: {r['wall_seconds']:.2f}s (floor {r['token_buckets']['floor_seconds']}s), "
+                          f"{r['aws_calls']} calls, {r['enis_not_isolated']} ENIs not isolated, rc {sorted(set(r['rc']))}, "
+                          f"tree PSS {r['peak_tree_pss_mb']} MB (reset {r['reset_seconds']}s)", flush=True)
+                out.write_text(json.dumps(output, indent=2) + "\n")
+        output["medians"] = round_medians(rounds)
         res = output["contenders"]
         output["ratios"] = {"ours_over_c7n": round(res["ours"]["wall_seconds"] / res["c7n"]["wall_seconds"], 3)
                             if "ours" in res and "c7n" in res else None}
         output["machine"]["load_at_end"] = [round(v, 2) for v in os.getloadavg()]
         out.write_text(json.dumps(output, indent=2) + "\n")
         print_table(output)
+        print_medians(output)
         print(f"\n== written to {out}")
         return 0
     finally:
