@@ -4,7 +4,7 @@
 
 """What is wrong with the role options a batch's leader would run its batch with: the role's argument spec (as
 ansible.builtin.validate_argument_spec checks it) and the modules' own guards (module_utils/guards.py), for every
-leader in one task of the controller (batch_stage, stage `leader_options`), instead of two forked tasks a leader.
+leader in one task of the controller (batch_stage, stage `options`), instead of two forked tasks a leader.
 
 `read(name)` gives a leader's templated value of a variable, raises KeyError when the leader has none, and any
 other exception when the value cannot be templated (an undefined variable in a host's own value, for one)."""

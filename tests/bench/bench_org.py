@@ -40,8 +40,8 @@ Printed, and written to .build/bench/org.json. A benchmark, not a test: nothing 
 import argparse
 import json
 import os
-import statistics
 import pathlib
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -237,7 +237,7 @@ def inventory_config(path, regions, concurrency):
     path.write_text(yaml.safe_dump(config, sort_keys=False))
 
 
-def run_ours(lab, resources, tmp, logs, args, tag, faults, collections_path=None):
+def run_ours(lab, resources, tmp, logs, args, tag, faults, baseline=None):
     inventory = tmp / "org.guardduty.yml"
     inventory_config(inventory, sorted({r for _a, r in vpcs(resources)}), args.inventory_concurrency)
     extra = tmp / "vars.json"
@@ -251,8 +251,8 @@ def run_ours(lab, resources, tmp, logs, args, tag, faults, collections_path=None
     if args.forks:
         env["ANSIBLE_FORKS"] = str(args.forks)
     collection = REPO
-    if collections_path:
-        collections_path, collection = collections_path
+    if baseline:  # (collections path, collection) of another tree: bench_isolate.baseline_collection
+        collections_path, collection = baseline
         env["ANSIBLE_COLLECTIONS_PATH"] = str(collections_path)
     cmd = [str(pathlib.Path(sys.executable).parent / "ansible-playbook"), str(collection / "playbooks" / "isolate.yml"),
            "-i", str(inventory), "-e", f"@{extra}"]
