@@ -357,7 +357,7 @@ def round_medians(rounds):
     round (each pair ran back to back on the same lab) and its median."""
     if len(rounds) < 2:
         return {}
-    names = [n for n in rounds[0]]
+    names = list(rounds[0])
     medians = {n: {"wall_seconds": statistics.median(r[n]["wall_seconds"] for r in rounds),
                    "wall_over_floor": statistics.median(r[n]["wall_over_floor"] or 0 for r in rounds),
                    "rounds": [r[n]["wall_seconds"] for r in rounds]} for n in names}
