@@ -38,7 +38,6 @@ except ImportError:  # ansible-core 2.17, 2.18
     def _with_defaults(action, task, args, templar):
         return _old_with_defaults(action, args, task.module_defaults, templar, action_groups=task._parent._play._action_groups)
 
-SPECIAL_STAGES = ("place", "options", "preflight")
 RESPONDER_SESSIONS = "cloudsec.guardduty.sts_responder_sessions"
 DEFAULT_PARALLEL = 8
 

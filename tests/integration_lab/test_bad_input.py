@@ -244,6 +244,27 @@ def test_isolate_refuses_public_examiner_access_and_bad_group_names_before_any_c
         assert text in refusal(run), (text, refusal(run))
 
 
+def test_the_role_on_every_host_refuses_the_same_values_before_any_call(demo, tmp_path):
+    """roles: [cloudsec.guardduty.isolate] checks the values once for the play (tasks/guards.yml), read from the
+    variables vars/main.yml isolate_option_values names, as the playbook's leaders' check reads them."""
+    playbook = tmp_path / "role.yml"
+    playbook.write_text(json.dumps([{"hosts": "compromised", "gather_facts": False, "connection": "local",
+                                     "roles": ["cloudsec.guardduty.isolate"]}]))
+    hosts = {"web-1": {"instance_id": demo.instance("web-1")["id"], "region": "us-east-1", "account_id": ADMIN}}
+    inventory = tmp_path / "hosts.yml"
+    inventory.write_text(json.dumps({"all": {"children": {"compromised": {"hosts": hosts}}}}))
+    cases = [({"isolate_network_group_name": "sg-isolation"}, "isolate_network_group_name 'sg-isolation' starts with 'sg-'"),
+             ({"isolate_network_max_concurrency": 0}, "isolate_network_max_concurrency is 0; it must be >= 1"),
+             ({"isolate_network_allowed_access": [{"cidr": "203.0.113.9/32", "port": 22}]},
+              "isolate_network_allowed_access[0]: cidr 203.0.113.9/32 is not a private range")]
+    for extra, text in cases:
+        mark = demo.mark()
+        run = demo.run_playbook(str(playbook), extra_vars=dict(extra, incident_id="INC-GUARD"), inventory=str(inventory),
+                                limit="compromised", expect_rc=(2,))
+        assert demo.journal(mark) == [], extra  # not even the preflight's GetCallerIdentity
+        assert text in refusal(run) and "nothing was changed" in refusal(run), (text, refusal(run))
+
+
 def test_a_run_without_allowed_access_keeps_another_incidents_examiner_access(demo):
     """The isolation group is shared: incident A's examiner SSH stays when incident B isolates without it,
     unless B asks for exclusive rules."""
