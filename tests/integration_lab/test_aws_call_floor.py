@@ -4,19 +4,14 @@ costs, and a throttled page asked again alone. The journal counts the requests t
 The backoff's sleeps are skipped (they are the policy's, asserted in the unit tests): only the requests count.
 """
 
-import sys
 import time
 
 import boto3
 import pytest
 
-from tests.lab.rulebook import REPO
-
-sys.path.insert(0, str(REPO / ".build/collections"))  # the collection as the modules see it (ansible_collections is a namespace)
-
-from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry  # noqa: E402
-from ansible_collections.cloudsec.guardduty.plugins.module_utils import aws_calls  # noqa: E402
-from ansible_collections.cloudsec.guardduty.plugins.module_utils import guardduty as gd  # noqa: E402
+from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry
+from ansible_collections.cloudsec.guardduty.plugins.module_utils import aws_calls
+from ansible_collections.cloudsec.guardduty.plugins.module_utils import guardduty as gd
 
 
 @pytest.fixture

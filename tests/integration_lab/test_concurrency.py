@@ -12,7 +12,6 @@ refuses at once (lock_timeout: 0), naming the instance and the operation that ho
 
 import importlib.util
 import random
-import sys
 import threading
 import time
 
@@ -21,10 +20,8 @@ from tests.integration_lab.reliability_lab import (
 from tests.lab.pytest_plugin import REPO
 
 MODULE = "cloudsec.guardduty.ec2_isolation"
-# The lock module itself, for the S3 lease tests. It imports the collection's aws_calls: the collection as the modules
-# see it goes on the path here, not left to another test file collected first (test_aws_call_floor does the same).
-if str(REPO / ".build/collections") not in sys.path:
-    sys.path.insert(0, str(REPO / ".build/collections"))
+# The lock module itself, for the S3 lease tests. It imports the collection's aws_calls, found through the collection
+# path tests/lab/pytest_plugin.py puts on sys.path.
 _spec = importlib.util.spec_from_file_location("instance_lock", REPO / "plugins/module_utils/instance_lock.py")
 il = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(il)

@@ -24,6 +24,11 @@ from botocore.config import Config
 from tests.lab.scenario import DEFAULT_ACCOUNT, LAB_CREDENTIALS
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
+# The collection as its modules see it (ansible_collections is a namespace package), for the tests that import its
+# module_utils themselves (test_aws_call_floor, test_concurrency), whichever test file is collected first.
+COLLECTIONS = REPO / ".build" / "collections"
+if str(COLLECTIONS) not in sys.path:
+    sys.path.insert(0, str(COLLECTIONS))
 
 
 class LabClient:
